@@ -1,0 +1,53 @@
+//! Server-side helpers shared by every server function: the services from context, the session, the caller.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use std::net::SocketAddr;
+use tollgate_domain::DomainError;
+use tollgate_identity::{session::ClientInfo, Caller, Identity};
+use tower_sessions::Session;
+
+/// Everything the portal's server functions need, provided once per request by the server.
+#[derive(Clone)]
+pub struct Services {
+    pub identity: Identity,
+}
+
+pub fn identity() -> Result<Identity, AppError> {
+    use_context::<Services>().map(|s| s.identity).ok_or_else(|| {
+        tracing::error!("portal services missing from the request context");
+        AppError::Domain(DomainError::Internal)
+    })
+}
+
+pub async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>().await.map_err(|e| {
+        tracing::error!(error = %e, "no session layer on this request");
+        AppError::Domain(DomainError::Internal)
+    })
+}
+
+/// The client's address and browser, for the audit log and the sessions list.
+pub async fn client_info() -> ClientInfo {
+    let headers = leptos_axum::extract::<http::HeaderMap>().await.unwrap_or_default();
+    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0.ip().to_string());
+    ClientInfo {
+        ip: peer,
+        user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect()),
+    }
+}
+
+/// The signed-in caller, or Unauthenticated.
+pub async fn caller() -> Result<(Identity, Caller), AppError> {
+    let identity = identity()?;
+    let session = session().await?;
+    let caller = identity.caller(&session, &client_info().await).await?;
+    Ok((identity, caller))
+}
+
+/// The caller and the tenant they are working in.
+pub async fn tenant_caller() -> Result<(Identity, Caller, String), AppError> {
+    let (identity, caller) = caller().await?;
+    let tenant = caller.current_tenant()?.to_string();
+    Ok((identity, caller, tenant))
+}

@@ -1,0 +1,4 @@
+//! Widgets shared by the pages.
+
+pub mod layout;
+pub mod ui;

@@ -1,0 +1,64 @@
+//! The Tollgate portal: server-rendered Leptos pages that hydrate in the browser. Pages live in `pages/`,
+//! shared widgets in `components/`, and the calls into the server in `api/` (server functions).
+//! Forms are plain HTML forms posting to server functions, so every page works before (or without) wasm.
+
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod pages;
+
+use components::layout::Layout;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{ParentRoute, Route, Router, Routes},
+    path,
+};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body class="bg-slate-50 text-slate-900 dark:bg-slate-950 dark:text-slate-100 antialiased">
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/tollgate.css" />
+        <Title formatter=|t: String| if t.is_empty() { "Tollgate".to_string() } else { format!("{t} · Tollgate") } />
+        <Router>
+            <Routes fallback=pages::not_found::NotFound>
+                <Route path=path!("/login") view=pages::login::LoginPage />
+                <Route path=path!("/invite/:token") view=pages::invite::InvitePage />
+                <ParentRoute path=path!("") view=Layout>
+                    <Route path=path!("/") view=pages::home::HomePage />
+                    <Route path=path!("/catalog") view=pages::coming_soon::CatalogPage />
+                    <Route path=path!("/playground") view=pages::coming_soon::PlaygroundPage />
+                    <Route path=path!("/subscriptions") view=pages::coming_soon::SubscriptionsPage />
+                    <Route path=path!("/usage") view=pages::coming_soon::UsagePage />
+                    <Route path=path!("/teams") view=pages::teams::TeamsPage />
+                    <Route path=path!("/teams/:id") view=pages::team::TeamPage />
+                    <Route path=path!("/members") view=pages::members::MembersPage />
+                    <Route path=path!("/audit") view=pages::audit::AuditPage />
+                    <Route path=path!("/account") view=pages::account::AccountPage />
+                    <Route path=path!("/admin") view=pages::admin::AdminPage />
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,16 @@
+//! Tollgate's domain: the rules of who may do what, and the plain data types that the server and the portal
+//! share. Nothing here does IO, so it compiles to wasm32 for the portal and is tested with plain unit tests.
+
+pub mod access;
+pub mod audit;
+pub mod error;
+pub mod invitation;
+pub mod membership;
+pub mod page;
+pub mod role;
+pub mod text;
+pub mod time;
+pub mod views;
+
+pub use error::DomainError;
+pub use role::TenantRole;

@@ -1,0 +1,67 @@
+//! tower-sessions storage in our own database: sessions survive restarts and are shared by every server
+//! replica on the same PostgreSQL. We keep the owner's user id in its own column so a user can list and
+//! revoke their sessions.
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use tollgate_store::{SessionWrite, Store, StoreError};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, SessionStore};
+
+use crate::session::USER_ID;
+
+#[derive(Clone, Debug)]
+pub struct DbSessionStore {
+    store: Store,
+}
+
+impl DbSessionStore {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    async fn write(&self, record: &Record, only_if_new: bool) -> session_store::Result<bool> {
+        let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let user_id = record.data.get(USER_ID).and_then(|v| v.as_str());
+        let expires_at = i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let id = record.id.to_string();
+        self.store
+            .save_session(SessionWrite { id: &id, user_id, data: &data, expires_at }, only_if_new)
+            .await
+            .map_err(backend)
+    }
+}
+
+fn backend(e: StoreError) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // Ids are 128 random bits; a collision is astronomically unlikely, but never overwrite another session.
+        while !self.write(record, true).await? {
+            record.id = Id::default();
+        }
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.write(record, false).await.map(|_| ())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let Some(row) = self.store.load_session(&id.to_string()).await.map_err(backend)? else {
+            return Ok(None);
+        };
+        let data: HashMap<String, serde_json::Value> =
+            serde_json::from_str(&row.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let expiry_date = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.expires_at) * 1_000_000)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record { id: *id, data, expiry_date }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.store.delete_session(&id.to_string()).await.map_err(backend)
+    }
+}

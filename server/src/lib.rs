@@ -1,0 +1,100 @@
+//! The Tollgate server: builds every service from the configuration and serves the portal, its server
+//! functions and the sign-in routes on one listener. `main.rs` is only the process around `start`.
+
+pub mod config;
+mod health;
+mod middleware;
+mod oidc_routes;
+mod router;
+pub mod state;
+pub mod telemetry;
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+pub use config::{Cli, Config};
+pub use state::AppState;
+
+/// A server running in this process: its address, its state, and the handle to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), std::io::Error>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight requests, and waits for the server to end.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.context("server task panicked")??;
+        Ok(())
+    }
+
+    /// Runs until SIGTERM / Ctrl-C has stopped the server (the signal is watched by the server task).
+    pub async fn shutdown_on_signal(mut self) -> anyhow::Result<()> {
+        let _keep_open = self.stop.take();
+        (&mut self.task).await.context("server task panicked")??;
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Builds the state (database, migrations, first-start bootstrap) and serves on `listener` until
+/// `shutdown()` or, with `serve_until_signal`, SIGTERM / Ctrl-C.
+pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    let mut config = config;
+    if config.listen.port() == 0 {
+        // Tests bind port 0: make links and redirects point at the real port.
+        if config.public_url == format!("http://{}", config.listen) {
+            config.public_url = format!("http://{addr}");
+        }
+        config.listen = addr;
+    }
+    let state = AppState::build(&config).await?;
+    let app = router::build(state.clone(), &config)?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = stop_rx => {}
+                    _ = shutdown_signal() => {}
+                }
+            })
+            .await
+    });
+    Ok(RunningServer { addr, state, stop: Some(stop_tx), task })
+}
+
+/// Waits for SIGTERM (how orchestrators stop us) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}

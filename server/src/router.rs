@@ -1,0 +1,54 @@
+//! The route table and the middleware stack, in one place.
+
+use crate::{config::Config, health, middleware, oidc_routes, state::AppState};
+use axum::{extract::DefaultBodyLimit, routing::get, Router};
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tollgate_app::{api::ssr::Services, shell, App};
+use tollgate_identity::DbSessionStore;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use tower_sessions::{cookie::{time::Duration, SameSite}, Expiry, SessionManagerLayer};
+
+/// Portal forms are small; anything larger is a mistake or an attack.
+const PORTAL_BODY_LIMIT: usize = 256 * 1024;
+
+pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
+    let services = Services { identity: state.identity.clone() };
+    let context = move || provide_context(services.clone());
+    let leptos_options = state.leptos.clone();
+    let routes = generate_route_list(App);
+
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.store.clone()))
+        .with_name("tollgate_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure_cookies())
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(Duration::minutes(config.session_idle_minutes)));
+
+    let portal = Router::<AppState>::new()
+        .leptos_routes_with_context(&state, routes, context.clone(), {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .route("/auth/oidc/start", get(oidc_routes::start))
+        .route("/auth/oidc/callback", get(oidc_routes::callback))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_sign_in))
+        .layer(axum::middleware::from_fn(middleware::same_origin_writes))
+        .layer(sessions)
+        .layer(DefaultBodyLimit::max(PORTAL_BODY_LIMIT));
+
+    let app = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(portal)
+        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    Ok(app)
+}

@@ -1,0 +1,113 @@
+//! The application state: every service, built once at start from the configuration.
+
+use crate::config::Config;
+use anyhow::Context;
+use std::time::Duration;
+use tollgate_identity::{
+    bootstrap::{bootstrap, BootstrapOptions, Bootstrapped},
+    oidc::{Oidc, OidcConfig},
+    throttle::LoginThrottle,
+    Identity, Settings,
+};
+use tollgate_store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub identity: Identity,
+    pub leptos: leptos::config::LeptosOptions,
+}
+
+impl axum::extract::FromRef<AppState> for leptos::config::LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl AppState {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("cannot open the database at {}", redact(&config.database_url)))?;
+        match bootstrap(
+            &store,
+            BootstrapOptions {
+                admin_email: config.admin_email.clone(),
+                admin_password: config.admin_password.clone(),
+                demo_tenant: config.demo_tenant,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("first-start setup failed: {e}"))?
+        {
+            Bootstrapped::AlreadyDone => {}
+            Bootstrapped::Created { email, generated_password: Some(password) } => {
+                // Shown once, on the console of the person who started the server: nowhere else.
+                println!("\n  Tollgate created the platform admin {email} with the password: {password}\n  Sign in at {} and keep it safe; it is not shown again.\n", config.public_url);
+            }
+            Bootstrapped::Created { email, generated_password: None } => {
+                tracing::info!(admin.email = %email, "created the platform admin from the configured password");
+            }
+        }
+        let oidc = match &config.oidc {
+            None => None,
+            Some(o) => Some(
+                Oidc::new(OidcConfig {
+                    issuer_url: o.issuer_url.clone(),
+                    client_id: o.client_id.clone(),
+                    client_secret: o.client_secret.clone(),
+                    scopes: o.scopes.clone(),
+                    groups_claim: o.groups_claim.clone(),
+                    group_prefix: o.group_prefix.clone(),
+                    display_name: o.display_name.clone(),
+                    redirect_url: format!("{}/auth/oidc/callback", config.public_url),
+                    post_logout_redirect_url: format!("{}/login?signed_out=1", config.public_url),
+                })
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+        };
+        let identity = Identity::new(
+            store.clone(),
+            Settings {
+                public_url: config.public_url.clone(),
+                local_login: config.local_login,
+                idle_timeout_secs: config.session_idle_minutes * 60,
+                absolute_timeout_secs: config.session_max_hours * 3600,
+            },
+            LoginThrottle::new(
+                config.login_max_failures,
+                Duration::from_secs(config.login_lockout_minutes * 60),
+                Duration::from_secs(config.login_lockout_minutes * 60),
+            ),
+            oidc,
+        );
+        let leptos = leptos::config::LeptosOptions::builder()
+            .output_name("tollgate")
+            .site_root(config.site_root.as_str())
+            .site_pkg_dir("pkg")
+            .site_addr(config.listen)
+            .build();
+        Ok(Self { store, identity, leptos })
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}://{}:***@{}", &url[..scheme], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,0 +1,34 @@
+//! Tollgate's storage layer: the only place with SQL. One schema for SQLite and PostgreSQL, chosen by the
+//! database URL; runtime queries (no compile-time checking against one backend) with the same test suite
+//! run on both. Each module holds the queries of one table group, as `impl Store` blocks.
+
+mod audit;
+mod connect;
+mod error;
+mod ids;
+mod invitations;
+mod sessions;
+mod teams;
+mod tenants;
+mod users;
+pub mod testing;
+
+pub use audit::{AuditQuery, AuditRow, NewAuditEvent};
+pub use connect::{Backend, Store};
+pub use error::StoreError;
+pub use ids::new_id;
+pub use invitations::{InvitationRow, NewInvitation};
+pub use sessions::{SessionRow, SessionWrite};
+pub use teams::{TeamMemberRow, TeamRow};
+pub use tenants::{MemberRow, TenantRow, TenantSummaryRow, UserTenantRow};
+pub use users::{NewUser, UserRow};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Current time in epoch milliseconds, the unit of every instant column.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,119 @@
+//! Users: local accounts (password hash) and accounts linked to an OpenID Connect identity (issuer + subject).
+
+use crate::{new_id, now_millis, Result, Store};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub oidc_issuer: Option<String>,
+    pub oidc_subject: Option<String>,
+    pub platform_admin: i64,
+    pub created_at: i64,
+    pub last_sign_in_at: Option<i64>,
+}
+
+impl UserRow {
+    pub fn is_platform_admin(&self) -> bool {
+        self.platform_admin != 0
+    }
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub oidc: Option<(&'a str, &'a str)>,
+    pub platform_admin: bool,
+}
+
+const COLUMNS: &str =
+    "id, email, name, password_hash, oidc_issuer, oidc_subject, platform_admin, created_at, last_sign_in_at";
+
+impl Store {
+    pub async fn create_user(&self, new: NewUser<'_>) -> Result<UserRow> {
+        let id = new_id("usr");
+        let (issuer, subject) = new.oidc.unzip();
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, oidc_issuer, oidc_subject, platform_admin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(new.email)
+        .bind(new.name)
+        .bind(new.password_hash)
+        .bind(issuer)
+        .bind(subject)
+        .bind(i64::from(new.platform_admin))
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        self.user_by_id(&id).await?.ok_or(crate::StoreError::Setup("user vanished after insert".into()))
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE email = $1"))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn user_by_oidc(&self, issuer: &str, subject: &str) -> Result<Option<UserRow>> {
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE oidc_issuer = $1 AND oidc_subject = $2"))
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Links an existing account (found by email) to an OIDC identity on its first single sign-on.
+    pub async fn link_oidc(&self, user_id: &str, issuer: &str, subject: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET oidc_issuer = $1, oidc_subject = $2 WHERE id = $3")
+            .bind(issuer)
+            .bind(subject)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_platform_admin(&self, user_id: &str, admin: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET platform_admin = $1 WHERE id = $2")
+            .bind(i64::from(admin))
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch_sign_in(&self, user_id: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(now_millis())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn count_platform_admins(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE platform_admin = 1").fetch_one(&self.pool).await?)
+    }
+}
