@@ -1,7 +1,10 @@
 //! The portal's one error type: what a server function can fail with, carried over the network intact so
 //! the page can show the same words the server chose.
 
-use leptos::server_fn::{codec::JsonEncoding, error::{FromServerFnError, ServerFnErrorErr}};
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
 use serde::{Deserialize, Serialize};
 use tollgate_domain::DomainError;
 
@@ -23,10 +26,30 @@ impl AppError {
 impl From<DomainError> for AppError {
     fn from(e: DomainError) -> Self {
         #[cfg(feature = "ssr")]
-        if let Some(resp) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            resp.set_status(http::StatusCode::from_u16(e.http_status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR));
-        }
+        set_status(&e);
         AppError::Domain(e)
+    }
+}
+
+/// Answers API-style calls (the hydrated page, scripts) with the error's HTTP status. Plain HTML form posts
+/// are left alone: Leptos redirects those back to the form with the error in the URL, and a 4xx status
+/// would stop the browser from following that redirect.
+#[cfg(feature = "ssr")]
+fn set_status(e: &DomainError) {
+    use leptos::prelude::use_context;
+    let form_post = use_context::<http::request::Parts>().is_some_and(|parts| {
+        parts.method == http::Method::POST
+            && parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/html"))
+    });
+    if let (false, Some(resp)) = (form_post, use_context::<leptos_axum::ResponseOptions>()) {
+        resp.set_status(
+            http::StatusCode::from_u16(e.http_status())
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+        );
     }
 }
 

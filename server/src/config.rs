@@ -6,7 +6,11 @@ use serde::Deserialize;
 use std::{net::SocketAddr, path::PathBuf};
 
 #[derive(Parser, Debug, Default, Clone)]
-#[command(name = "tollgate", version, about = "Tollgate: models as a service on your own GPUs (portal, API and gateway).")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Tollgate: models as a service on your own GPUs (portal, API and gateway)."
+)]
 pub struct Cli {
     /// TOML configuration file; flags and environment variables override its values.
     #[arg(long, env = "TOLLGATE_CONFIG")]
@@ -178,7 +182,8 @@ impl Config {
     pub fn load(cli: Cli) -> Result<Self, ConfigError> {
         let file = match &cli.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
                 toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e))?
             }
             None => FileConfig::default(),
@@ -188,8 +193,14 @@ impl Config {
 
     fn resolve(cli: Cli, f: FileConfig) -> Result<Self, ConfigError> {
         // cargo-leptos passes the site address and root of its build through these variables.
-        let leptos_addr = std::env::var("LEPTOS_SITE_ADDR").ok().and_then(|a| a.parse().ok());
-        let listen = cli.listen.or(f.server.listen).or(leptos_addr).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)));
+        let leptos_addr = std::env::var("LEPTOS_SITE_ADDR")
+            .ok()
+            .and_then(|a| a.parse().ok());
+        let listen = cli
+            .listen
+            .or(f.server.listen)
+            .or(leptos_addr)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)));
         let public_url = cli
             .public_url
             .or(f.server.public_url)
@@ -197,14 +208,27 @@ impl Config {
             .trim_end_matches('/')
             .to_string();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid(format!("public URL '{public_url}' must start with http:// or https://")));
+            return Err(ConfigError::Invalid(format!(
+                "public URL '{public_url}' must start with http:// or https://"
+            )));
         }
-        let session_idle_minutes = cli.session_idle_minutes.or(f.auth.session_idle_minutes).unwrap_or(120);
-        let session_max_hours = cli.session_max_hours.or(f.auth.session_max_hours).unwrap_or(24);
+        let session_idle_minutes = cli
+            .session_idle_minutes
+            .or(f.auth.session_idle_minutes)
+            .unwrap_or(120);
+        let session_max_hours = cli
+            .session_max_hours
+            .or(f.auth.session_max_hours)
+            .unwrap_or(24);
         if session_idle_minutes < 1 || session_max_hours < 1 {
-            return Err(ConfigError::Invalid("session lifetimes must be at least 1 minute / 1 hour".into()));
+            return Err(ConfigError::Invalid(
+                "session lifetimes must be at least 1 minute / 1 hour".into(),
+            ));
         }
-        let issuer = cli.oidc_issuer_url.or(f.oidc.issuer_url).filter(|s| !s.is_empty());
+        let issuer = cli
+            .oidc_issuer_url
+            .or(f.oidc.issuer_url)
+            .filter(|s| !s.is_empty());
         let oidc = match issuer {
             None => None,
             Some(issuer_url) => Some(OidcSettings {
@@ -212,7 +236,10 @@ impl Config {
                 client_id: cli.oidc_client_id.or(f.oidc.client_id).ok_or_else(|| {
                     ConfigError::Invalid("OIDC needs a client id (TOLLGATE_OIDC_CLIENT_ID)".into())
                 })?,
-                client_secret: cli.oidc_client_secret.or(f.oidc.client_secret).unwrap_or_default(),
+                client_secret: cli
+                    .oidc_client_secret
+                    .or(f.oidc.client_secret)
+                    .unwrap_or_default(),
                 scopes: cli
                     .oidc_scopes
                     .or(f.oidc.scopes)
@@ -221,34 +248,60 @@ impl Config {
                     .filter(|s| *s != "openid")
                     .map(str::to_string)
                     .collect(),
-                groups_claim: cli.oidc_groups_claim.or(f.oidc.groups_claim).unwrap_or_else(|| "groups".into()),
-                group_prefix: cli.oidc_group_prefix.or(f.oidc.group_prefix).unwrap_or_else(|| "tollgate:".into()),
-                display_name: cli.oidc_display_name.or(f.oidc.display_name).unwrap_or_else(|| "single sign-on".into()),
+                groups_claim: cli
+                    .oidc_groups_claim
+                    .or(f.oidc.groups_claim)
+                    .unwrap_or_else(|| "groups".into()),
+                group_prefix: cli
+                    .oidc_group_prefix
+                    .or(f.oidc.group_prefix)
+                    .unwrap_or_else(|| "tollgate:".into()),
+                display_name: cli
+                    .oidc_display_name
+                    .or(f.oidc.display_name)
+                    .unwrap_or_else(|| "single sign-on".into()),
             }),
         };
         let local_login = cli.local_login.or(f.auth.local_login).unwrap_or(true);
         if !local_login && oidc.is_none() {
-            return Err(ConfigError::Invalid("turning local sign-in off needs OIDC configured, or nobody can sign in".into()));
+            return Err(ConfigError::Invalid(
+                "turning local sign-in off needs OIDC configured, or nobody can sign in".into(),
+            ));
         }
         Ok(Self {
             listen,
             public_url,
-            database_url: cli.database_url.or(f.database.url).unwrap_or_else(|| "sqlite://data/tollgate.db".into()),
+            database_url: cli
+                .database_url
+                .or(f.database.url)
+                .unwrap_or_else(|| "sqlite://data/tollgate.db".into()),
             site_root: cli
                 .site_root
                 .or(f.server.site_root)
                 .or_else(|| std::env::var("LEPTOS_SITE_ROOT").ok())
                 .unwrap_or_else(|| "target/site".into()),
-            admin_email: cli.admin_email.or(f.bootstrap.admin_email).unwrap_or_else(|| "admin@tollgate.local".into()),
+            admin_email: cli
+                .admin_email
+                .or(f.bootstrap.admin_email)
+                .unwrap_or_else(|| "admin@tollgate.local".into()),
             admin_password: cli.admin_password.or(f.bootstrap.admin_password),
             demo_tenant: cli.demo_tenant.or(f.bootstrap.demo_tenant).unwrap_or(true),
             local_login,
             session_idle_minutes,
             session_max_hours,
-            login_max_failures: cli.login_max_failures.or(f.auth.login_max_failures).unwrap_or(5),
-            login_lockout_minutes: cli.login_lockout_minutes.or(f.auth.login_lockout_minutes).unwrap_or(15),
+            login_max_failures: cli
+                .login_max_failures
+                .or(f.auth.login_max_failures)
+                .unwrap_or(5),
+            login_lockout_minutes: cli
+                .login_lockout_minutes
+                .or(f.auth.login_lockout_minutes)
+                .unwrap_or(15),
             oidc,
-            log_format: cli.log_format.or(f.server.log_format).unwrap_or_else(|| "pretty".into()),
+            log_format: cli
+                .log_format
+                .or(f.server.log_format)
+                .unwrap_or_else(|| "pretty".into()),
         })
     }
 
@@ -259,7 +312,8 @@ impl Config {
 
     /// A configuration for tests: SQLite or PostgreSQL URL given, random port, no demo data.
     pub fn for_tests(database_url: &str) -> Self {
-        let mut c = Self::resolve(Cli::default(), FileConfig::default()).unwrap_or_else(|e| panic!("default config: {e}"));
+        let mut c = Self::resolve(Cli::default(), FileConfig::default())
+            .unwrap_or_else(|e| panic!("default config: {e}"));
         c.database_url = database_url.to_string();
         c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         c.demo_tenant = false;
@@ -277,7 +331,8 @@ mod tests {
 
     #[test]
     fn defaults_make_a_working_local_setup() {
-        let c = Config::resolve(Cli::default(), FileConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::resolve(Cli::default(), FileConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.database_url, "sqlite://data/tollgate.db");
         assert!(c.local_login && c.demo_tenant && c.oidc.is_none());
         assert!(c.public_url.starts_with("http://"));
@@ -287,7 +342,10 @@ mod tests {
     #[test]
     fn flags_override_the_file() {
         let file = parse("[server]\npublic_url = \"https://file.example/\"\n[database]\nurl = \"postgres://db/x\"\n");
-        let cli = Cli { public_url: Some("https://flag.example".into()), ..Default::default() };
+        let cli = Cli {
+            public_url: Some("https://flag.example".into()),
+            ..Default::default()
+        };
         let c = Config::resolve(cli, file).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.public_url, "https://flag.example");
         assert_eq!(c.database_url, "postgres://db/x");
@@ -297,16 +355,24 @@ mod tests {
     #[test]
     fn oidc_needs_a_client_id_and_unknown_keys_are_refused() {
         let file = parse("[oidc]\nissuer_url = \"https://sso.example/realms/x\"\n");
-        assert!(matches!(Config::resolve(Cli::default(), file), Err(ConfigError::Invalid(_))));
+        assert!(matches!(
+            Config::resolve(Cli::default(), file),
+            Err(ConfigError::Invalid(_))
+        ));
         assert!(toml::from_str::<FileConfig>("[server]\nlisten_on = 1\n").is_err());
         let file = parse("[oidc]\nissuer_url = \"https://sso.example\"\nclient_id = \"tg\"\nscopes = \"openid email\"\n");
-        let oidc = Config::resolve(Cli::default(), file).ok().and_then(|c| c.oidc);
+        let oidc = Config::resolve(Cli::default(), file)
+            .ok()
+            .and_then(|c| c.oidc);
         assert_eq!(oidc.map(|o| o.scopes), Some(vec!["email".to_string()]));
     }
 
     #[test]
     fn turning_off_passwords_without_sso_is_refused() {
-        let cli = Cli { local_login: Some(false), ..Default::default() };
+        let cli = Cli {
+            local_login: Some(false),
+            ..Default::default()
+        };
         assert!(Config::resolve(cli, FileConfig::default()).is_err());
     }
 }

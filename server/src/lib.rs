@@ -1,5 +1,6 @@
 //! The Tollgate server: builds every service from the configuration and serves the portal, its server
 //! functions and the sign-in routes on one listener. `main.rs` is only the process around `start`.
+#![recursion_limit = "256"]
 
 pub mod config;
 mod health;
@@ -62,16 +63,24 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let app = router::build(state.clone(), &config)?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = stop_rx => {}
-                    _ = shutdown_signal() => {}
-                }
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = stop_rx => {}
+                _ = shutdown_signal() => {}
+            }
+        })
+        .await
     });
-    Ok(RunningServer { addr, state, stop: Some(stop_tx), task })
+    Ok(RunningServer {
+        addr,
+        state,
+        stop: Some(stop_tx),
+        task,
+    })
 }
 
 /// Waits for SIGTERM (how orchestrators stop us) or Ctrl-C.

@@ -18,8 +18,14 @@ use tower_sessions::Session;
 /// Paths anyone may open: sign-in, invitations, static assets, probes, and server functions (which check
 /// the caller themselves).
 fn is_public(path: &str) -> bool {
-    const PREFIXES: [&str; 7] = ["/login", "/invite/", "/auth/", "/api/", "/pkg/", "/healthz", "/readyz"];
-    PREFIXES.iter().any(|p| path.starts_with(p)) || path.rsplit('/').next().is_some_and(|last| last.contains('.'))
+    const PREFIXES: [&str; 7] = [
+        "/login", "/invite/", "/auth/", "/api/", "/pkg/", "/healthz", "/readyz",
+    ];
+    PREFIXES.iter().any(|p| path.starts_with(p))
+        || path
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains('.'))
 }
 
 pub async fn require_sign_in(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -30,14 +36,24 @@ pub async fn require_sign_in(State(state): State<AppState>, req: Request, next: 
         return next.run(req).await;
     };
     let client = ClientInfo {
-        ip: req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        ip: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
         user_agent: None,
     };
     match state.identity.caller(&session, &client).await {
         Ok(_) => next.run(req).await,
         Err(_) => {
-            let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            let login = format!("/login?next={}", tollgate_app::components::ui::urlencode(target));
+            let target = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let login = format!(
+                "/login?next={}",
+                tollgate_app::components::ui::urlencode(target)
+            );
             Redirect::to(&login).into_response()
         }
     }
@@ -48,11 +64,17 @@ pub async fn same_origin_writes(req: Request<Body>, next: Next) -> Response {
         return next.run(req).await;
     }
     let headers = req.headers();
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
     let cross_origin = match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         Some("null") => true,
         Some(origin) => {
-            let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+            let origin_host = origin
+                .split_once("://")
+                .map(|(_, rest)| rest)
+                .unwrap_or(origin);
             !origin_host.eq_ignore_ascii_case(host)
         }
         None => headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site"),
@@ -73,7 +95,15 @@ mod tests {
         for p in ["/", "/teams", "/teams/team_1", "/admin", "/members"] {
             assert!(!is_public(p), "{p}");
         }
-        for p in ["/login", "/invite/abc", "/auth/oidc/start", "/api/me", "/pkg/tollgate.wasm", "/favicon.ico", "/healthz"] {
+        for p in [
+            "/login",
+            "/invite/abc",
+            "/auth/oidc/start",
+            "/api/me",
+            "/pkg/tollgate.wasm",
+            "/favicon.ico",
+            "/healthz",
+        ] {
             assert!(is_public(p), "{p}");
         }
     }

@@ -26,11 +26,22 @@ pub struct CallbackParams {
 }
 
 fn to_login(message: &str) -> Redirect {
-    Redirect::to(&format!("/login?sso_error={}", tollgate_app::components::ui::urlencode(message)))
+    Redirect::to(&format!(
+        "/login?sso_error={}",
+        tollgate_app::components::ui::urlencode(message)
+    ))
 }
 
-pub async fn start(State(state): State<AppState>, session: Session, Query(p): Query<StartParams>) -> Redirect {
-    match state.identity.oidc_begin(&session, p.next.as_deref().unwrap_or("/")).await {
+pub async fn start(
+    State(state): State<AppState>,
+    session: Session,
+    Query(p): Query<StartParams>,
+) -> Redirect {
+    match state
+        .identity
+        .oidc_begin(&session, p.next.as_deref().unwrap_or("/"))
+        .await
+    {
         Ok(url) => Redirect::to(&url),
         Err(e) => to_login(&e.to_string()),
     }
@@ -52,9 +63,16 @@ pub async fn callback(
     };
     let client = ClientInfo {
         ip: Some(peer.ip().to_string()),
-        user_agent: headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+        user_agent: headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     };
-    match state.identity.oidc_complete(&session, &returned_state, &code, &client).await {
+    match state
+        .identity
+        .oidc_complete(&session, &returned_state, &code, &client)
+        .await
+    {
         Ok(return_to) => Redirect::to(&return_to),
         Err(e) => to_login(&e.to_string()),
     }

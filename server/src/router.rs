@@ -10,13 +10,18 @@ use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
-use tower_sessions::{cookie::{time::Duration, SameSite}, Expiry, SessionManagerLayer};
+use tower_sessions::{
+    cookie::{time::Duration, SameSite},
+    Expiry, SessionManagerLayer,
+};
 
 /// Portal forms are small; anything larger is a mistake or an attack.
 const PORTAL_BODY_LIMIT: usize = 256 * 1024;
 
 pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
-    let services = Services { identity: state.identity.clone() };
+    let services = Services {
+        identity: state.identity.clone(),
+    };
     let context = move || provide_context(services.clone());
     let leptos_options = state.leptos.clone();
     let routes = generate_route_list(App);
@@ -27,7 +32,9 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies())
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(Duration::minutes(config.session_idle_minutes)));
+        .with_expiry(Expiry::OnInactivity(Duration::minutes(
+            config.session_idle_minutes,
+        )));
 
     let portal = Router::<AppState>::new()
         .leptos_routes_with_context(&state, routes, context.clone(), {
@@ -36,8 +43,14 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         })
         .route("/auth/oidc/start", get(oidc_routes::start))
         .route("/auth/oidc/callback", get(oidc_routes::callback))
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_sign_in))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::require_sign_in,
+        ))
         .layer(axum::middleware::from_fn(middleware::same_origin_writes))
         .layer(sessions)
         .layer(DefaultBodyLimit::max(PORTAL_BODY_LIMIT));

@@ -28,7 +28,12 @@ impl AppState {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let store = Store::connect(&config.database_url)
             .await
-            .with_context(|| format!("cannot open the database at {}", redact(&config.database_url)))?;
+            .with_context(|| {
+                format!(
+                    "cannot open the database at {}",
+                    redact(&config.database_url)
+                )
+            })?;
         match bootstrap(
             &store,
             BootstrapOptions {
@@ -41,11 +46,17 @@ impl AppState {
         .map_err(|e| anyhow::anyhow!("first-start setup failed: {e}"))?
         {
             Bootstrapped::AlreadyDone => {}
-            Bootstrapped::Created { email, generated_password: Some(password) } => {
+            Bootstrapped::Created {
+                email,
+                generated_password: Some(password),
+            } => {
                 // Shown once, on the console of the person who started the server: nowhere else.
                 println!("\n  Tollgate created the platform admin {email} with the password: {password}\n  Sign in at {} and keep it safe; it is not shown again.\n", config.public_url);
             }
-            Bootstrapped::Created { email, generated_password: None } => {
+            Bootstrapped::Created {
+                email,
+                generated_password: None,
+            } => {
                 tracing::info!(admin.email = %email, "created the platform admin from the configured password");
             }
         }
@@ -87,7 +98,11 @@ impl AppState {
             .site_pkg_dir("pkg")
             .site_addr(config.listen)
             .build();
-        Ok(Self { store, identity, leptos })
+        Ok(Self {
+            store,
+            identity,
+            leptos,
+        })
     }
 }
 
@@ -107,7 +122,10 @@ fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted_from_database_urls() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 }

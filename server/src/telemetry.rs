@@ -7,7 +7,9 @@ pub fn init(format: &str) {
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn,hyper=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if format == "json" {
-        registry.with(fmt::layer().json().with_current_span(false)).try_init()
+        registry
+            .with(fmt::layer().json().with_current_span(false))
+            .try_init()
     } else {
         registry.with(fmt::layer().compact()).try_init()
     };

@@ -17,7 +17,11 @@ pub async fn list_audit(
 ) -> Result<Page<AuditEventView>, AppError> {
     use tollgate_domain::{time::Millis, views::AuditFilter};
     let (identity, caller) = super::ssr::caller().await?;
-    let tenant_id = if all_tenants && caller.platform_admin { None } else { Some(caller.current_tenant()?.to_string()) };
+    let tenant_id = if all_tenants && caller.platform_admin {
+        None
+    } else {
+        Some(caller.current_tenant()?.to_string())
+    };
     let filter = AuditFilter {
         action: Some(action),
         actor: Some(actor),

@@ -8,10 +8,11 @@ use tollgate_domain::views::{LoginOptions, Me};
 /// The signed-in user, or None.
 #[server(endpoint = "me", input = GetUrl)]
 pub async fn get_me() -> Result<Option<Me>, AppError> {
-    match super::ssr::caller().await {
-        Ok((identity, caller)) => Ok(Some(identity.me(&caller).await?)),
-        Err(e) if e.is_unauthenticated() => Ok(None),
-        Err(e) => Err(e),
+    let identity = super::ssr::identity()?;
+    match super::ssr::signed_in(&identity).await {
+        Ok(caller) => Ok(Some(identity.me(&caller).await?)),
+        Err(tollgate_domain::DomainError::Unauthenticated) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -20,7 +21,10 @@ pub async fn get_login_options() -> Result<LoginOptions, AppError> {
     let identity = super::ssr::identity()?;
     Ok(LoginOptions {
         local: identity.settings.local_login,
-        oidc: identity.oidc.as_ref().map(|o| o.config.display_name.clone()),
+        oidc: identity
+            .oidc
+            .as_ref()
+            .map(|o| o.config.display_name.clone()),
     })
 }
 
@@ -29,8 +33,12 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
     let identity = super::ssr::identity()?;
     let session = super::ssr::session().await?;
     let client = super::ssr::client_info().await;
-    identity.sign_in_local(&session, &email, &password, &client).await?;
-    leptos_axum::redirect(tollgate_identity::oidc::safe_return_to(next.as_deref().unwrap_or("/")));
+    identity
+        .sign_in_local(&session, &email, &password, &client)
+        .await?;
+    leptos_axum::redirect(tollgate_identity::oidc::safe_return_to(
+        next.as_deref().unwrap_or("/"),
+    ));
     Ok(())
 }
 
@@ -39,7 +47,7 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
 pub async fn logout() -> Result<(), AppError> {
     let identity = super::ssr::identity()?;
     let session = super::ssr::session().await?;
-    let caller = identity.caller(&session, &super::ssr::client_info().await).await.ok();
+    let caller = super::ssr::signed_in(&identity).await.ok();
     let id_token = identity.end_session(&session, caller.as_ref()).await?;
     let provider_logout = match (&identity.oidc, id_token) {
         (Some(oidc), Some(token)) => oidc.end_session_url(Some(&token)).await,
@@ -54,7 +62,9 @@ pub async fn logout() -> Result<(), AppError> {
 pub async fn switch_tenant(tenant_id: String) -> Result<(), AppError> {
     let (identity, caller) = super::ssr::caller().await?;
     let session = super::ssr::session().await?;
-    identity.switch_tenant(&session, &caller, &tenant_id).await?;
+    identity
+        .switch_tenant(&session, &caller, &tenant_id)
+        .await?;
     leptos_axum::redirect("/");
     Ok(())
 }

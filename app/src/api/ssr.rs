@@ -14,10 +14,12 @@ pub struct Services {
 }
 
 pub fn identity() -> Result<Identity, AppError> {
-    use_context::<Services>().map(|s| s.identity).ok_or_else(|| {
-        tracing::error!("portal services missing from the request context");
-        AppError::Domain(DomainError::Internal)
-    })
+    use_context::<Services>()
+        .map(|s| s.identity)
+        .ok_or_else(|| {
+            tracing::error!("portal services missing from the request context");
+            AppError::Domain(DomainError::Internal)
+        })
 }
 
 pub async fn session() -> Result<Session, AppError> {
@@ -29,20 +31,36 @@ pub async fn session() -> Result<Session, AppError> {
 
 /// The client's address and browser, for the audit log and the sessions list.
 pub async fn client_info() -> ClientInfo {
-    let headers = leptos_axum::extract::<http::HeaderMap>().await.unwrap_or_default();
-    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0.ip().to_string());
+    let headers = leptos_axum::extract::<http::HeaderMap>()
+        .await
+        .unwrap_or_default();
+    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>()
+        .await
+        .ok()
+        .map(|c| c.0.ip().to_string());
     ClientInfo {
         ip: peer,
-        user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect()),
+        user_agent: headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(200).collect()),
     }
 }
 
-/// The signed-in caller, or Unauthenticated.
+/// The signed-in caller, or Unauthenticated (which sets the response status to 401).
 pub async fn caller() -> Result<(Identity, Caller), AppError> {
     let identity = identity()?;
-    let session = session().await?;
-    let caller = identity.caller(&session, &client_info().await).await?;
+    let caller = signed_in(&identity).await?;
     Ok((identity, caller))
+}
+
+/// The signed-in caller, without touching the response: for callers that treat "signed out" as an answer.
+pub async fn signed_in(identity: &Identity) -> Result<Caller, DomainError> {
+    let session = leptos_axum::extract::<Session>().await.map_err(|e| {
+        tracing::error!(error = %e, "no session layer on this request");
+        DomainError::Internal
+    })?;
+    identity.caller(&session, &client_info().await).await
 }
 
 /// The caller and the tenant they are working in.

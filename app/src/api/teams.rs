@@ -3,7 +3,10 @@
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
-use tollgate_domain::{page::Page, views::{TeamMemberView, TeamView}};
+use tollgate_domain::{
+    page::Page,
+    views::{TeamMemberView, TeamView},
+};
 
 #[server(endpoint = "teams/list", input = GetUrl)]
 pub async fn list_teams(search: String, page: u32) -> Result<Page<TeamView>, AppError> {
@@ -21,7 +24,9 @@ pub async fn get_team(team_id: String) -> Result<(TeamView, Vec<TeamMemberView>)
 #[server(endpoint = "teams/create")]
 pub async fn create_team(name: String, description: String) -> Result<TeamView, AppError> {
     let (identity, caller, tenant) = super::ssr::tenant_caller().await?;
-    Ok(identity.create_team(&caller, &tenant, &name, &description).await?)
+    Ok(identity
+        .create_team(&caller, &tenant, &name, &description)
+        .await?)
 }
 
 #[server(endpoint = "teams/delete")]
@@ -35,11 +40,15 @@ pub async fn delete_team(team_id: String) -> Result<(), AppError> {
 #[server(endpoint = "teams/add-member")]
 pub async fn add_team_member(team_id: String, email: String) -> Result<(), AppError> {
     let (identity, caller, tenant) = super::ssr::tenant_caller().await?;
-    Ok(identity.add_team_member(&caller, &tenant, &team_id, &email).await?)
+    Ok(identity
+        .add_team_member(&caller, &tenant, &team_id, &email)
+        .await?)
 }
 
 #[server(endpoint = "teams/remove-member")]
 pub async fn remove_team_member(team_id: String, user_id: String) -> Result<(), AppError> {
     let (identity, caller, tenant) = super::ssr::tenant_caller().await?;
-    Ok(identity.remove_team_member(&caller, &tenant, &team_id, &user_id).await?)
+    Ok(identity
+        .remove_team_member(&caller, &tenant, &team_id, &user_id)
+        .await?)
 }

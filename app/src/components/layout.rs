@@ -57,9 +57,22 @@ fn Shell(me: Me) -> impl IntoView {
         links.push(("/admin", "Admin"));
     }
     let location = use_location();
-    let current_tenant = me.tenant.as_ref().map(|t| t.tenant_id.clone()).unwrap_or_default();
+    let current_tenant = me
+        .tenant
+        .as_ref()
+        .map(|t| t.tenant_id.clone())
+        .unwrap_or_default();
     let tenant_name = me.tenant.as_ref().map(|t| t.name.clone());
-    let role_label = me.tenant.as_ref().and_then(|t| t.role).map(|r| r.label()).unwrap_or(if me.platform_admin { "Platform admin" } else { "" });
+    let role_label = me
+        .tenant
+        .as_ref()
+        .and_then(|t| t.role)
+        .map(|r| r.label())
+        .unwrap_or(if me.platform_admin {
+            "Platform admin"
+        } else {
+            ""
+        });
     view! {
         <div class="min-h-screen">
             <header class="border-b border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">

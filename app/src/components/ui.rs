@@ -11,7 +11,8 @@ pub const BUTTON_SECONDARY: &str = "inline-flex items-center gap-1 rounded-md bg
 pub const BUTTON_DANGER: &str = "inline-flex items-center gap-1 rounded-md bg-white px-2.5 py-1.5 text-sm font-medium text-red-700 ring-1 ring-inset ring-red-300 hover:bg-red-50 dark:bg-slate-800 dark:text-red-300 dark:ring-red-800";
 pub const INPUT: &str = "block w-full rounded-md border-0 px-3 py-2 text-sm ring-1 ring-inset ring-slate-300 placeholder:text-slate-400 focus:ring-2 focus:ring-indigo-500 dark:bg-slate-900 dark:ring-slate-700";
 pub const LABEL: &str = "block text-sm font-medium text-slate-700 dark:text-slate-300 mb-1";
-pub const CARD: &str = "rounded-lg bg-white p-5 shadow-sm ring-1 ring-slate-200 dark:bg-slate-900 dark:ring-slate-800";
+pub const CARD: &str =
+    "rounded-lg bg-white p-5 shadow-sm ring-1 ring-slate-200 dark:bg-slate-900 dark:ring-slate-800";
 pub const TABLE: &str = "min-w-full divide-y divide-slate-200 text-sm dark:divide-slate-800";
 pub const TH: &str = "px-3 py-2 text-left font-semibold text-slate-600 dark:text-slate-400";
 pub const TD: &str = "px-3 py-2 align-middle";
@@ -20,7 +21,10 @@ pub const TD: &str = "px-3 py-2 align-middle";
 pub fn describe(e: &AppError) -> String {
     let text = e.to_string();
     let mut chars = text.chars();
-    chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
 }
 
 #[component]
@@ -47,7 +51,9 @@ pub fn FormError() -> impl IntoView {
     let query = use_query_map();
     move || {
         query.with(|q| q.get("__err")).and_then(|raw| {
-            let bytes = base64::engine::general_purpose::URL_SAFE.decode(raw.as_bytes()).ok()?;
+            let bytes = base64::engine::general_purpose::URL_SAFE
+                .decode(raw.as_bytes())
+                .ok()?;
             let err: AppError = serde_json::from_slice(&bytes).ok()?;
             Some(view! { <ErrorBanner message=describe(&err) /> })
         })
@@ -79,10 +85,18 @@ pub fn EmptyState(#[prop(into)] title: String, #[prop(into)] hint: String) -> im
 pub fn Pager<T: 'static>(page: Page<T>) -> impl IntoView {
     let query = use_query_map();
     let link = move |n: u32| {
-        let mut pairs: Vec<(String, String)> =
-            query.with_untracked(|q| q.clone().into_iter().filter(|(k, _)| k != "page" && !k.starts_with("__")).map(|(k, v)| (k.to_string(), v)).collect());
+        let mut pairs: Vec<(String, String)> = query.with_untracked(|q| {
+            q.clone()
+                .into_iter()
+                .filter(|(k, _)| k != "page" && !k.starts_with("__"))
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+        });
         pairs.push(("page".into(), n.to_string()));
-        let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect();
+        let qs: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect();
         format!("?{}", qs.join("&"))
     };
     let (current, pages, total, has_prev) = (page.page, page.pages(), page.total, page.has_prev());
@@ -105,7 +119,9 @@ pub fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -114,7 +130,10 @@ pub fn urlencode(s: &str) -> String {
 
 /// A copy-to-clipboard button. Plain `onclick`, so it works before hydration too.
 #[component]
-pub fn CopyButton(#[prop(into)] text: String, #[prop(optional, into)] label: Option<String>) -> impl IntoView {
+pub fn CopyButton(
+    #[prop(into)] text: String,
+    #[prop(optional, into)] label: Option<String>,
+) -> impl IntoView {
     let label = label.unwrap_or_else(|| "Copy".into());
     let data_label = label.clone();
     view! {
@@ -153,7 +172,10 @@ fn js_string(s: &str) -> String {
 }
 
 #[component]
-pub fn PageHeader(#[prop(into)] title: String, #[prop(optional, into)] subtitle: Option<String>) -> impl IntoView {
+pub fn PageHeader(
+    #[prop(into)] title: String,
+    #[prop(optional, into)] subtitle: Option<String>,
+) -> impl IntoView {
     view! {
         <header class="mb-6">
             <h1 class="text-2xl font-bold tracking-tight">{title}</h1>
@@ -179,7 +201,12 @@ pub fn SearchBox(#[prop(into)] placeholder: String) -> impl IntoView {
 /// The `page` query parameter (1 when absent or bad).
 pub fn query_page() -> Memo<u32> {
     let query = use_query_map();
-    Memo::new(move |_| query.with(|q| q.get("page")).and_then(|p| p.parse().ok()).unwrap_or(1))
+    Memo::new(move |_| {
+        query
+            .with(|q| q.get("page"))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1)
+    })
 }
 
 /// The `q` query parameter.

@@ -1,7 +1,10 @@
 //! Platform administration: tenants (models, plans and GPUs join as they are built).
 
 use crate::{
-    api::{auth::SwitchTenant, tenants::{list_tenants, CreateTenant}},
+    api::{
+        auth::SwitchTenant,
+        tenants::{list_tenants, CreateTenant},
+    },
     components::ui::*,
 };
 use leptos::prelude::*;
@@ -16,7 +19,10 @@ pub fn AdminPage() -> impl IntoView {
         return view! { <ErrorBanner message="This page is for platform admins." /> }.into_any();
     }
     let (search, page) = (query_search(), query_page());
-    let tenants = Resource::new(move || (search.get(), page.get()), |(s, p)| list_tenants(s, p));
+    let tenants = Resource::new(
+        move || (search.get(), page.get()),
+        |(s, p)| list_tenants(s, p),
+    );
     view! {
         <Title text="Admin" />
         <PageHeader title="Platform admin" subtitle="Tenants on this platform." />

@@ -11,7 +11,12 @@ pub fn AuditPage() -> impl IntoView {
     let me = expect_context::<Me>();
     let query = use_query_map();
     let param = move |k: &'static str| move || query.with(|q| q.get(k)).unwrap_or_default();
-    let (action, actor, from, until) = (param("action"), param("actor"), param("from"), param("until"));
+    let (action, actor, from, until) = (
+        param("action"),
+        param("actor"),
+        param("from"),
+        param("until"),
+    );
     let all = move || query.with(|q| q.get("all").is_some());
     let page = query_page();
     let events = Resource::new(

@@ -1,6 +1,9 @@
 //! The landing page after sign-in: where you are and what you can do next.
 
-use crate::components::{layout::is_tenant_admin, ui::{EmptyState, PageHeader, CARD}};
+use crate::components::{
+    layout::is_tenant_admin,
+    ui::{EmptyState, PageHeader, CARD},
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use tollgate_domain::views::Me;

@@ -2,7 +2,10 @@
 
 use crate::{
     api::{
-        members::{list_invitations, list_members, ChangeRole, InviteMember, RemoveMember, RevokeInvitation},
+        members::{
+            list_invitations, list_members, ChangeRole, InviteMember, RemoveMember,
+            RevokeInvitation,
+        },
         teams::list_teams,
     },
     components::{layout::is_tenant_admin, ui::*},
@@ -17,7 +20,10 @@ pub fn MembersPage() -> impl IntoView {
     let me = expect_context::<Me>();
     let admin = is_tenant_admin(&me);
     let (search, page) = (query_search(), query_page());
-    let members = Resource::new(move || (search.get(), page.get()), |(s, p)| list_members(s, p));
+    let members = Resource::new(
+        move || (search.get(), page.get()),
+        |(s, p)| list_members(s, p),
+    );
     let invite = ServerAction::<InviteMember>::new();
     view! {
         <Title text="Members" />

@@ -14,7 +14,10 @@ pub fn TeamsPage() -> impl IntoView {
     let me = expect_context::<Me>();
     let admin = is_tenant_admin(&me);
     let (search, page) = (query_search(), query_page());
-    let teams = Resource::new(move || (search.get(), page.get()), |(s, p)| list_teams(s, p));
+    let teams = Resource::new(
+        move || (search.get(), page.get()),
+        |(s, p)| list_teams(s, p),
+    );
     view! {
         <Title text="Teams" />
         <PageHeader title="Teams" subtitle="Teams group the people who share subscriptions and API keys." />

@@ -94,24 +94,43 @@ mod tests {
     ];
 
     fn member(role: TenantRole) -> Principal {
-        Principal { platform_admin: false, role_in_tenant: Some(role) }
+        Principal {
+            platform_admin: false,
+            role_in_tenant: Some(role),
+        }
     }
 
     #[test]
     fn outsiders_get_not_found_for_every_tenant_action() {
-        let outsider = Principal { platform_admin: false, role_in_tenant: None };
+        let outsider = Principal {
+            platform_admin: false,
+            role_in_tenant: None,
+        };
         for action in TENANT_ACTIONS {
-            assert_eq!(decide(outsider, action), Err(DomainError::not_found("tenant")), "{action:?}");
+            assert_eq!(
+                decide(outsider, action),
+                Err(DomainError::not_found("tenant")),
+                "{action:?}"
+            );
         }
     }
 
     #[test]
     fn admins_may_do_every_tenant_action_but_no_platform_action() {
         for action in TENANT_ACTIONS {
-            assert!(decide(member(TenantRole::Admin), action).is_ok(), "{action:?}");
+            assert!(
+                decide(member(TenantRole::Admin), action).is_ok(),
+                "{action:?}"
+            );
         }
-        assert!(matches!(decide(member(TenantRole::Admin), Action::ManageTenants), Err(DomainError::Forbidden(_))));
-        assert!(matches!(decide(member(TenantRole::Admin), Action::ViewAllAudit), Err(DomainError::Forbidden(_))));
+        assert!(matches!(
+            decide(member(TenantRole::Admin), Action::ManageTenants),
+            Err(DomainError::Forbidden(_))
+        ));
+        assert!(matches!(
+            decide(member(TenantRole::Admin), Action::ViewAllAudit),
+            Err(DomainError::Forbidden(_))
+        ));
     }
 
     #[test]
@@ -127,15 +146,24 @@ mod tests {
                 Action::RemoveMembers,
                 Action::ViewAudit,
             ] {
-                assert!(matches!(decide(member(role), action), Err(DomainError::Forbidden(_))), "{role} {action:?}");
+                assert!(
+                    matches!(decide(member(role), action), Err(DomainError::Forbidden(_))),
+                    "{role} {action:?}"
+                );
             }
         }
     }
 
     #[test]
     fn platform_admins_may_do_everything_even_without_membership() {
-        let root = Principal { platform_admin: true, role_in_tenant: None };
-        for action in TENANT_ACTIONS.into_iter().chain([Action::ManageTenants, Action::ViewAllAudit]) {
+        let root = Principal {
+            platform_admin: true,
+            role_in_tenant: None,
+        };
+        for action in TENANT_ACTIONS
+            .into_iter()
+            .chain([Action::ManageTenants, Action::ViewAllAudit])
+        {
             assert!(decide(root, action).is_ok());
         }
     }

@@ -71,7 +71,13 @@ mod tests {
     fn names_are_unique_and_parse_back() {
         for a in AuditAction::ALL {
             assert_eq!(AuditAction::parse(a.as_str()), Some(a));
-            assert_eq!(AuditAction::ALL.iter().filter(|b| b.as_str() == a.as_str()).count(), 1);
+            assert_eq!(
+                AuditAction::ALL
+                    .iter()
+                    .filter(|b| b.as_str() == a.as_str())
+                    .count(),
+                1
+            );
         }
         assert_eq!(AuditAction::parse("nope"), None);
     }

@@ -52,8 +52,12 @@ impl InvitationFacts {
     pub fn check_acceptable(&self, now: Millis) -> Result<(), DomainError> {
         match self.state(now) {
             InvitationState::Pending => Ok(()),
-            InvitationState::Accepted => Err(DomainError::conflict("this invitation has already been used")),
-            InvitationState::Revoked => Err(DomainError::conflict("this invitation was withdrawn by an admin")),
+            InvitationState::Accepted => Err(DomainError::conflict(
+                "this invitation has already been used",
+            )),
+            InvitationState::Revoked => Err(DomainError::conflict(
+                "this invitation was withdrawn by an admin",
+            )),
             InvitationState::Expired => Err(DomainError::conflict(
                 "this invitation has expired: ask an admin of the tenant for a new one",
             )),
@@ -73,11 +77,16 @@ pub fn expiry(now: Millis, ttl_hours: Option<u32>) -> Result<Millis, DomainError
 }
 
 /// When an invitation names an email, only that person may accept it.
-pub fn check_invitee(invited_email: Option<&str>, accepting_email: &str) -> Result<(), DomainError> {
+pub fn check_invitee(
+    invited_email: Option<&str>,
+    accepting_email: &str,
+) -> Result<(), DomainError> {
     match invited_email {
-        Some(invited) if !invited.eq_ignore_ascii_case(accepting_email) => Err(DomainError::forbidden(format!(
-            "accept an invitation sent to {invited} (you are signed in as {accepting_email})"
-        ))),
+        Some(invited) if !invited.eq_ignore_ascii_case(accepting_email) => {
+            Err(DomainError::forbidden(format!(
+                "accept an invitation sent to {invited} (you are signed in as {accepting_email})"
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -89,7 +98,11 @@ mod tests {
     const NOW: Millis = Millis(1_000_000);
 
     fn facts() -> InvitationFacts {
-        InvitationFacts { expires_at: NOW.plus_hours(1), accepted_at: None, revoked_at: None }
+        InvitationFacts {
+            expires_at: NOW.plus_hours(1),
+            accepted_at: None,
+            revoked_at: None,
+        }
     }
 
     #[test]
@@ -100,13 +113,23 @@ mod tests {
 
     #[test]
     fn used_revoked_and_expired_invitations_are_refused_with_a_reason() {
-        let used = InvitationFacts { accepted_at: Some(NOW), ..facts() };
-        let revoked = InvitationFacts { revoked_at: Some(NOW), ..facts() };
+        let used = InvitationFacts {
+            accepted_at: Some(NOW),
+            ..facts()
+        };
+        let revoked = InvitationFacts {
+            revoked_at: Some(NOW),
+            ..facts()
+        };
         let later = NOW.plus_hours(1);
         assert_eq!(used.state(NOW), InvitationState::Accepted);
         assert_eq!(revoked.state(NOW), InvitationState::Revoked);
         assert_eq!(facts().state(later), InvitationState::Expired);
-        for (f, at, word) in [(used, NOW, "already"), (revoked, NOW, "withdrawn"), (facts(), later, "expired")] {
+        for (f, at, word) in [
+            (used, NOW, "already"),
+            (revoked, NOW, "withdrawn"),
+            (facts(), later, "expired"),
+        ] {
             match f.check_acceptable(at) {
                 Err(DomainError::Conflict(msg)) => assert!(msg.contains(word), "{msg}"),
                 other => panic!("expected a conflict, got {other:?}"),
@@ -126,6 +149,9 @@ mod tests {
     fn an_addressed_invitation_only_fits_its_addressee() {
         assert!(check_invitee(Some("Ann@Example.com"), "ann@example.com").is_ok());
         assert!(check_invitee(None, "anyone@example.com").is_ok());
-        assert!(matches!(check_invitee(Some("ann@example.com"), "bob@example.com"), Err(DomainError::Forbidden(_))));
+        assert!(matches!(
+            check_invitee(Some("ann@example.com"), "bob@example.com"),
+            Err(DomainError::Forbidden(_))
+        ));
     }
 }

@@ -4,7 +4,11 @@
 use crate::{DomainError, TenantRole};
 
 /// Checks a role change of a member, given how many admins the tenant has now.
-pub fn check_role_change(current: TenantRole, new: TenantRole, admin_count: u64) -> Result<(), DomainError> {
+pub fn check_role_change(
+    current: TenantRole,
+    new: TenantRole,
+    admin_count: u64,
+) -> Result<(), DomainError> {
     if current == TenantRole::Admin && new != TenantRole::Admin && admin_count <= 1 {
         return Err(DomainError::conflict(
             "this is the tenant's last admin: make someone else an admin first",
@@ -30,8 +34,14 @@ mod tests {
 
     #[test]
     fn the_last_admin_cannot_be_demoted_or_removed() {
-        assert!(matches!(check_role_change(Admin, Developer, 1), Err(DomainError::Conflict(_))));
-        assert!(matches!(check_removal(Admin, 1), Err(DomainError::Conflict(_))));
+        assert!(matches!(
+            check_role_change(Admin, Developer, 1),
+            Err(DomainError::Conflict(_))
+        ));
+        assert!(matches!(
+            check_removal(Admin, 1),
+            Err(DomainError::Conflict(_))
+        ));
     }
 
     #[test]

@@ -17,7 +17,9 @@ impl PageRequest {
     pub fn new(page: Option<u32>, per_page: Option<u32>) -> Self {
         Self {
             page: page.unwrap_or(1).max(1),
-            per_page: per_page.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
+            per_page: per_page
+                .unwrap_or(DEFAULT_PAGE_SIZE)
+                .clamp(1, MAX_PAGE_SIZE),
         }
     }
     pub fn offset(&self) -> i64 {
@@ -45,7 +47,9 @@ pub struct Page<T> {
 impl<T> Page<T> {
     pub fn pages(&self) -> u32 {
         let per = u64::from(self.per_page.max(1));
-        u32::try_from(self.total.div_ceil(per)).unwrap_or(u32::MAX).max(1)
+        u32::try_from(self.total.div_ceil(per))
+            .unwrap_or(u32::MAX)
+            .max(1)
     }
     pub fn has_next(&self) -> bool {
         self.page < self.pages()
@@ -61,17 +65,33 @@ mod tests {
 
     #[test]
     fn requests_are_clamped() {
-        assert_eq!(PageRequest::new(Some(0), Some(0)), PageRequest { page: 1, per_page: 1 });
+        assert_eq!(
+            PageRequest::new(Some(0), Some(0)),
+            PageRequest {
+                page: 1,
+                per_page: 1
+            }
+        );
         assert_eq!(PageRequest::new(None, Some(10_000)).per_page, MAX_PAGE_SIZE);
         assert_eq!(PageRequest::new(Some(3), Some(20)).offset(), 40);
     }
 
     #[test]
     fn page_counts() {
-        let p = Page::<()> { items: vec![], total: 41, page: 2, per_page: 20 };
+        let p = Page::<()> {
+            items: vec![],
+            total: 41,
+            page: 2,
+            per_page: 20,
+        };
         assert_eq!(p.pages(), 3);
         assert!(p.has_next() && p.has_prev());
-        let empty = Page::<()> { items: vec![], total: 0, page: 1, per_page: 20 };
+        let empty = Page::<()> {
+            items: vec![],
+            total: 0,
+            page: 1,
+            per_page: 20,
+        };
         assert_eq!(empty.pages(), 1);
         assert!(!empty.has_next() && !empty.has_prev());
     }

@@ -13,10 +13,14 @@ pub fn name(field: &str, raw: &str, max: usize) -> Result<String, DomainError> {
         return Err(DomainError::invalid(format!("{field} is required")));
     }
     if v.chars().count() > max {
-        return Err(DomainError::invalid(format!("{field} must be at most {max} characters")));
+        return Err(DomainError::invalid(format!(
+            "{field} must be at most {max} characters"
+        )));
     }
     if v.chars().any(char::is_control) {
-        return Err(DomainError::invalid(format!("{field} must not contain control characters")));
+        return Err(DomainError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(v.to_string())
 }
@@ -47,7 +51,8 @@ pub fn slug(raw: &str) -> Result<String, DomainError> {
     let ok = (2..=40).contains(&v.len())
         && v.starts_with(|c: char| c.is_ascii_lowercase())
         && !v.ends_with('-')
-        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(v)
     } else {
@@ -74,10 +79,14 @@ pub fn slugify(name: &str) -> String {
 pub fn new_password(raw: &str) -> Result<(), DomainError> {
     let n = raw.chars().count();
     if n < MIN_PASSWORD_LEN {
-        return Err(DomainError::invalid(format!("the password must have at least {MIN_PASSWORD_LEN} characters")));
+        return Err(DomainError::invalid(format!(
+            "the password must have at least {MIN_PASSWORD_LEN} characters"
+        )));
     }
     if n > MAX_PASSWORD_LEN {
-        return Err(DomainError::invalid(format!("the password must have at most {MAX_PASSWORD_LEN} characters")));
+        return Err(DomainError::invalid(format!(
+            "the password must have at most {MAX_PASSWORD_LEN} characters"
+        )));
     }
     Ok(())
 }
@@ -97,7 +106,16 @@ mod tests {
     #[test]
     fn emails_are_lower_cased_and_roughly_checked() {
         assert_eq!(email(" Ann@Example.COM "), Ok("ann@example.com".into()));
-        for bad in ["", "ann", "ann@", "@example.com", "ann@com", "ann@.com", "a b@example.com", "a@b@example.com"] {
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@com",
+            "ann@.com",
+            "a b@example.com",
+            "a@b@example.com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

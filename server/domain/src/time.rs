@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct Millis(pub i64);
 
 impl Millis {
@@ -20,7 +22,11 @@ impl Millis {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
+        format!(
+            "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+            rem / 3600,
+            (rem % 3600) / 60
+        )
     }
 
     /// Parses `YYYY-MM-DD` (start of that day, UTC), as sent by date inputs.
@@ -68,7 +74,10 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(Millis(0).format_utc(), "1970-01-01 00:00 UTC");
         // 2026-11-25 06:03:00 UTC
-        assert_eq!(Millis(1_795_586_580_000).format_utc(), "2026-11-25 06:03 UTC");
+        assert_eq!(
+            Millis(1_795_586_580_000).format_utc(),
+            "2026-11-25 06:03 UTC"
+        );
         assert_eq!(Millis(951_782_400_000).format_utc(), "2000-02-29 00:00 UTC");
     }
 

@@ -22,7 +22,9 @@ impl Identity {
         client: &ClientInfo,
     ) -> Result<(), DomainError> {
         if !self.settings.local_login {
-            return Err(DomainError::invalid("password sign-in is turned off on this server: use single sign-on"));
+            return Err(DomainError::invalid(
+                "password sign-in is turned off on this server: use single sign-on",
+            ));
         }
         let email = email.trim().to_ascii_lowercase();
         let ip_key = format!("ip:{}", client.ip.as_deref().unwrap_or("unknown"));
@@ -31,7 +33,10 @@ impl Identity {
             return Err(DomainError::Throttled(wait));
         }
         let user = self.store.user_by_email(&email).await.map_err(internal)?;
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| password::dummy_hash().to_string());
+        let hash = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| password::dummy_hash().to_string());
         let ok = password::verify(password_input.to_string(), hash).await;
         let user = match user {
             Some(u) if ok && u.password_hash.is_some() => u,
@@ -51,7 +56,8 @@ impl Identity {
             }
         };
         self.throttle.record_success(&keys);
-        self.finish_sign_in(session, &user, "password", client, None).await
+        self.finish_sign_in(session, &user, "password", client, None)
+            .await
     }
 
     pub(crate) async fn finish_sign_in(
@@ -62,12 +68,20 @@ impl Identity {
         client: &ClientInfo,
         id_token: Option<&str>,
     ) -> Result<(), DomainError> {
-        self.start_session(session, user, method, client, id_token).await?;
+        self.start_session(session, user, method, client, id_token)
+            .await?;
         self.store.touch_sign_in(&user.id).await.map_err(internal)?;
-        let tenants = self.store.tenants_of_user(&user.id).await.map_err(internal)?;
+        let tenants = self
+            .store
+            .tenants_of_user(&user.id)
+            .await
+            .map_err(internal)?;
         // One event per tenant the user belongs to, so each tenant's admins see their members' sign-ins.
-        let tenant_ids: Vec<Option<&str>> =
-            if tenants.is_empty() { vec![None] } else { tenants.iter().map(|t| Some(t.tenant_id.as_str())).collect() };
+        let tenant_ids: Vec<Option<&str>> = if tenants.is_empty() {
+            vec![None]
+        } else {
+            tenants.iter().map(|t| Some(t.tenant_id.as_str())).collect()
+        };
         for tenant_id in tenant_ids {
             self.record(NewAuditEvent {
                 tenant_id,
@@ -99,8 +113,15 @@ impl Identity {
         text::new_password(password_input)?;
         let invitation = self.invitation_for_token(token).await?;
         tollgate_domain::invitation::check_invitee(invitation.email.as_deref(), &email)?;
-        Self::invitation_facts(&invitation).check_acceptable(Millis(tollgate_store::now_millis()))?;
-        if self.store.user_by_email(&email).await.map_err(internal)?.is_some() {
+        Self::invitation_facts(&invitation)
+            .check_acceptable(Millis(tollgate_store::now_millis()))?;
+        if self
+            .store
+            .user_by_email(&email)
+            .await
+            .map_err(internal)?
+            .is_some()
+        {
             return Err(DomainError::conflict(
                 "an account with this email already exists: sign in first, then open the invitation link again",
             ));
@@ -108,7 +129,13 @@ impl Identity {
         let hash = password::hash(password_input.to_string()).await?;
         let user = self
             .store
-            .create_user(NewUser { email: &email, name: &name, password_hash: Some(&hash), oidc: None, platform_admin: false })
+            .create_user(NewUser {
+                email: &email,
+                name: &name,
+                password_hash: Some(&hash),
+                oidc: None,
+                platform_admin: false,
+            })
             .await
             .map_err(duplicate_as("an account with this email already exists"))?;
         let caller = Caller {
@@ -121,7 +148,8 @@ impl Identity {
             client: client.clone(),
         };
         self.accept_invitation(&caller, token).await?;
-        self.finish_sign_in(session, &user, "password", client, None).await
+        self.finish_sign_in(session, &user, "password", client, None)
+            .await
     }
 
     /// The signed-in user with their tenants, for the portal header.
@@ -132,7 +160,12 @@ impl Identity {
             .await
             .map_err(internal)?
             .into_iter()
-            .map(|t| TenantMembership { tenant_id: t.tenant_id, slug: t.slug, name: t.name, role: t.role.parse().ok() })
+            .map(|t| TenantMembership {
+                tenant_id: t.tenant_id,
+                slug: t.slug,
+                name: t.name,
+                role: t.role.parse().ok(),
+            })
             .collect();
         let tenant = match &caller.tenant_id {
             None => None,
@@ -144,7 +177,12 @@ impl Identity {
                     .tenant_by_id(id)
                     .await
                     .map_err(internal)?
-                    .map(|t| TenantMembership { tenant_id: t.id, slug: t.slug, name: t.name, role: None }),
+                    .map(|t| TenantMembership {
+                        tenant_id: t.id,
+                        slug: t.slug,
+                        name: t.name,
+                        role: None,
+                    }),
                 None => None,
             },
         };
@@ -160,14 +198,29 @@ impl Identity {
 
     /// The caller's role in their current tenant, for the portal to show or hide admin screens.
     pub async fn current_role(&self, caller: &Caller) -> Result<Option<TenantRole>, DomainError> {
-        let Some(t) = &caller.tenant_id else { return Ok(None) };
-        Ok(self.store.membership_role(t, &caller.user_id).await.map_err(internal)?.and_then(|r| r.parse().ok()))
+        let Some(t) = &caller.tenant_id else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .membership_role(t, &caller.user_id)
+            .await
+            .map_err(internal)?
+            .and_then(|r| r.parse().ok()))
     }
 
-    pub async fn my_sessions(&self, caller: &Caller, session: &Session) -> Result<Vec<SessionView>, DomainError> {
+    pub async fn my_sessions(
+        &self,
+        caller: &Caller,
+        session: &Session,
+    ) -> Result<Vec<SessionView>, DomainError> {
         let current = session.id().map(|id| id.to_string());
         let current_method = Self::session_method(session).await;
-        let rows = self.store.sessions_of_user(&caller.user_id).await.map_err(internal)?;
+        let rows = self
+            .store
+            .sessions_of_user(&caller.user_id)
+            .await
+            .map_err(internal)?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -175,7 +228,11 @@ impl Identity {
                 let is_current = current.as_deref() == Some(r.id.as_str());
                 SessionView {
                     current: is_current,
-                    method: if is_current && method.is_empty() { current_method.clone() } else { method },
+                    method: if is_current && method.is_empty() {
+                        current_method.clone()
+                    } else {
+                        method
+                    },
                     id: r.id,
                     created_at: Millis(r.created_at),
                     last_seen_at: Millis(r.last_seen_at),
@@ -188,11 +245,21 @@ impl Identity {
     }
 
     /// Revokes one of the caller's own sessions; another user's session id answers NotFound.
-    pub async fn revoke_session(&self, caller: &Caller, session_id: &str) -> Result<(), DomainError> {
-        if !self.store.delete_user_session(&caller.user_id, session_id).await.map_err(internal)? {
+    pub async fn revoke_session(
+        &self,
+        caller: &Caller,
+        session_id: &str,
+    ) -> Result<(), DomainError> {
+        if !self
+            .store
+            .delete_user_session(&caller.user_id, session_id)
+            .await
+            .map_err(internal)?
+        {
             return Err(DomainError::not_found("session"));
         }
-        self.audit(caller, None, AuditAction::SessionRevoked, "session", "", "").await;
+        self.audit(caller, None, AuditAction::SessionRevoked, "session", "", "")
+            .await;
         Ok(())
     }
 }

@@ -52,7 +52,11 @@ impl Identity {
         let tenant_id = if caller.platform_admin {
             filter.tenant_id.clone()
         } else {
-            let tenant = filter.tenant_id.clone().or_else(|| caller.tenant_id.clone()).ok_or(DomainError::not_found("tenant"))?;
+            let tenant = filter
+                .tenant_id
+                .clone()
+                .or_else(|| caller.tenant_id.clone())
+                .ok_or(DomainError::not_found("tenant"))?;
             self.authorize(caller, &tenant, Action::ViewAudit).await?;
             Some(tenant)
         };

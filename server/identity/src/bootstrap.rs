@@ -17,7 +17,10 @@ pub struct BootstrapOptions {
 pub enum Bootstrapped {
     AlreadyDone,
     /// The admin was created; `generated_password` is set when we made the password up.
-    Created { email: String, generated_password: Option<String> },
+    Created {
+        email: String,
+        generated_password: Option<String>,
+    },
 }
 
 pub async fn bootstrap(store: &Store, opts: BootstrapOptions) -> Result<Bootstrapped, DomainError> {
@@ -30,13 +33,26 @@ pub async fn bootstrap(store: &Store, opts: BootstrapOptions) -> Result<Bootstra
             text::new_password(&p)?;
             (p, false)
         }
-        None => (rand::thread_rng().sample_iter(&Alphanumeric).take(20).map(char::from).collect::<String>(), true),
+        None => (
+            rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(20)
+                .map(char::from)
+                .collect::<String>(),
+            true,
+        ),
     };
     let hash = password::hash(password.clone()).await?;
     let admin = match store.user_by_email(&email).await.map_err(internal)? {
         Some(existing) => {
-            store.set_platform_admin(&existing.id, true).await.map_err(internal)?;
-            store.set_password_hash(&existing.id, &hash).await.map_err(internal)?;
+            store
+                .set_platform_admin(&existing.id, true)
+                .await
+                .map_err(internal)?;
+            store
+                .set_password_hash(&existing.id, &hash)
+                .await
+                .map_err(internal)?;
             existing
         }
         None => store
@@ -50,10 +66,28 @@ pub async fn bootstrap(store: &Store, opts: BootstrapOptions) -> Result<Bootstra
             .await
             .map_err(internal)?,
     };
-    if opts.demo_tenant && store.tenant_by_slug("demo").await.map_err(internal)?.is_none() {
-        let tenant = store.create_tenant("demo", "Demo tenant").await.map_err(internal)?;
-        store.add_membership(&tenant.id, &admin.id, TenantRole::Admin.as_str()).await.map_err(internal)?;
-        store.create_team(&tenant.id, "Platform team", "Created on first start").await.map_err(internal)?;
+    if opts.demo_tenant
+        && store
+            .tenant_by_slug("demo")
+            .await
+            .map_err(internal)?
+            .is_none()
+    {
+        let tenant = store
+            .create_tenant("demo", "Demo tenant")
+            .await
+            .map_err(internal)?;
+        store
+            .add_membership(&tenant.id, &admin.id, TenantRole::Admin.as_str())
+            .await
+            .map_err(internal)?;
+        store
+            .create_team(&tenant.id, "Platform team", "Created on first start")
+            .await
+            .map_err(internal)?;
     }
-    Ok(Bootstrapped::Created { email, generated_password: generated.then_some(password) })
+    Ok(Bootstrapped::Created {
+        email,
+        generated_password: generated.then_some(password),
+    })
 }

@@ -18,7 +18,9 @@ impl Caller {
     /// The current tenant, or a clear error when the user belongs to none yet.
     pub fn current_tenant(&self) -> Result<&str, tollgate_domain::DomainError> {
         self.tenant_id.as_deref().ok_or_else(|| {
-            tollgate_domain::DomainError::invalid("you are not a member of any tenant yet: ask an admin for an invitation")
+            tollgate_domain::DomainError::invalid(
+                "you are not a member of any tenant yet: ask an admin for an invitation",
+            )
         })
     }
 }

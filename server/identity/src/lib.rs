@@ -44,7 +44,17 @@ pub struct Settings {
 }
 
 impl Identity {
-    pub fn new(store: Store, settings: Settings, throttle: throttle::LoginThrottle, oidc: Option<oidc::Oidc>) -> Self {
-        Self { store, throttle: Arc::new(throttle), oidc: oidc.map(Arc::new), settings: Arc::new(settings) }
+    pub fn new(
+        store: Store,
+        settings: Settings,
+        throttle: throttle::LoginThrottle,
+        oidc: Option<oidc::Oidc>,
+    ) -> Self {
+        Self {
+            store,
+            throttle: Arc::new(throttle),
+            oidc: oidc.map(Arc::new),
+            settings: Arc::new(settings),
+        }
     }
 }

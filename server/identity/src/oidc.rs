@@ -5,14 +5,19 @@
 //! The ID token is verified by the `openidconnect` crate (signature against the provider's JWKS, issuer,
 //! audience, expiry, nonce). Group claims are not standard, so they are read from the verified token's payload.
 
-use crate::{error::duplicate_as, internal, session::{ClientInfo, PENDING_OIDC}, Identity};
+use crate::{
+    error::duplicate_as,
+    internal,
+    session::{ClientInfo, PENDING_OIDC},
+    Identity,
+};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use openidconnect::{
     core::{CoreAuthenticationFlow, CoreClient, CoreIdToken},
     reqwest, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, LogoutRequest, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope,
-    TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
+    RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -45,7 +50,9 @@ pub struct OidcConfig {
 pub enum OidcError {
     #[error("the sign-in provider at {0} could not be reached or did not describe itself ({1})")]
     Discovery(String, String),
-    #[error("this sign-in attempt is not the one we started (state mismatch): please sign in again")]
+    #[error(
+        "this sign-in attempt is not the one we started (state mismatch): please sign in again"
+    )]
     StateMismatch,
     #[error("no sign-in is in progress in this browser session: please start again")]
     NoPendingLogin,
@@ -96,7 +103,11 @@ impl Oidc {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| OidcError::Discovery(config.issuer_url.clone(), e.to_string()))?;
-        Ok(Self { config, http, metadata: RwLock::new(None) })
+        Ok(Self {
+            config,
+            http,
+            metadata: RwLock::new(None),
+        })
     }
 
     async fn metadata(&self) -> Result<ProviderMetadataWithLogout, OidcError> {
@@ -143,11 +154,17 @@ impl Oidc {
     }
 
     fn redirect_url(&self) -> Result<RedirectUrl, OidcError> {
-        RedirectUrl::new(self.config.redirect_url.clone()).map_err(|e| OidcError::Provider(e.to_string()))
+        RedirectUrl::new(self.config.redirect_url.clone())
+            .map_err(|e| OidcError::Provider(e.to_string()))
     }
 
     /// Checks the callback's state against the pending sign-in and redeems the code for a raw ID token.
-    pub async fn exchange(&self, pending: &PendingLogin, state: &str, code: &str) -> Result<String, OidcError> {
+    pub async fn exchange(
+        &self,
+        pending: &PendingLogin,
+        state: &str,
+        code: &str,
+    ) -> Result<String, OidcError> {
         if !constant_time_eq(pending.state.as_bytes(), state.as_bytes()) {
             return Err(OidcError::StateMismatch);
         }
@@ -170,21 +187,30 @@ impl Oidc {
     }
 
     /// Verifies a raw ID token (signature, issuer, audience, expiry at `now`, nonce) and reads the identity.
-    pub async fn verify(&self, raw: &str, nonce: &str, now: DateTime<Utc>) -> Result<OidcIdentity, OidcError> {
+    pub async fn verify(
+        &self,
+        raw: &str,
+        nonce: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OidcIdentity, OidcError> {
         let metadata = self.metadata().await?;
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
             Some(ClientSecret::new(self.config.client_secret.clone())),
         );
-        let token = CoreIdToken::from_str(raw).map_err(|e| OidcError::InvalidIdToken(e.to_string()))?;
+        let token =
+            CoreIdToken::from_str(raw).map_err(|e| OidcError::InvalidIdToken(e.to_string()))?;
         let verifier = client.id_token_verifier().set_time_fn(move || now);
         let claims = token
             .claims(&verifier, &Nonce::new(nonce.to_string()))
             .map_err(|e| OidcError::InvalidIdToken(e.to_string()))?;
         let payload = jwt_payload(raw).unwrap_or_default();
         let groups = match payload.get(&self.config.groups_claim) {
-            Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
             Some(serde_json::Value::String(s)) => vec![s.clone()],
             _ => Vec::new(),
         };
@@ -193,7 +219,10 @@ impl Oidc {
             subject: claims.subject().to_string(),
             email: claims.email().map(|e| e.to_string()),
             email_verified: claims.email_verified().unwrap_or(false),
-            name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.to_string()),
             groups,
             raw_id_token: raw.to_string(),
         })
@@ -202,8 +231,12 @@ impl Oidc {
     /// The provider's sign-out URL, when it advertises an end_session_endpoint.
     pub async fn end_session_url(&self, id_token_hint: Option<&str>) -> Option<String> {
         let metadata = self.metadata().await.ok()?;
-        let endpoint = metadata.additional_metadata().end_session_endpoint.clone()?;
-        let mut request = LogoutRequest::from(endpoint).set_client_id(ClientId::new(self.config.client_id.clone()));
+        let endpoint = metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()?;
+        let mut request = LogoutRequest::from(endpoint)
+            .set_client_id(ClientId::new(self.config.client_id.clone()));
         if let Ok(url) = PostLogoutRedirectUrl::new(self.config.post_logout_redirect_url.clone()) {
             request = request.set_post_logout_redirect_uri(url);
         }
@@ -230,7 +263,9 @@ pub fn parse_groups(prefix: &str, groups: &[String]) -> Grants {
     let mut grants = Grants::default();
     for g in groups {
         // Keycloak's group mapper may send full paths ("/tollgate:acme:admin").
-        let Some(rest) = g.trim_start_matches('/').strip_prefix(prefix) else { continue };
+        let Some(rest) = g.trim_start_matches('/').strip_prefix(prefix) else {
+            continue;
+        };
         if rest == "platform-admin" {
             grants.platform_admin = true;
         } else if let Some((slug, role)) = rest.rsplit_once(':') {
@@ -248,7 +283,9 @@ pub fn parse_groups(prefix: &str, groups: &[String]) -> Grants {
 
 fn jwt_payload(raw: &str) -> Option<serde_json::Value> {
     let payload = raw.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -274,17 +311,26 @@ fn session_error(e: tower_sessions::session::Error) -> DomainError {
 
 impl Identity {
     fn oidc_or_err(&self) -> Result<&Oidc, DomainError> {
-        self.oidc.as_deref().ok_or_else(|| DomainError::invalid("single sign-on is not configured on this server"))
+        self.oidc
+            .as_deref()
+            .ok_or_else(|| DomainError::invalid("single sign-on is not configured on this server"))
     }
 
     /// Starts a sign-in: remembers state, nonce and PKCE verifier in the session, returns the provider URL.
-    pub async fn oidc_begin(&self, session: &Session, return_to: &str) -> Result<String, DomainError> {
+    pub async fn oidc_begin(
+        &self,
+        session: &Session,
+        return_to: &str,
+    ) -> Result<String, DomainError> {
         let oidc = self.oidc_or_err()?;
         let (url, pending) = oidc.begin(safe_return_to(return_to)).await.map_err(|e| {
             tracing::warn!(error = %e, "OIDC sign-in could not start");
             DomainError::invalid(e.to_string())
         })?;
-        session.insert(PENDING_OIDC, pending).await.map_err(session_error)?;
+        session
+            .insert(PENDING_OIDC, pending)
+            .await
+            .map_err(session_error)?;
         Ok(url)
     }
 
@@ -298,11 +344,15 @@ impl Identity {
     ) -> Result<String, DomainError> {
         let oidc = self.oidc_or_err()?;
         // The pending login is single use: removed before anything else, so a replayed callback finds nothing.
-        let pending: Option<PendingLogin> = session.remove(PENDING_OIDC).await.map_err(session_error)?;
+        let pending: Option<PendingLogin> =
+            session.remove(PENDING_OIDC).await.map_err(session_error)?;
         let result = match pending {
             None => Err(OidcError::NoPendingLogin),
             Some(p) => match oidc.exchange(&p, state, code).await {
-                Ok(raw) => oidc.verify(&raw, &p.nonce, Utc::now()).await.map(|id| (id, p.return_to)),
+                Ok(raw) => oidc
+                    .verify(&raw, &p.nonce, Utc::now())
+                    .await
+                    .map(|id| (id, p.return_to)),
                 Err(e) => Err(e),
             },
         };
@@ -323,16 +373,30 @@ impl Identity {
             }
         };
         let user = self.oidc_account(oidc, &identity).await?;
-        self.finish_sign_in(session, &user, "oidc", client, Some(&identity.raw_id_token)).await?;
+        self.finish_sign_in(session, &user, "oidc", client, Some(&identity.raw_id_token))
+            .await?;
         Ok(return_to)
     }
 
     /// Finds or creates the local account for a provider identity, then applies the roles its groups grant.
-    async fn oidc_account(&self, oidc: &Oidc, id: &OidcIdentity) -> Result<tollgate_store::UserRow, DomainError> {
-        let user = match self.store.user_by_oidc(&id.issuer, &id.subject).await.map_err(internal)? {
+    async fn oidc_account(
+        &self,
+        oidc: &Oidc,
+        id: &OidcIdentity,
+    ) -> Result<tollgate_store::UserRow, DomainError> {
+        let user = match self
+            .store
+            .user_by_oidc(&id.issuer, &id.subject)
+            .await
+            .map_err(internal)?
+        {
             Some(u) => u,
             None => {
-                let email = text::email(id.email.as_deref().ok_or_else(|| DomainError::invalid(OidcError::NoEmail.to_string()))?)?;
+                let email = text::email(
+                    id.email
+                        .as_deref()
+                        .ok_or_else(|| DomainError::invalid(OidcError::NoEmail.to_string()))?,
+                )?;
                 match self.store.user_by_email(&email).await.map_err(internal)? {
                     // Linking to an existing account by email is safe only if the provider vouches for the address.
                     Some(existing) if id.email_verified => {
@@ -362,22 +426,41 @@ impl Identity {
         };
         let grants = oidc.grants(&id.groups);
         if grants.platform_admin && user.platform_admin == 0 {
-            self.store.set_platform_admin(&user.id, true).await.map_err(internal)?;
+            self.store
+                .set_platform_admin(&user.id, true)
+                .await
+                .map_err(internal)?;
         }
         for (slug, role) in &grants.tenant_roles {
             let Some(tenant) = self.store.tenant_by_slug(slug).await.map_err(internal)? else {
                 tracing::warn!(tenant.slug = %slug, "the provider grants a role in an unknown tenant; ignored");
                 continue;
             };
-            match self.store.membership_role(&tenant.id, &user.id).await.map_err(internal)? {
-                None => self.store.add_membership(&tenant.id, &user.id, role.as_str()).await.map_err(internal)?,
+            match self
+                .store
+                .membership_role(&tenant.id, &user.id)
+                .await
+                .map_err(internal)?
+            {
+                None => self
+                    .store
+                    .add_membership(&tenant.id, &user.id, role.as_str())
+                    .await
+                    .map_err(internal)?,
                 Some(current) if current != role.as_str() => {
-                    self.store.set_membership_role(&tenant.id, &user.id, role.as_str()).await.map_err(internal)?;
+                    self.store
+                        .set_membership_role(&tenant.id, &user.id, role.as_str())
+                        .await
+                        .map_err(internal)?;
                 }
                 Some(_) => {}
             }
         }
-        self.store.user_by_id(&user.id).await.map_err(internal)?.ok_or(DomainError::Internal)
+        self.store
+            .user_by_id(&user.id)
+            .await
+            .map_err(internal)?
+            .ok_or(DomainError::Internal)
     }
 }
 
@@ -396,13 +479,26 @@ mod tests {
 
     #[test]
     fn groups_map_to_tenant_roles_and_platform_admin() {
-        let groups: Vec<String> = ["tollgate:acme:developer", "/tollgate:acme:admin", "tollgate:globex:viewer", "tollgate:platform-admin", "other:x:admin", "tollgate:bad"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let groups: Vec<String> = [
+            "tollgate:acme:developer",
+            "/tollgate:acme:admin",
+            "tollgate:globex:viewer",
+            "tollgate:platform-admin",
+            "other:x:admin",
+            "tollgate:bad",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let g = parse_groups("tollgate:", &groups);
         assert!(g.platform_admin);
-        assert_eq!(g.tenant_roles, vec![("acme".to_string(), TenantRole::Admin), ("globex".to_string(), TenantRole::Viewer)]);
+        assert_eq!(
+            g.tenant_roles,
+            vec![
+                ("acme".to_string(), TenantRole::Admin),
+                ("globex".to_string(), TenantRole::Viewer)
+            ]
+        );
     }
 
     #[test]

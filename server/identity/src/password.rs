@@ -15,23 +15,34 @@ fn argon2() -> Argon2<'static> {
 
 pub fn hash_blocking(password: &str) -> Result<String, DomainError> {
     let salt = SaltString::generate(&mut OsRng);
-    argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| {
-        tracing::error!(error = %e, "password hashing failed");
-        DomainError::Internal
-    })
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            DomainError::Internal
+        })
 }
 
 /// Constant-time check of a password against a stored PHC hash string.
 pub fn verify_blocking(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(phc).is_ok_and(|parsed| {
+        argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 pub async fn hash(password: String) -> Result<String, DomainError> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password)).await.map_err(|_| DomainError::Internal)?
+    tokio::task::spawn_blocking(move || hash_blocking(&password))
+        .await
+        .map_err(|_| DomainError::Internal)?
 }
 
 pub async fn verify(password: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_blocking(&password, &phc)).await.unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_blocking(&password, &phc))
+        .await
+        .unwrap_or(false)
 }
 
 /// A fixed hash to verify against when the account does not exist, so that unknown and known emails take
@@ -56,6 +67,9 @@ mod tests {
 
     #[test]
     fn the_same_password_hashes_differently_each_time() {
-        assert_ne!(hash_blocking("same password").ok(), hash_blocking("same password").ok());
+        assert_ne!(
+            hash_blocking("same password").ok(),
+            hash_blocking("same password").ok()
+        );
     }
 }

@@ -21,12 +21,22 @@ impl DbSessionStore {
     }
 
     async fn write(&self, record: &Record, only_if_new: bool) -> session_store::Result<bool> {
-        let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let data = serde_json::to_string(&record.data)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
         let user_id = record.data.get(USER_ID).and_then(|v| v.as_str());
-        let expires_at = i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let expires_at = i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(i64::MAX);
         let id = record.id.to_string();
         self.store
-            .save_session(SessionWrite { id: &id, user_id, data: &data, expires_at }, only_if_new)
+            .save_session(
+                SessionWrite {
+                    id: &id,
+                    user_id,
+                    data: &data,
+                    expires_at,
+                },
+                only_if_new,
+            )
             .await
             .map_err(backend)
     }
@@ -51,17 +61,30 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let Some(row) = self.store.load_session(&id.to_string()).await.map_err(backend)? else {
+        let Some(row) = self
+            .store
+            .load_session(&id.to_string())
+            .await
+            .map_err(backend)?
+        else {
             return Ok(None);
         };
-        let data: HashMap<String, serde_json::Value> =
-            serde_json::from_str(&row.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        let expiry_date = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.expires_at) * 1_000_000)
+        let data: HashMap<String, serde_json::Value> = serde_json::from_str(&row.data)
             .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        Ok(Some(Record { id: *id, data, expiry_date }))
+        let expiry_date =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.expires_at) * 1_000_000)
+                .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date,
+        }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.store.delete_session(&id.to_string()).await.map_err(backend)
+        self.store
+            .delete_session(&id.to_string())
+            .await
+            .map_err(backend)
     }
 }

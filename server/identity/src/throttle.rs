@@ -22,7 +22,12 @@ struct Entry {
 
 impl LoginThrottle {
     pub fn new(max_failures: u32, window: Duration, lockout: Duration) -> Self {
-        Self { max_failures: max_failures.max(1), window, lockout, entries: Mutex::new(HashMap::new()) }
+        Self {
+            max_failures: max_failures.max(1),
+            window,
+            lockout,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Seconds to wait before `keys` may try again, if any of them is locked.
@@ -36,15 +41,30 @@ impl LoginThrottle {
     }
 
     pub fn record_failure(&self, keys: &[&str], now: Instant) {
-        let Ok(mut entries) = self.entries.lock() else { return };
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
         if entries.len() > 100_000 {
             // Bound memory under a spray attack: forget entries whose window has passed.
-            entries.retain(|_, e| now.duration_since(e.first_failure) < self.window || e.locked_until.is_some_and(|u| u > now));
+            entries.retain(|_, e| {
+                now.duration_since(e.first_failure) < self.window
+                    || e.locked_until.is_some_and(|u| u > now)
+            });
         }
         for key in keys {
-            let e = entries.entry((*key).to_string()).or_insert(Entry { failures: 0, first_failure: now, locked_until: None });
-            if now.duration_since(e.first_failure) > self.window || e.locked_until.is_some_and(|u| u <= now) {
-                *e = Entry { failures: 0, first_failure: now, locked_until: None };
+            let e = entries.entry((*key).to_string()).or_insert(Entry {
+                failures: 0,
+                first_failure: now,
+                locked_until: None,
+            });
+            if now.duration_since(e.first_failure) > self.window
+                || e.locked_until.is_some_and(|u| u <= now)
+            {
+                *e = Entry {
+                    failures: 0,
+                    first_failure: now,
+                    locked_until: None,
+                };
             }
             e.failures += 1;
             if e.failures >= self.max_failures {

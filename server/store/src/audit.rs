@@ -69,7 +69,11 @@ impl Store {
               AND at >= $4 AND at < $5";
         let tenant = q.tenant_id.clone().unwrap_or_default();
         let action = q.action.clone().unwrap_or_default();
-        let actor = q.actor.as_deref().map(crate::tenants::like_pattern).unwrap_or_default();
+        let actor = q
+            .actor
+            .as_deref()
+            .map(crate::tenants::like_pattern)
+            .unwrap_or_default();
         let from = q.from.unwrap_or(i64::MIN);
         let until = q.until.unwrap_or(i64::MAX);
         let rows = sqlx::query_as(&format!(
@@ -85,14 +89,15 @@ impl Store {
         .bind(q.offset)
         .fetch_all(&self.pool)
         .await?;
-        let total = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {where_clause}"))
-            .bind(&tenant)
-            .bind(&action)
-            .bind(&actor)
-            .bind(from)
-            .bind(until)
-            .fetch_one(&self.pool)
-            .await?;
+        let total =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {where_clause}"))
+                .bind(&tenant)
+                .bind(&action)
+                .bind(&actor)
+                .bind(from)
+                .bind(until)
+                .fetch_one(&self.pool)
+                .await?;
         Ok((rows, total))
     }
 }

@@ -93,7 +93,9 @@ impl Store {
 
 /// Adds `mode=rwc` so a missing file is created, and creates its parent folder.
 fn prepare_sqlite(url: &str) -> Result<String> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
         return Err(StoreError::Setup(
@@ -103,8 +105,9 @@ fn prepare_sqlite(url: &str) -> Result<String> {
     }
     if let Some(parent) = std::path::Path::new(path).parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Setup(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Setup(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
     }
     Ok(if url.contains("mode=") {
@@ -122,8 +125,14 @@ mod tests {
 
     #[test]
     fn backends_follow_the_url_scheme() {
-        assert_eq!(Backend::from_url("sqlite://data/x.db").ok(), Some(Backend::Sqlite));
-        assert_eq!(Backend::from_url("postgres://127.0.0.1/test").ok(), Some(Backend::Postgres));
+        assert_eq!(
+            Backend::from_url("sqlite://data/x.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://127.0.0.1/test").ok(),
+            Some(Backend::Postgres)
+        );
         assert!(Backend::from_url("mysql://x").is_err());
     }
 
@@ -135,9 +144,16 @@ mod tests {
     #[test]
     fn both_dialects_have_the_same_migrations() {
         let names = |dir: &str| {
-            let mut v: Vec<String> = std::fs::read_dir(format!("{}/../../migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
-                .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-                .unwrap_or_default();
+            let mut v: Vec<String> = std::fs::read_dir(format!(
+                "{}/../../migrations/{dir}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
             v.sort();
             v
         };

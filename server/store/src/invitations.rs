@@ -28,7 +28,8 @@ pub struct NewInvitation<'a> {
     pub expires_at: i64,
 }
 
-const COLUMNS: &str = "i.id, i.tenant_id, i.email, i.role, i.team_id, t.name AS team_name, i.invited_by,
+const COLUMNS: &str =
+    "i.id, i.tenant_id, i.email, i.role, i.team_id, t.name AS team_name, i.invited_by,
     i.created_at, i.expires_at, i.accepted_at, i.revoked_at";
 
 impl Store {
@@ -63,7 +64,10 @@ impl Store {
         .await?)
     }
 
-    pub async fn invitation_by_token_hash(&self, token_hash: &str) -> Result<Option<InvitationRow>> {
+    pub async fn invitation_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<InvitationRow>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM invitations i LEFT JOIN teams t ON t.id = i.team_id WHERE i.token_hash = $1"
         ))
@@ -73,7 +77,12 @@ impl Store {
     }
 
     /// Newest first.
-    pub async fn list_invitations(&self, tenant_id: &str, offset: i64, limit: i64) -> Result<(Vec<InvitationRow>, i64)> {
+    pub async fn list_invitations(
+        &self,
+        tenant_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<InvitationRow>, i64)> {
         let rows = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM invitations i LEFT JOIN teams t ON t.id = i.team_id
              WHERE i.tenant_id = $1 ORDER BY i.created_at DESC LIMIT $2 OFFSET $3"
@@ -120,12 +129,13 @@ impl Store {
         if claimed.rows_affected() != 1 {
             return Ok(false);
         }
-        let already: Option<String> =
-            sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
-                .bind(&inv.tenant_id)
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let already: Option<String> = sqlx::query_scalar(
+            "SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+        )
+        .bind(&inv.tenant_id)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         if already.is_none() {
             sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(&inv.tenant_id)

@@ -10,8 +10,8 @@ mod invitations;
 mod sessions;
 mod teams;
 mod tenants;
-mod users;
 pub mod testing;
+mod users;
 
 pub use audit::{AuditQuery, AuditRow, NewAuditEvent};
 pub use connect::{Backend, Store};

@@ -57,7 +57,10 @@ impl Store {
     }
 
     pub async fn delete_session(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -85,13 +88,18 @@ impl Store {
 
     /// Deletes every session of a user (after removal from the platform, for example).
     pub async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
     pub async fn delete_expired_sessions(&self) -> Result<u64> {
-        let done =
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now_millis()).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -25,7 +25,12 @@ const TEAM_COLUMNS: &str = "t.id, t.tenant_id, t.name, t.description, t.created_
     (SELECT COUNT(*) FROM team_members tm WHERE tm.team_id = t.id) AS members";
 
 impl Store {
-    pub async fn create_team(&self, tenant_id: &str, name: &str, description: &str) -> Result<TeamRow> {
+    pub async fn create_team(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        description: &str,
+    ) -> Result<TeamRow> {
         let id = new_id("team");
         let created_at = now_millis();
         sqlx::query("INSERT INTO teams (id, tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)")
@@ -47,11 +52,13 @@ impl Store {
     }
 
     pub async fn team(&self, tenant_id: &str, team_id: &str) -> Result<Option<TeamRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.tenant_id = $1 AND t.id = $2"))
-            .bind(tenant_id)
-            .bind(team_id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {TEAM_COLUMNS} FROM teams t WHERE t.tenant_id = $1 AND t.id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(team_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub async fn list_teams(
@@ -72,11 +79,13 @@ impl Store {
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let total = sqlx::query_scalar("SELECT COUNT(*) FROM teams WHERE tenant_id = $1 AND LOWER(name) LIKE $2")
-            .bind(tenant_id)
-            .bind(&pattern)
-            .fetch_one(&self.pool)
-            .await?;
+        let total = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM teams WHERE tenant_id = $1 AND LOWER(name) LIKE $2",
+        )
+        .bind(tenant_id)
+        .bind(&pattern)
+        .fetch_one(&self.pool)
+        .await?;
         Ok((rows, total))
     }
 

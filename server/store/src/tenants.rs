@@ -40,10 +40,14 @@ pub struct UserTenantRow {
     pub role: String,
 }
 
-
 impl Store {
     pub async fn create_tenant(&self, slug: &str, name: &str) -> Result<TenantRow> {
-        let row = TenantRow { id: new_id("tnt"), slug: slug.into(), name: name.into(), created_at: now_millis() };
+        let row = TenantRow {
+            id: new_id("tnt"),
+            slug: slug.into(),
+            name: name.into(),
+            created_at: now_millis(),
+        };
         sqlx::query("INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&row.id)
             .bind(&row.slug)
@@ -55,21 +59,30 @@ impl Store {
     }
 
     pub async fn tenant_by_id(&self, id: &str) -> Result<Option<TenantRow>> {
-        Ok(sqlx::query_as("SELECT id, slug, name, created_at FROM tenants WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT id, slug, name, created_at FROM tenants WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<TenantRow>> {
-        Ok(sqlx::query_as("SELECT id, slug, name, created_at FROM tenants WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT id, slug, name, created_at FROM tenants WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// All tenants (platform admins), filtered by a case-insensitive search on name or slug.
-    pub async fn list_tenants(&self, search: &str, offset: i64, limit: i64) -> Result<(Vec<TenantSummaryRow>, i64)> {
+    pub async fn list_tenants(
+        &self,
+        search: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<TenantSummaryRow>, i64)> {
         let pattern = like_pattern(search);
         let rows = sqlx::query_as(
             "SELECT t.id, t.slug, t.name, t.created_at,
@@ -83,10 +96,12 @@ impl Store {
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let total = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE LOWER(name) LIKE $1 OR slug LIKE $1")
-            .bind(&pattern)
-            .fetch_one(&self.pool)
-            .await?;
+        let total = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tenants WHERE LOWER(name) LIKE $1 OR slug LIKE $1",
+        )
+        .bind(&pattern)
+        .fetch_one(&self.pool)
+        .await?;
         Ok((rows, total))
     }
 
@@ -102,20 +117,30 @@ impl Store {
     }
 
     pub async fn membership_role(&self, tenant_id: &str, user_id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+        Ok(
+            sqlx::query_scalar(
+                "SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+            )
             .bind(tenant_id)
             .bind(user_id)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?,
+        )
     }
 
-    pub async fn set_membership_role(&self, tenant_id: &str, user_id: &str, role: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE memberships SET role = $1 WHERE tenant_id = $2 AND user_id = $3")
-            .bind(role)
-            .bind(tenant_id)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+    pub async fn set_membership_role(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        role: &str,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE memberships SET role = $1 WHERE tenant_id = $2 AND user_id = $3")
+                .bind(role)
+                .bind(tenant_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -139,10 +164,12 @@ impl Store {
     }
 
     pub async fn count_admins(&self, tenant_id: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'admin'")
-            .bind(tenant_id)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'admin'",
+        )
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn list_members(
@@ -200,6 +227,11 @@ impl Store {
 
 /// `%text%`, lower-cased, with LIKE's wildcards in the user's text taken literally.
 pub(crate) fn like_pattern(search: &str) -> String {
-    let cleaned: String = search.trim().to_lowercase().chars().filter(|c| *c != '%' && *c != '_').collect();
+    let cleaned: String = search
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| *c != '%' && *c != '_')
+        .collect();
     format!("%{cleaned}%")
 }

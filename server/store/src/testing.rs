@@ -27,17 +27,35 @@ impl TestDatabase {
             Flavor::Sqlite => {
                 let dir = TempDir::new()?;
                 let url = format!("sqlite://{}/test.db", dir.0.display());
-                Ok(Self { url, flavor, schema: None, admin_url: String::new(), _dir: Some(dir) })
+                Ok(Self {
+                    url,
+                    flavor,
+                    schema: None,
+                    admin_url: String::new(),
+                    _dir: Some(dir),
+                })
             }
             Flavor::Postgres => {
-                let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.into());
-                let schema = format!("tg_test_{}_{}", now_millis() / 1000, &crate::new_id("s")[2..14]);
+                let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| DEFAULT_POSTGRES.into());
+                let schema = format!(
+                    "tg_test_{}_{}",
+                    now_millis() / 1000,
+                    &crate::new_id("s")[2..14]
+                );
                 let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
                 drop_stale_schemas(&mut conn).await?;
-                conn.execute(format!("CREATE SCHEMA {schema}").as_str()).await?;
+                conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+                    .await?;
                 let sep = if admin_url.contains('?') { '&' } else { '?' };
                 let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-                Ok(Self { url, flavor, schema: Some(schema), admin_url, _dir: None })
+                Ok(Self {
+                    url,
+                    flavor,
+                    schema: Some(schema),
+                    admin_url,
+                    _dir: None,
+                })
             }
         }
     }
@@ -54,7 +72,8 @@ impl TestDatabase {
     pub async fn cleanup(self) -> Result<()> {
         if let Some(schema) = &self.schema {
             let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
-            conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str()).await?;
+            conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
+                .await?;
         }
         Ok(())
     }
@@ -67,9 +86,14 @@ async fn drop_stale_schemas(conn: &mut sqlx::PgConnection) -> Result<()> {
             .await?;
     let cutoff = now_millis() / 1000 - 3600;
     for name in names {
-        let created: i64 = name.split('_').nth(2).and_then(|s| s.parse().ok()).unwrap_or(i64::MAX);
+        let created: i64 = name
+            .split('_')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(i64::MAX);
         if created < cutoff {
-            conn.execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str()).await?;
+            conn.execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
+                .await?;
         }
     }
     Ok(())

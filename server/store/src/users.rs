@@ -50,29 +50,37 @@ impl Store {
         .bind(now_millis())
         .execute(&self.pool)
         .await?;
-        self.user_by_id(&id).await?.ok_or(crate::StoreError::Setup("user vanished after insert".into()))
+        self.user_by_id(&id).await?.ok_or(crate::StoreError::Setup(
+            "user vanished after insert".into(),
+        ))
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE email = $1"))
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE email = $1"))
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn user_by_oidc(&self, issuer: &str, subject: &str) -> Result<Option<UserRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE oidc_issuer = $1 AND oidc_subject = $2"))
-            .bind(issuer)
-            .bind(subject)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM users WHERE oidc_issuer = $1 AND oidc_subject = $2"
+        ))
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Links an existing account (found by email) to an OIDC identity on its first single sign-on.
@@ -114,6 +122,10 @@ impl Store {
     }
 
     pub async fn count_platform_admins(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE platform_admin = 1").fetch_one(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE platform_admin = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }

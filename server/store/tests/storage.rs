@@ -7,65 +7,164 @@ use tollgate_store::{
 };
 
 async fn suite(flavor: Flavor) {
-    let db = TestDatabase::new(flavor).await.unwrap_or_else(|e| panic!("{flavor:?} test database: {e}"));
-    let store = db.store().await.unwrap_or_else(|e| panic!("{flavor:?} connect: {e}"));
+    let db = TestDatabase::new(flavor)
+        .await
+        .unwrap_or_else(|e| panic!("{flavor:?} test database: {e}"));
+    let store = db
+        .store()
+        .await
+        .unwrap_or_else(|e| panic!("{flavor:?} connect: {e}"));
     // Migrations are idempotent.
-    store.migrate().await.unwrap_or_else(|e| panic!("second migrate: {e}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("second migrate: {e}"));
     users_and_tenants(&store).await;
     teams_and_invitations(&store).await;
     sessions(&store).await;
     audit(&store).await;
     store.close().await;
-    db.cleanup().await.unwrap_or_else(|e| panic!("cleanup: {e}"));
+    db.cleanup()
+        .await
+        .unwrap_or_else(|e| panic!("cleanup: {e}"));
 }
 
 fn user<'a>(email: &'a str) -> NewUser<'a> {
-    NewUser { email, name: email, password_hash: Some("hash"), oidc: None, platform_admin: false }
+    NewUser {
+        email,
+        name: email,
+        password_hash: Some("hash"),
+        oidc: None,
+        platform_admin: false,
+    }
 }
 
 async fn users_and_tenants(store: &Store) {
-    let ann = store.create_user(user("ann@example.com")).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(ann.email, "ann@example.com");
-    assert!(!ann.is_platform_admin());
-    assert!(matches!(store.create_user(user("ann@example.com")).await, Err(StoreError::Duplicate)));
-    let oidc = store
-        .create_user(NewUser { oidc: Some(("https://idp", "sub-1")), password_hash: None, ..user("oidc@example.com") })
+    let ann = store
+        .create_user(user("ann@example.com"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(store.user_by_oidc("https://idp", "sub-1").await.ok().flatten().map(|u| u.id), Some(oidc.id.clone()));
-    assert!(store.user_by_oidc("https://other", "sub-1").await.ok().flatten().is_none());
+    assert_eq!(ann.email, "ann@example.com");
+    assert!(!ann.is_platform_admin());
+    assert!(matches!(
+        store.create_user(user("ann@example.com")).await,
+        Err(StoreError::Duplicate)
+    ));
+    let oidc = store
+        .create_user(NewUser {
+            oidc: Some(("https://idp", "sub-1")),
+            password_hash: None,
+            ..user("oidc@example.com")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        store
+            .user_by_oidc("https://idp", "sub-1")
+            .await
+            .ok()
+            .flatten()
+            .map(|u| u.id),
+        Some(oidc.id.clone())
+    );
+    assert!(store
+        .user_by_oidc("https://other", "sub-1")
+        .await
+        .ok()
+        .flatten()
+        .is_none());
 
-    let acme = store.create_tenant("acme", "ACME").await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(store.create_tenant("acme", "Again").await, Err(StoreError::Duplicate)));
-    store.add_membership(&acme.id, &ann.id, "admin").await.unwrap_or_else(|e| panic!("{e}"));
-    store.add_membership(&acme.id, &oidc.id, "developer").await.unwrap_or_else(|e| panic!("{e}"));
+    let acme = store
+        .create_tenant("acme", "ACME")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        store.create_tenant("acme", "Again").await,
+        Err(StoreError::Duplicate)
+    ));
+    store
+        .add_membership(&acme.id, &ann.id, "admin")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .add_membership(&acme.id, &oidc.id, "developer")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.count_admins(&acme.id).await.ok(), Some(1));
-    assert!(store.set_membership_role(&acme.id, &oidc.id, "admin").await.unwrap_or(false));
+    assert!(store
+        .set_membership_role(&acme.id, &oidc.id, "admin")
+        .await
+        .unwrap_or(false));
     assert_eq!(store.count_admins(&acme.id).await.ok(), Some(2));
 
-    let (members, total) = store.list_members(&acme.id, "", 0, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    let (members, total) = store
+        .list_members(&acme.id, "", 0, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((members.len(), total), (2, 2));
-    let (found, total) = store.list_members(&acme.id, "OIDC@", 0, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    let (found, total) = store
+        .list_members(&acme.id, "OIDC@", 0, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((found.len(), total), (1, 1));
-    let (page2, _) = store.list_members(&acme.id, "", 1, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    let (page2, _) = store
+        .list_members(&acme.id, "", 1, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(page2.len(), 1);
-    let (tenants, total) = store.list_tenants("ac", 0, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    let (tenants, total) = store
+        .list_tenants("ac", 0, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((tenants[0].members, tenants[0].teams, total), (2, 0, 1));
-    assert_eq!(store.tenants_of_user(&ann.id).await.map(|t| t.len()).ok(), Some(1));
+    assert_eq!(
+        store.tenants_of_user(&ann.id).await.map(|t| t.len()).ok(),
+        Some(1)
+    );
     // LIKE wildcards typed by users are taken literally.
-    let (none, _) = store.list_members(&acme.id, "%", 0, 10).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(none.len(), 2, "a lone % must match like an empty search, not break the query");
+    let (none, _) = store
+        .list_members(&acme.id, "%", 0, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        none.len(),
+        2,
+        "a lone % must match like an empty search, not break the query"
+    );
 }
 
 async fn teams_and_invitations(store: &Store) {
-    let tenant = store.create_tenant("globex", "Globex").await.unwrap_or_else(|e| panic!("{e}"));
-    let other = store.create_tenant("initech", "Initech").await.unwrap_or_else(|e| panic!("{e}"));
-    let bob = store.create_user(user("bob@example.com")).await.unwrap_or_else(|e| panic!("{e}"));
-    let team = store.create_team(&tenant.id, "Search", "").await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(store.create_team(&tenant.id, "Search", "").await, Err(StoreError::Duplicate)));
+    let tenant = store
+        .create_tenant("globex", "Globex")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let other = store
+        .create_tenant("initech", "Initech")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bob = store
+        .create_user(user("bob@example.com"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let team = store
+        .create_team(&tenant.id, "Search", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        store.create_team(&tenant.id, "Search", "").await,
+        Err(StoreError::Duplicate)
+    ));
     // The same name in another tenant is fine, and a team is invisible from another tenant.
-    store.create_team(&other.id, "Search", "").await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(store.team(&other.id, &team.id).await.ok().flatten().is_none());
+    store
+        .create_team(&other.id, "Search", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(store
+        .team(&other.id, &team.id)
+        .await
+        .ok()
+        .flatten()
+        .is_none());
     assert!(!store.delete_team(&other.id, &team.id).await.unwrap_or(true));
 
     let expires_at = now_millis() + 3_600_000;
@@ -78,46 +177,148 @@ async fn teams_and_invitations(store: &Store) {
         invited_by: "admin@example.com",
         expires_at,
     };
-    let id = store.create_invitation(inv("hash-1")).await.unwrap_or_else(|e| panic!("{e}"));
-    let row = store.invitation_by_token_hash("hash-1").await.ok().flatten().unwrap_or_else(|| panic!("invitation"));
+    let id = store
+        .create_invitation(inv("hash-1"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let row = store
+        .invitation_by_token_hash("hash-1")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("invitation"));
     assert_eq!(row.team_name.as_deref(), Some("Search"));
-    assert!(store.accept_invitation(&row, &bob.id).await.unwrap_or(false));
+    assert!(store
+        .accept_invitation(&row, &bob.id)
+        .await
+        .unwrap_or(false));
     // Single use: the second acceptance changes nothing.
     assert!(!store.accept_invitation(&row, &bob.id).await.unwrap_or(true));
-    assert_eq!(store.membership_role(&tenant.id, &bob.id).await.ok().flatten().as_deref(), Some("developer"));
-    assert_eq!(store.team_members(&team.id).await.map(|m| m.len()).ok(), Some(1));
-    assert!(!store.revoke_invitation(&tenant.id, &id).await.unwrap_or(true), "an accepted invitation cannot be revoked");
+    assert_eq!(
+        store
+            .membership_role(&tenant.id, &bob.id)
+            .await
+            .ok()
+            .flatten()
+            .as_deref(),
+        Some("developer")
+    );
+    assert_eq!(
+        store.team_members(&team.id).await.map(|m| m.len()).ok(),
+        Some(1)
+    );
+    assert!(
+        !store
+            .revoke_invitation(&tenant.id, &id)
+            .await
+            .unwrap_or(true),
+        "an accepted invitation cannot be revoked"
+    );
 
-    let id2 = store.create_invitation(inv("hash-2")).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(!store.revoke_invitation(&other.id, &id2).await.unwrap_or(true), "not from another tenant");
-    assert!(store.revoke_invitation(&tenant.id, &id2).await.unwrap_or(false));
-    let revoked = store.invitation(&tenant.id, &id2).await.ok().flatten().unwrap_or_else(|| panic!("invitation"));
-    assert!(!store.accept_invitation(&revoked, &bob.id).await.unwrap_or(true));
-    let (list, total) = store.list_invitations(&tenant.id, 0, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    let id2 = store
+        .create_invitation(inv("hash-2"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !store
+            .revoke_invitation(&other.id, &id2)
+            .await
+            .unwrap_or(true),
+        "not from another tenant"
+    );
+    assert!(store
+        .revoke_invitation(&tenant.id, &id2)
+        .await
+        .unwrap_or(false));
+    let revoked = store
+        .invitation(&tenant.id, &id2)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("invitation"));
+    assert!(!store
+        .accept_invitation(&revoked, &bob.id)
+        .await
+        .unwrap_or(true));
+    let (list, total) = store
+        .list_invitations(&tenant.id, 0, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((list.len(), total), (2, 2));
 
     // Removing a member also removes them from the tenant's teams.
-    assert!(store.remove_membership(&tenant.id, &bob.id).await.unwrap_or(false));
-    assert_eq!(store.team_members(&team.id).await.map(|m| m.len()).ok(), Some(0));
+    assert!(store
+        .remove_membership(&tenant.id, &bob.id)
+        .await
+        .unwrap_or(false));
+    assert_eq!(
+        store.team_members(&team.id).await.map(|m| m.len()).ok(),
+        Some(0)
+    );
 }
 
 async fn sessions(store: &Store) {
-    let carol = store.create_user(user("carol@example.com")).await.unwrap_or_else(|e| panic!("{e}"));
-    let future = now_millis() + 60_000;
-    let write = |id: &'static str, user: Option<&'static str>| SessionWrite { id, user_id: user, data: "{}", expires_at: future };
-    assert!(store.save_session(write("s1", None), true).await.unwrap_or(false));
-    assert!(!store.save_session(write("s1", None), true).await.unwrap_or(true), "create never overwrites");
-    let carol_id: &'static str = Box::leak(carol.id.clone().into_boxed_str());
-    store.save_session(write("s1", Some(carol_id)), false).await.unwrap_or_else(|e| panic!("{e}"));
-    store.save_session(write("s2", Some(carol_id)), false).await.unwrap_or_else(|e| panic!("{e}"));
-    store
-        .save_session(SessionWrite { id: "old", user_id: Some(carol_id), data: "{}", expires_at: now_millis() - 1 }, false)
+    let carol = store
+        .create_user(user("carol@example.com"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(store.sessions_of_user(&carol.id).await.map(|s| s.len()).ok(), Some(2), "expired sessions are not listed");
+    let future = now_millis() + 60_000;
+    let write = |id: &'static str, user: Option<&'static str>| SessionWrite {
+        id,
+        user_id: user,
+        data: "{}",
+        expires_at: future,
+    };
+    assert!(store
+        .save_session(write("s1", None), true)
+        .await
+        .unwrap_or(false));
+    assert!(
+        !store
+            .save_session(write("s1", None), true)
+            .await
+            .unwrap_or(true),
+        "create never overwrites"
+    );
+    let carol_id: &'static str = Box::leak(carol.id.clone().into_boxed_str());
+    store
+        .save_session(write("s1", Some(carol_id)), false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .save_session(write("s2", Some(carol_id)), false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .save_session(
+            SessionWrite {
+                id: "old",
+                user_id: Some(carol_id),
+                data: "{}",
+                expires_at: now_millis() - 1,
+            },
+            false,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        store
+            .sessions_of_user(&carol.id)
+            .await
+            .map(|s| s.len())
+            .ok(),
+        Some(2),
+        "expired sessions are not listed"
+    );
     assert!(store.load_session("old").await.ok().flatten().is_none());
-    assert!(!store.delete_user_session("someone-else", "s1").await.unwrap_or(true));
-    assert!(store.delete_user_session(&carol.id, "s1").await.unwrap_or(false));
+    assert!(!store
+        .delete_user_session("someone-else", "s1")
+        .await
+        .unwrap_or(true));
+    assert!(store
+        .delete_user_session(&carol.id, "s1")
+        .await
+        .unwrap_or(false));
     assert!(store.load_session("s1").await.ok().flatten().is_none());
     assert_eq!(store.delete_expired_sessions().await.ok(), Some(1));
 }
@@ -148,13 +349,33 @@ async fn audit(store: &Store) {
         limit: 50,
         ..Default::default()
     };
-    let count = |r: tollgate_store::Result<(Vec<tollgate_store::AuditRow>, i64)>| r.map(|(rows, total)| (rows.len(), total)).ok();
-    assert_eq!(count(store.list_audit(&q(Some("t1"), None, None)).await), Some((2, 2)));
-    assert_eq!(count(store.list_audit(&q(None, None, None)).await), Some((4, 4)));
-    assert_eq!(count(store.list_audit(&q(None, Some("team.created"), None)).await), Some((2, 2)));
-    assert_eq!(count(store.list_audit(&q(Some("t1"), None, Some("ZED"))).await), Some((0, 0)));
-    assert_eq!(count(store.list_audit(&q(None, None, Some("zed"))).await), Some((1, 1)));
-    let future = AuditQuery { from: Some(now_millis() + 60_000), ..q(None, None, None) };
+    let count = |r: tollgate_store::Result<(Vec<tollgate_store::AuditRow>, i64)>| {
+        r.map(|(rows, total)| (rows.len(), total)).ok()
+    };
+    assert_eq!(
+        count(store.list_audit(&q(Some("t1"), None, None)).await),
+        Some((2, 2))
+    );
+    assert_eq!(
+        count(store.list_audit(&q(None, None, None)).await),
+        Some((4, 4))
+    );
+    assert_eq!(
+        count(store.list_audit(&q(None, Some("team.created"), None)).await),
+        Some((2, 2))
+    );
+    assert_eq!(
+        count(store.list_audit(&q(Some("t1"), None, Some("ZED"))).await),
+        Some((0, 0))
+    );
+    assert_eq!(
+        count(store.list_audit(&q(None, None, Some("zed"))).await),
+        Some((1, 1))
+    );
+    let future = AuditQuery {
+        from: Some(now_millis() + 60_000),
+        ..q(None, None, None)
+    };
     assert_eq!(count(store.list_audit(&future).await), Some((0, 0)));
 }
 

@@ -60,13 +60,22 @@ impl OidcProvider {
         let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let repo_root = manifest_dir
             .parent()
-            .ok_or_else(|| anyhow!("CARGO_MANIFEST_DIR {} has no parent", manifest_dir.display()))?
+            .ok_or_else(|| {
+                anyhow!(
+                    "CARGO_MANIFEST_DIR {} has no parent",
+                    manifest_dir.display()
+                )
+            })?
             .to_path_buf();
         let script = repo_root.join("end2end").join("oidc").join("provider.mjs");
         if !script.is_file() {
             bail!("OIDC provider script not found at {}", script.display());
         }
-        if !repo_root.join("node_modules").join("oidc-provider").is_dir() {
+        if !repo_root
+            .join("node_modules")
+            .join("oidc-provider")
+            .is_dir()
+        {
             bail!(
                 "node_modules/oidc-provider is missing under {}; run `npm ci` there first",
                 repo_root.display()
@@ -127,7 +136,9 @@ impl OidcProvider {
                         }
                         eprintln!("[oidc-provider stdout] {line}");
                     }
-                    Ok(None) => return Err(anyhow!("provider closed stdout (exited?) before listening")),
+                    Ok(None) => {
+                        return Err(anyhow!("provider closed stdout (exited?) before listening"))
+                    }
                     Err(e) => return Err(anyhow!("reading provider stdout: {e}")),
                 }
             }
@@ -135,7 +146,9 @@ impl OidcProvider {
 
         let outcome = match tokio::time::timeout(START_TIMEOUT, wait_for_line).await {
             Ok(r) => r,
-            Err(_) => Err(anyhow!("timed out after {START_TIMEOUT:?} waiting for `{LISTENING_PREFIX}...`")),
+            Err(_) => Err(anyhow!(
+                "timed out after {START_TIMEOUT:?} waiting for `{LISTENING_PREFIX}...`"
+            )),
         };
 
         match outcome {
@@ -224,7 +237,8 @@ impl OidcProvider {
         credentials: Option<(&str, &str)>,
         redirect_prefix: &str,
     ) -> Result<String> {
-        let issuer = Url::parse(&self.issuer).with_context(|| format!("issuer {:?}", self.issuer))?;
+        let issuer =
+            Url::parse(&self.issuer).with_context(|| format!("issuer {:?}", self.issuer))?;
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
@@ -550,14 +564,20 @@ mod tests {
         assert_eq!(names, ["prompt", "login", "password"]);
         assert_eq!(form.inputs[1].value, "a&b");
         assert_eq!(form.inputs[2].kind, "password");
-        assert_eq!(error_text(html).as_deref(), Some("Invalid login or password."));
+        assert_eq!(
+            error_text(html).as_deref(),
+            Some("Invalid login or password.")
+        );
     }
 
     #[test]
     fn parses_logout_form() {
         let html = r#"<form id="op.logoutForm" method="post" action="http://127.0.0.1:1/session/end/confirm"><input type="hidden" name="xsrf" value="x1"/><input type="hidden" name="logout" value="yes"/></form>"#;
         let form = parse_form(html).expect("form");
-        assert_eq!(form.action.as_deref(), Some("http://127.0.0.1:1/session/end/confirm"));
+        assert_eq!(
+            form.action.as_deref(),
+            Some("http://127.0.0.1:1/session/end/confirm")
+        );
         let fields: Vec<_> = form
             .inputs
             .iter()

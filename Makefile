@@ -1,0 +1,25 @@
+# The README's two commands: `make run` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+TARGET ?= $(or $(CARGO_TARGET_DIR),target)
+
+.PHONY: run test setup build e2e fmt
+
+## Run the platform: SQLite under ./data, a platform admin and a demo tenant on first start.
+run:
+	@scripts/setup.sh
+	cargo leptos build --release
+	TOLLGATE_SITE_ROOT=target/site $(TARGET)/release/tollgate
+
+## Run every test: unit, storage and integration (SQLite and PostgreSQL), OIDC, and Playwright in Chromium.
+test:
+	@scripts/setup.sh --test
+	cargo leptos build
+	cargo test --workspace --exclude tollgate-hydrate
+	$(MAKE) e2e
+
+e2e:
+	cd end2end && TOLLGATE_BIN=$(abspath $(TARGET))/debug/tollgate npx playwright test
+
+fmt:
+	cargo fmt --all
