@@ -192,7 +192,7 @@ pub fn SearchBox(#[prop(into)] placeholder: String) -> impl IntoView {
     view! {
         <form method="get" class="mb-4 flex gap-2" role="search">
             <label class="sr-only" for="search">"Search"</label>
-            <input id="search" type="search" name="q" class=INPUT placeholder=placeholder prop:value=current />
+            <input id="search" type="search" name="q" class=INPUT placeholder=placeholder value=current />
             <button type="submit" class=BUTTON_SECONDARY>"Search"</button>
         </form>
     }

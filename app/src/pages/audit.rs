@@ -36,19 +36,19 @@ pub fn AuditPage() -> impl IntoView {
             </div>
             <div>
                 <label class=LABEL for="f-actor">"Actor email"</label>
-                <input class=INPUT id="f-actor" name="actor" prop:value=actor />
+                <input class=INPUT id="f-actor" name="actor" value=actor />
             </div>
             <div>
                 <label class=LABEL for="f-from">"From"</label>
-                <input class=INPUT id="f-from" name="from" type="date" prop:value=from />
+                <input class=INPUT id="f-from" name="from" type="date" value=from />
             </div>
             <div>
                 <label class=LABEL for="f-until">"Until"</label>
-                <input class=INPUT id="f-until" name="until" type="date" prop:value=until />
+                <input class=INPUT id="f-until" name="until" type="date" value=until />
             </div>
             <div class="flex items-center gap-3">
                 {me.platform_admin.then(|| view! {
-                    <label class="flex items-center gap-1 text-sm"><input type="checkbox" name="all" value="1" prop:checked=all />"All tenants"</label>
+                    <label class="flex items-center gap-1 text-sm"><input type="checkbox" name="all" value="1" checked=all />"All tenants"</label>
                 })}
                 <button type="submit" class=BUTTON_SECONDARY>"Filter"</button>
             </div>

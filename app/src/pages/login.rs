@@ -40,7 +40,7 @@ pub fn LoginPage() -> impl IntoView {
                             })}
                             <Show when=move || local>
                                 <form method="post" action=Login::url() class="space-y-4">
-                                    <input type="hidden" name="next" prop:value=next />
+                                    <input type="hidden" name="next" value=next />
                                     <div>
                                         <label class=LABEL for="email">"Email"</label>
                                         <input class=INPUT id="email" name="email" type="email" autocomplete="username" required />
