@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 TARGET ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test setup build e2e fmt
+.PHONY: run test setup build e2e python fmt
 
 ## Run the platform: SQLite under ./data, a platform admin and a demo tenant on first start.
 run:
@@ -16,7 +16,13 @@ test:
 	@scripts/setup.sh --test
 	cargo leptos build
 	cargo test --workspace --exclude tollgate-hydrate
+	$(MAKE) python
 	$(MAKE) e2e
+
+## The real `openai` Python client against the engine simulator (and, later, the gateway).
+python:
+	cargo build -p tollgate-sim
+	TOLLGATE_SIM_BIN=$(abspath $(TARGET))/debug/tollgate-sim .venv/bin/pytest tests/python -q
 
 e2e:
 	cd end2end && TOLLGATE_BIN=$(abspath $(TARGET))/debug/tollgate npx playwright test

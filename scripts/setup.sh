@@ -37,4 +37,10 @@ if [ "${1:-}" = "--test" ]; then
     say "installing Debian's Chromium for the end-to-end tests"
     apt-get update -qq && apt-get install -y -qq chromium >/dev/null
   fi
+  if [ ! -x .venv/bin/pytest ] || [ tests/python/requirements.txt -nt .venv/.installed ]; then
+    say "creating the Python virtualenv for the openai-client tests"
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+    touch .venv/.installed
+  fi
 fi

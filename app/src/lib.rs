@@ -2,6 +2,8 @@
 //! shared widgets in `components/`, and the calls into the server in `api/` (server functions).
 //! Forms are plain HTML forms posting to server functions, so every page works before (or without) wasm.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod components;
 pub mod error;
@@ -47,9 +49,12 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/invite/:token") view=pages::invite::InvitePage />
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("/") view=pages::home::HomePage />
-                    <Route path=path!("/catalog") view=pages::coming_soon::CatalogPage />
+                    <Route path=path!("/catalog") view=pages::catalog::CatalogPage />
+                    <Route path=path!("/catalog/:id") view=pages::model::ModelPage />
                     <Route path=path!("/playground") view=pages::coming_soon::PlaygroundPage />
-                    <Route path=path!("/subscriptions") view=pages::coming_soon::SubscriptionsPage />
+                    <Route path=path!("/subscriptions") view=pages::subscriptions::SubscriptionsPage />
+                    <Route path=path!("/subscriptions/:id") view=pages::subscription::SubscriptionPage />
+                    <Route path=path!("/approvals") view=pages::approvals::ApprovalsPage />
                     <Route path=path!("/usage") view=pages::coming_soon::UsagePage />
                     <Route path=path!("/teams") view=pages::teams::TeamsPage />
                     <Route path=path!("/teams/:id") view=pages::team::TeamPage />
@@ -57,6 +62,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/audit") view=pages::audit::AuditPage />
                     <Route path=path!("/account") view=pages::account::AccountPage />
                     <Route path=path!("/admin") view=pages::admin::AdminPage />
+                    <Route path=path!("/admin/models") view=pages::admin_models::AdminModelsPage />
+                    <Route path=path!("/admin/models/:id") view=pages::admin_models::AdminModelEditPage />
+                    <Route path=path!("/admin/plans") view=pages::admin_plans::AdminPlansPage />
                 </ParentRoute>
             </Routes>
         </Router>

@@ -36,6 +36,13 @@ pub struct Cli {
     /// Create a demo tenant on first start [default: true].
     #[arg(long, env = "TOLLGATE_DEMO_TENANT")]
     pub demo_tenant: Option<bool>,
+    /// Load the default catalog (models and plans) into an empty database [default: true].
+    #[arg(long, env = "TOLLGATE_SEED_CATALOG")]
+    pub seed_catalog: Option<bool>,
+    /// How often each server checks the database for changed API keys, plans and subscriptions, in
+    /// milliseconds; changes made through this server apply at once [default: 2000].
+    #[arg(long, env = "TOLLGATE_KEY_REFRESH_MS")]
+    pub key_refresh_ms: Option<u64>,
     /// Offer sign-in with local passwords [default: true].
     #[arg(long, env = "TOLLGATE_LOCAL_LOGIN")]
     pub local_login: Option<bool>,
@@ -91,6 +98,14 @@ struct FileConfig {
     auth: FileAuth,
     #[serde(default)]
     oidc: FileOidc,
+    #[serde(default)]
+    gateway: FileGateway,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGateway {
+    key_refresh_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +129,7 @@ struct FileBootstrap {
     admin_email: Option<String>,
     admin_password: Option<String>,
     demo_tenant: Option<bool>,
+    seed_catalog: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +164,8 @@ pub struct Config {
     pub admin_email: String,
     pub admin_password: Option<String>,
     pub demo_tenant: bool,
+    pub seed_catalog: bool,
+    pub key_refresh_ms: u64,
     pub local_login: bool,
     pub session_idle_minutes: i64,
     pub session_max_hours: i64,
@@ -286,6 +304,15 @@ impl Config {
                 .unwrap_or_else(|| "admin@tollgate.local".into()),
             admin_password: cli.admin_password.or(f.bootstrap.admin_password),
             demo_tenant: cli.demo_tenant.or(f.bootstrap.demo_tenant).unwrap_or(true),
+            seed_catalog: cli
+                .seed_catalog
+                .or(f.bootstrap.seed_catalog)
+                .unwrap_or(true),
+            key_refresh_ms: cli
+                .key_refresh_ms
+                .or(f.gateway.key_refresh_ms)
+                .unwrap_or(2000)
+                .max(50),
             local_login,
             session_idle_minutes,
             session_max_hours,

@@ -21,6 +21,7 @@ const PORTAL_BODY_LIMIT: usize = 256 * 1024;
 pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
     let services = Services {
         identity: state.identity.clone(),
+        catalog: state.catalog.clone(),
     };
     let context = move || provide_context(services.clone());
     let leptos_options = state.leptos.clone();

@@ -2,7 +2,11 @@
 
 use crate::config::Config;
 use anyhow::Context;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
 use std::time::Duration;
+use tollgate_catalog::{Catalog, KeyDirectoryRefresher};
+use tollgate_domain::grant::KeySnapshot;
 use tollgate_identity::{
     bootstrap::{bootstrap, BootstrapOptions, Bootstrapped},
     oidc::{Oidc, OidcConfig},
@@ -15,6 +19,11 @@ use tollgate_store::Store;
 pub struct AppState {
     pub store: Store,
     pub identity: Identity,
+    pub catalog: Catalog,
+    /// Every API key the gateway accepts, rebuilt in the background when keys, subscriptions or plans change.
+    pub keys: Arc<ArcSwap<KeySnapshot>>,
+    /// Background tasks that live as long as the state: aborted when its last clone drops.
+    _tasks: Arc<Tasks>,
     pub leptos: leptos::config::LeptosOptions,
 }
 
@@ -92,6 +101,29 @@ impl AppState {
             ),
             oidc,
         );
+        if config.seed_catalog {
+            let added = tollgate_catalog::seed::seed_if_empty(&store)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            if added > 0 {
+                tracing::info!(
+                    models = added,
+                    "seeded the catalog with its default models and plans"
+                );
+            }
+        }
+        let catalog = Catalog::new(store.clone(), identity.clone());
+        let keys = Arc::new(ArcSwap::from_pointee(KeySnapshot::default()));
+        let published = keys.clone();
+        let refresher = KeyDirectoryRefresher::new(
+            store.clone(),
+            catalog.changes(),
+            Duration::from_millis(config.key_refresh_ms),
+        )
+        .start(move |snapshot| published.store(Arc::new(snapshot)))
+        .await
+        .context("could not load the API keys")?;
+        let tasks = Arc::new(Tasks(vec![refresher]));
         let leptos = leptos::config::LeptosOptions::builder()
             .output_name("tollgate")
             .site_root(config.site_root.as_str())
@@ -101,8 +133,21 @@ impl AppState {
         Ok(Self {
             store,
             identity,
+            catalog,
+            keys,
+            _tasks: tasks,
             leptos,
         })
+    }
+}
+
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 

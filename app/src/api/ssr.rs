@@ -11,6 +11,7 @@ use tower_sessions::Session;
 #[derive(Clone)]
 pub struct Services {
     pub identity: Identity,
+    pub catalog: tollgate_catalog::Catalog,
 }
 
 pub fn identity() -> Result<Identity, AppError> {
@@ -20,6 +21,23 @@ pub fn identity() -> Result<Identity, AppError> {
             tracing::error!("portal services missing from the request context");
             AppError::Domain(DomainError::Internal)
         })
+}
+
+pub fn catalog() -> Result<tollgate_catalog::Catalog, AppError> {
+    use_context::<Services>().map(|s| s.catalog).ok_or_else(|| {
+        tracing::error!("portal services missing from the request context");
+        AppError::Domain(DomainError::Internal)
+    })
+}
+
+/// The signed-in caller and the catalog services.
+///
+/// Services are taken from context before the first await: during server rendering a Suspense may render its
+/// children twice and drop the first owner while its futures still run, after which `use_context` finds nothing.
+pub async fn catalog_caller() -> Result<(tollgate_catalog::Catalog, Caller), AppError> {
+    let catalog = catalog()?;
+    let (_, caller) = caller().await?;
+    Ok((catalog, caller))
 }
 
 pub async fn session() -> Result<Session, AppError> {

@@ -1,4 +1,5 @@
 //! Widgets shared by the pages.
 
+pub mod badges;
 pub mod layout;
 pub mod ui;

@@ -49,5 +49,6 @@ pub fn AccountPage() -> impl IntoView {
                 })}
             </Transition>
         </section>
+        <super::tokens::AccessTokens />
     }
 }

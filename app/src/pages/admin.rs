@@ -1,4 +1,4 @@
-//! Platform administration: tenants (models, plans and GPUs join as they are built).
+//! Platform administration: tenants, with links to models, plans and approvals (GPUs join with the fleet).
 
 use crate::{
     api::{
@@ -26,6 +26,11 @@ pub fn AdminPage() -> impl IntoView {
     view! {
         <Title text="Admin" />
         <PageHeader title="Platform admin" subtitle="Tenants on this platform." />
+        <nav class="mb-6 flex gap-2" aria-label="Admin sections">
+            <a class=BUTTON_SECONDARY href="/admin/models">"Models"</a>
+            <a class=BUTTON_SECONDARY href="/admin/plans">"Plans"</a>
+            <a class=BUTTON_SECONDARY href="/approvals">"Approvals"</a>
+        </nav>
         <FormError />
         <div class="grid gap-6 lg:grid-cols-3">
             <section class="lg:col-span-2">

@@ -1,5 +1,5 @@
-//! Screens whose capability is not built yet. They say so plainly rather than pretend: the catalog,
-//! subscriptions and keys arrive with the catalog work, the playground and usage with the gateway.
+//! Screens whose capability is not built yet. They say so plainly rather than pretend: the playground
+//! and usage arrive with the gateway.
 
 use crate::components::ui::{EmptyState, PageHeader};
 use leptos::prelude::*;
@@ -15,18 +15,8 @@ fn NotYet(title: &'static str, what: &'static str) -> impl IntoView {
 }
 
 #[component]
-pub fn CatalogPage() -> impl IntoView {
-    view! { <NotYet title="Catalog" what="The model catalog is being built: models, plans and their prices will be listed here." /> }
-}
-
-#[component]
 pub fn PlaygroundPage() -> impl IntoView {
     view! { <NotYet title="Playground" what="The streaming playground needs the gateway, which is being built." /> }
-}
-
-#[component]
-pub fn SubscriptionsPage() -> impl IntoView {
-    view! { <NotYet title="Subscriptions & keys" what="Subscribing teams to models and creating API keys arrive with the catalog." /> }
 }
 
 #[component]

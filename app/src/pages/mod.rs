@@ -2,12 +2,20 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_models;
+pub mod admin_plans;
+pub mod approvals;
 pub mod audit;
+pub mod catalog;
 pub mod coming_soon;
 pub mod home;
 pub mod invite;
 pub mod login;
 pub mod members;
+pub mod model;
 pub mod not_found;
+pub mod subscription;
+pub mod subscriptions;
 pub mod team;
 pub mod teams;
+pub mod tokens;

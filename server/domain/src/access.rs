@@ -15,6 +15,14 @@ pub enum Action {
     ChangeRoles,
     RemoveMembers,
     ViewAudit,
+    /// See the tenant's subscriptions, keys (prefixes only) and usage.
+    ViewSubscriptions,
+    /// Subscribe a team the caller belongs to, manage that team's keys, cancel its subscriptions.
+    UseModels,
+    /// Approve, reject, suspend, resume, move and cancel any subscription of the tenant.
+    DecideSubscriptions,
+    /// Platform-wide: edit the catalog and plans, approve restricted models.
+    ManageCatalog,
     /// Platform-wide: create tenants, see every tenant.
     ManageTenants,
     /// Platform-wide: read the audit log of every tenant.
@@ -33,6 +41,10 @@ impl Action {
             Self::ChangeRoles => "change roles",
             Self::RemoveMembers => "remove members",
             Self::ViewAudit => "view the audit log",
+            Self::ViewSubscriptions => "view subscriptions",
+            Self::UseModels => "subscribe to models and manage API keys",
+            Self::DecideSubscriptions => "approve or change subscriptions",
+            Self::ManageCatalog => "manage the catalog",
             Self::ManageTenants => "manage tenants",
             Self::ViewAllAudit => "view the platform audit log",
         }
@@ -40,14 +52,18 @@ impl Action {
 
     fn minimum_role(self) -> Option<TenantRole> {
         match self {
-            Self::ViewTenant | Self::ViewTeams | Self::ViewMembers => Some(TenantRole::Viewer),
+            Self::ViewTenant | Self::ViewTeams | Self::ViewMembers | Self::ViewSubscriptions => {
+                Some(TenantRole::Viewer)
+            }
+            Self::UseModels => Some(TenantRole::Developer),
             Self::ManageTeams
             | Self::InviteMembers
             | Self::ChangeRoles
             | Self::RemoveMembers
-            | Self::ViewAudit => Some(TenantRole::Admin),
+            | Self::ViewAudit
+            | Self::DecideSubscriptions => Some(TenantRole::Admin),
             // Platform actions: no tenant role is enough.
-            Self::ManageTenants | Self::ViewAllAudit => None,
+            Self::ManageTenants | Self::ViewAllAudit | Self::ManageCatalog => None,
         }
     }
 }
@@ -82,7 +98,10 @@ pub fn decide(who: Principal, action: Action) -> Result<(), DomainError> {
 mod tests {
     use super::*;
 
-    const TENANT_ACTIONS: [Action; 8] = [
+    const TENANT_ACTIONS: [Action; 11] = [
+        Action::ViewSubscriptions,
+        Action::UseModels,
+        Action::DecideSubscriptions,
         Action::ViewTenant,
         Action::ViewTeams,
         Action::ManageTeams,
@@ -134,6 +153,20 @@ mod tests {
     }
 
     #[test]
+    fn developers_use_models_but_only_admins_decide() {
+        assert!(decide(member(TenantRole::Developer), Action::UseModels).is_ok());
+        assert!(matches!(
+            decide(member(TenantRole::Viewer), Action::UseModels),
+            Err(DomainError::Forbidden(_))
+        ));
+        assert!(matches!(
+            decide(member(TenantRole::Developer), Action::DecideSubscriptions),
+            Err(DomainError::Forbidden(_))
+        ));
+        assert!(decide(member(TenantRole::Viewer), Action::ViewSubscriptions).is_ok());
+    }
+
+    #[test]
     fn developers_and_viewers_only_read() {
         for role in [TenantRole::Developer, TenantRole::Viewer] {
             for action in [Action::ViewTenant, Action::ViewTeams, Action::ViewMembers] {
@@ -160,10 +193,11 @@ mod tests {
             platform_admin: true,
             role_in_tenant: None,
         };
-        for action in TENANT_ACTIONS
-            .into_iter()
-            .chain([Action::ManageTenants, Action::ViewAllAudit])
-        {
+        for action in TENANT_ACTIONS.into_iter().chain([
+            Action::ManageTenants,
+            Action::ViewAllAudit,
+            Action::ManageCatalog,
+        ]) {
             assert!(decide(root, action).is_ok());
         }
     }

@@ -18,10 +18,26 @@ pub enum AuditAction {
     InvitationAccepted,
     MemberRoleChanged,
     MemberRemoved,
+    ModelCreated,
+    ModelUpdated,
+    PlanCreated,
+    PlanUpdated,
+    SubscriptionRequested,
+    SubscriptionApproved,
+    SubscriptionRejected,
+    SubscriptionSuspended,
+    SubscriptionResumed,
+    SubscriptionCancelled,
+    SubscriptionPlanChanged,
+    KeyCreated,
+    KeyRotated,
+    KeyRevoked,
+    TokenCreated,
+    TokenRevoked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 30] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -36,6 +52,22 @@ impl AuditAction {
         Self::InvitationAccepted,
         Self::MemberRoleChanged,
         Self::MemberRemoved,
+        Self::ModelCreated,
+        Self::ModelUpdated,
+        Self::PlanCreated,
+        Self::PlanUpdated,
+        Self::SubscriptionRequested,
+        Self::SubscriptionApproved,
+        Self::SubscriptionRejected,
+        Self::SubscriptionSuspended,
+        Self::SubscriptionResumed,
+        Self::SubscriptionCancelled,
+        Self::SubscriptionPlanChanged,
+        Self::KeyCreated,
+        Self::KeyRotated,
+        Self::KeyRevoked,
+        Self::TokenCreated,
+        Self::TokenRevoked,
     ];
 
     /// The stored name. NEVER change one: stored events and saved filters use them.
@@ -55,6 +87,22 @@ impl AuditAction {
             Self::InvitationAccepted => "member.invitation_accepted",
             Self::MemberRoleChanged => "member.role_changed",
             Self::MemberRemoved => "member.removed",
+            Self::ModelCreated => "catalog.model_created",
+            Self::ModelUpdated => "catalog.model_updated",
+            Self::PlanCreated => "catalog.plan_created",
+            Self::PlanUpdated => "catalog.plan_updated",
+            Self::SubscriptionRequested => "subscription.requested",
+            Self::SubscriptionApproved => "subscription.approved",
+            Self::SubscriptionRejected => "subscription.rejected",
+            Self::SubscriptionSuspended => "subscription.suspended",
+            Self::SubscriptionResumed => "subscription.resumed",
+            Self::SubscriptionCancelled => "subscription.cancelled",
+            Self::SubscriptionPlanChanged => "subscription.plan_changed",
+            Self::KeyCreated => "key.created",
+            Self::KeyRotated => "key.rotated",
+            Self::KeyRevoked => "key.revoked",
+            Self::TokenCreated => "token.created",
+            Self::TokenRevoked => "token.revoked",
         }
     }
 

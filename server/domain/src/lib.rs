@@ -2,12 +2,18 @@
 //! share. Nothing here does IO, so it compiles to wasm32 for the portal and is tested with plain unit tests.
 
 pub mod access;
+pub mod api_key;
 pub mod audit;
+pub mod catalog;
 pub mod error;
+pub mod grant;
 pub mod invitation;
 pub mod membership;
 pub mod page;
+pub mod plan;
 pub mod role;
+pub mod secret;
+pub mod subscription;
 pub mod text;
 pub mod time;
 pub mod views;

@@ -29,6 +29,18 @@ impl Millis {
         )
     }
 
+    /// `YYYY-MM-DD` (UTC), for dates such as a sunset date.
+    pub fn format_date(self) -> String {
+        let (y, m, d) = civil_from_days(self.0.div_euclid(86_400_000));
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
+    /// The start of the calendar month (UTC) this instant falls in: monthly quotas reset there.
+    pub fn month_start(self) -> Self {
+        let (y, m, _) = civil_from_days(self.0.div_euclid(86_400_000));
+        Self(days_from_civil(y, m, 1) * 86_400_000)
+    }
+
     /// Parses `YYYY-MM-DD` (start of that day, UTC), as sent by date inputs.
     pub fn parse_date(s: &str) -> Option<Self> {
         let mut parts = s.trim().splitn(3, '-');

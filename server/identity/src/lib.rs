@@ -13,6 +13,7 @@ pub mod session;
 pub mod session_store;
 pub mod tenancy;
 pub mod throttle;
+pub mod tokens;
 
 pub use caller::Caller;
 pub use error::internal;

@@ -2,23 +2,34 @@
 //! database URL; runtime queries (no compile-time checking against one backend) with the same test suite
 //! run on both. Each module holds the queries of one table group, as `impl Store` blocks.
 
+mod access_tokens;
+mod api_keys;
 mod audit;
 mod connect;
 mod error;
 mod ids;
 mod invitations;
+mod models;
+mod plans;
+mod revisions;
 mod sessions;
+mod subscriptions;
 mod teams;
 mod tenants;
 pub mod testing;
 mod users;
 
+pub use access_tokens::{AccessTokenRow, NewAccessToken};
+pub use api_keys::{ApiKeyRow, GatewayKeyRow, NewApiKey};
 pub use audit::{AuditQuery, AuditRow, NewAuditEvent};
 pub use connect::{Backend, Store};
 pub use error::StoreError;
 pub use ids::new_id;
 pub use invitations::{InvitationRow, NewInvitation};
+pub use models::ModelRow;
+pub use plans::{PlanModelRow, PlanRow};
 pub use sessions::{SessionRow, SessionWrite};
+pub use subscriptions::{NewSubscription, SubscriptionQuery, SubscriptionRow};
 pub use teams::{TeamMemberRow, TeamRow};
 pub use tenants::{MemberRow, TenantRow, TenantSummaryRow, UserTenantRow};
 pub use users::{NewUser, UserRow};

@@ -126,4 +126,15 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    pub async fn is_team_member(&self, team_id: &str, user_id: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM team_members WHERE team_id = $1 AND user_id = $2",
+        )
+        .bind(team_id)
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
 }

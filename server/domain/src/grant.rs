@@ -1,0 +1,210 @@
+//! What the gateway knows about API keys: the in-memory snapshot that the catalog builds from the database and
+//! the gateway reads on every request without touching the database, and the one rule that turns a presented
+//! key into a grant or a rejection.
+
+use crate::{
+    secret::{self, Presented},
+    time::Millis,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Per-subscription limits after the plan's defaults and its per-model overrides are resolved. None means
+/// unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u32>,
+    pub max_concurrent: Option<u32>,
+    pub monthly_tokens: Option<u64>,
+}
+
+/// What a key lets its holder do: call one subscribed model within limits, on behalf of a team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub tenant_id: String,
+    pub team_id: String,
+    pub subscription_id: String,
+    /// The catalog's API model id that the subscription covers (what clients send as `model`).
+    pub model: String,
+    pub limits: Limits,
+    /// False while the subscription is suspended: keys still resolve, but requests get 403.
+    pub active: bool,
+}
+
+/// One API key as the gateway holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    /// The public part of the key (`tg-<id>...`), also the row id.
+    pub key_id: String,
+    pub secret_hash: [u8; 32],
+    pub revoked: bool,
+    pub expires_at: Option<Millis>,
+    pub grant: Arc<Grant>,
+}
+
+/// Why a presented key is refused; the gateway maps each to an OpenAI-style error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRejection {
+    /// No key in the request.
+    Missing,
+    /// Not a key of ours, an unknown id, or a wrong secret: all answer alike.
+    Invalid,
+    Expired,
+    Revoked,
+    /// The key is fine but its subscription is suspended (or no longer active).
+    Suspended,
+}
+
+impl KeyRejection {
+    /// The HTTP status for this rejection: 401 for bad credentials, 403 for a valid key that may not be used now.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::Suspended => 403,
+            _ => 401,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Missing => {
+                "You didn't provide an API key. Send it as `Authorization: Bearer tg-...`."
+            }
+            Self::Invalid => "Incorrect API key provided.",
+            Self::Expired => "This API key has expired. Create a new one in the portal.",
+            Self::Revoked => "This API key has been revoked.",
+            Self::Suspended => "The subscription behind this API key is suspended.",
+        }
+    }
+}
+
+/// Every key the gateway accepts, by public id. Built whole and swapped in atomically by the catalog.
+#[derive(Debug, Clone, Default)]
+pub struct KeySnapshot {
+    keys: HashMap<String, KeyEntry>,
+}
+
+impl KeySnapshot {
+    pub fn new(entries: impl IntoIterator<Item = KeyEntry>) -> Self {
+        Self {
+            keys: entries.into_iter().map(|e| (e.key_id.clone(), e)).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Resolves a presented key (`tg-...`, or None when the request had none) at `now`.
+    pub fn resolve(
+        &self,
+        presented: Option<&str>,
+        now: Millis,
+    ) -> Result<(&KeyEntry, &Arc<Grant>), KeyRejection> {
+        let text = presented.ok_or(KeyRejection::Missing)?;
+        let Presented { id, secret } =
+            secret::parse(secret::SecretKind::ApiKey, text).ok_or(KeyRejection::Invalid)?;
+        let entry = self.keys.get(id).ok_or(KeyRejection::Invalid)?;
+        if !secret::verify(secret, &entry.secret_hash) {
+            return Err(KeyRejection::Invalid);
+        }
+        if entry.revoked {
+            return Err(KeyRejection::Revoked);
+        }
+        if entry.expires_at.is_some_and(|at| at <= now) {
+            return Err(KeyRejection::Expired);
+        }
+        if !entry.grant.active {
+            return Err(KeyRejection::Suspended);
+        }
+        Ok((entry, &entry.grant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{mint, SecretKind, ID_LEN, SECRET_LEN};
+
+    fn key(seed: u8, revoked: bool, expires_at: Option<i64>, active: bool) -> (String, KeyEntry) {
+        let mut random = [0u8; ID_LEN + SECRET_LEN];
+        for (i, b) in random.iter_mut().enumerate() {
+            *b = seed.wrapping_add((i as u8).wrapping_mul(13));
+        }
+        let m = mint(SecretKind::ApiKey, &random);
+        let entry = KeyEntry {
+            key_id: m.id.clone(),
+            secret_hash: m.hash,
+            revoked,
+            expires_at: expires_at.map(Millis),
+            grant: Arc::new(Grant {
+                tenant_id: "tnt_1".into(),
+                team_id: "team_1".into(),
+                subscription_id: "sub_1".into(),
+                model: "llama".into(),
+                limits: Limits::default(),
+                active,
+            }),
+        };
+        (m.full, entry)
+    }
+
+    #[test]
+    fn each_state_resolves_to_its_answer() {
+        let (good, e1) = key(1, false, None, true);
+        let (revoked, e2) = key(2, true, None, true);
+        let (expired, e3) = key(3, false, Some(1_000), true);
+        let (suspended, e4) = key(4, false, None, false);
+        let (rotating, e5) = key(5, false, Some(5_000), true);
+        let snap = KeySnapshot::new([e1, e2, e3, e4, e5]);
+        let now = Millis(2_000);
+        assert_eq!(
+            snap.resolve(Some(&good), now).unwrap().1.subscription_id,
+            "sub_1"
+        );
+        assert_eq!(
+            snap.resolve(Some(&revoked), now).unwrap_err(),
+            KeyRejection::Revoked
+        );
+        assert_eq!(
+            snap.resolve(Some(&expired), now).unwrap_err(),
+            KeyRejection::Expired
+        );
+        assert_eq!(
+            snap.resolve(Some(&suspended), now).unwrap_err(),
+            KeyRejection::Suspended
+        );
+        assert!(
+            snap.resolve(Some(&rotating), now).is_ok(),
+            "inside its grace period"
+        );
+        assert_eq!(
+            snap.resolve(Some(&rotating), Millis(5_000)).unwrap_err(),
+            KeyRejection::Expired
+        );
+        assert_eq!(snap.resolve(None, now).unwrap_err(), KeyRejection::Missing);
+    }
+
+    #[test]
+    fn a_right_id_with_a_wrong_secret_is_invalid_not_revoked() {
+        let (revoked, e) = key(2, true, None, true);
+        let snap = KeySnapshot::new([e]);
+        let forged = format!(
+            "{}{}",
+            &revoked[..revoked.len() - 1],
+            if revoked.ends_with('x') { 'y' } else { 'x' }
+        );
+        assert_eq!(
+            snap.resolve(Some(&forged), Millis(0)).unwrap_err(),
+            KeyRejection::Invalid
+        );
+        assert_eq!(
+            snap.resolve(Some("sk-not-ours"), Millis(0)).unwrap_err(),
+            KeyRejection::Invalid
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! Prometheus metrics with vLLM's names, labels and buckets, written as text by hand.
+//!
+//! Names follow vLLM's V1 `PrometheusStatLogger` (`vllm/v1/metrics/loggers.py`): gauges
+//! `vllm:num_requests_running`, `vllm:num_requests_waiting`, `vllm:kv_cache_usage_perc`
+//! (and the deprecated `vllm:gpu_cache_usage_perc`); counters `vllm:prompt_tokens_total`,
+//! `vllm:generation_tokens_total`, `vllm:request_success_total{finished_reason}`; histograms
+//! `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds` (and the older
+//! `vllm:time_per_output_token_seconds`), `vllm:e2e_request_latency_seconds`,
+//! `vllm:request_queue_time_seconds` and the per-request token-count histograms. Every
+//! series carries `model_name` and `engine="0"`. Recording is lock-free (atomics).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::engine::Snapshot;
+
+const TTFT_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+];
+const ITL_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+    40.0, 80.0,
+];
+const REQUEST_LATENCY_BUCKETS: &[f64] = &[
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
+    480.0, 960.0, 1920.0, 7680.0,
+];
+
+/// A histogram with fixed buckets and atomic counts.
+pub struct Histogram {
+    bounds: Vec<f64>,
+    counts: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_bits: AtomicU64,
+}
+
+impl Histogram {
+    /// An empty histogram with the given upper bounds (ascending).
+    pub fn new(bounds: &[f64]) -> Self {
+        Self {
+            bounds: bounds.to_vec(),
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_bits: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    /// Records one value.
+    pub fn observe(&self, v: f64) {
+        if !v.is_finite() {
+            return;
+        }
+        if let Some(i) = self.bounds.iter().position(|&b| v <= b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + v).to_bits())
+            });
+    }
+
+    /// Number of values recorded.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, c) in self.bounds.iter().zip(&self.counts) {
+            cumulative += c.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                fmt_f64(*bound)
+            );
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            fmt_f64(f64::from_bits(self.sum_bits.load(Ordering::Relaxed)))
+        );
+    }
+}
+
+fn fmt_f64(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Builds vLLM's 1-2-5 bucket series up to `max` (as `build_1_2_5_buckets`).
+pub fn buckets_1_2_5(max: u32) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut scale = 1u64;
+    loop {
+        for m in [1u64, 2, 5] {
+            let v = m * scale;
+            if v > u64::from(max) {
+                return out;
+            }
+            out.push(v as f64);
+        }
+        scale *= 10;
+    }
+}
+
+/// Finish reasons counted by `vllm:request_success_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// Natural end or stop string.
+    Stop,
+    /// Hit `max_tokens`.
+    Length,
+    /// Client went away or the request was cut.
+    Abort,
+}
+
+/// Per-adapter running and waiting counts, for `vllm:lora_requests_info`.
+#[derive(Default)]
+struct LoraLoad {
+    running: BTreeMap<String, u32>,
+    waiting: BTreeMap<String, u32>,
+}
+
+/// All metrics of one simulated engine.
+pub struct Metrics {
+    labels: String,
+    lora_enabled: bool,
+    max_loras: u32,
+    /// Prefill tokens processed.
+    pub prompt_tokens: AtomicU64,
+    /// Tokens generated.
+    pub generation_tokens: AtomicU64,
+    success: [AtomicU64; 3],
+    /// Time to first token.
+    pub ttft: Histogram,
+    /// Time between tokens.
+    pub itl: Histogram,
+    /// End-to-end request latency.
+    pub e2e: Histogram,
+    /// Time spent waiting for admission.
+    pub queue: Histogram,
+    /// Time spent in prefill.
+    pub prefill: Histogram,
+    /// Time spent decoding.
+    pub decode: Histogram,
+    /// Prompt tokens per request.
+    pub request_prompt_tokens: Histogram,
+    /// Generated tokens per request.
+    pub request_generation_tokens: Histogram,
+    lora: Mutex<LoraLoad>,
+}
+
+impl Metrics {
+    /// Metrics labelled with `model_name`.
+    pub fn new(model_name: &str, max_model_len: u32, lora_enabled: bool) -> Self {
+        let token_buckets = buckets_1_2_5(max_model_len);
+        Self {
+            labels: format!("model_name=\"{}\",engine=\"0\"", escape_label(model_name)),
+            lora_enabled,
+            max_loras: 1,
+            prompt_tokens: AtomicU64::new(0),
+            generation_tokens: AtomicU64::new(0),
+            success: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            ttft: Histogram::new(TTFT_BUCKETS),
+            itl: Histogram::new(ITL_BUCKETS),
+            e2e: Histogram::new(REQUEST_LATENCY_BUCKETS),
+            queue: Histogram::new(REQUEST_LATENCY_BUCKETS),
+            prefill: Histogram::new(REQUEST_LATENCY_BUCKETS),
+            decode: Histogram::new(REQUEST_LATENCY_BUCKETS),
+            request_prompt_tokens: Histogram::new(&token_buckets),
+            request_generation_tokens: Histogram::new(&token_buckets),
+            lora: Mutex::new(LoraLoad::default()),
+        }
+    }
+
+    /// Counts one finished sequence.
+    pub fn finished(&self, reason: Finished) {
+        let i = match reason {
+            Finished::Stop => 0,
+            Finished::Length => 1,
+            Finished::Abort => 2,
+        };
+        self.success[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Finished sequences with this reason so far.
+    pub fn finished_count(&self, reason: Finished) -> u64 {
+        let i = match reason {
+            Finished::Stop => 0,
+            Finished::Length => 1,
+            Finished::Abort => 2,
+        };
+        self.success[i].load(Ordering::Relaxed)
+    }
+
+    /// Moves an adapter's request between waiting (`+1`/`-1`) and running counts.
+    pub fn lora_change(&self, adapter: &str, waiting_delta: i32, running_delta: i32) {
+        if !self.lora_enabled {
+            return;
+        }
+        let mut guard = self.lora.lock().unwrap_or_else(|e| e.into_inner());
+        let l = &mut *guard;
+        for (map, delta) in [
+            (&mut l.waiting, waiting_delta),
+            (&mut l.running, running_delta),
+        ] {
+            if delta == 0 {
+                continue;
+            }
+            let v = map.entry(adapter.to_string()).or_insert(0);
+            *v = v.saturating_add_signed(delta);
+            if *v == 0 {
+                map.remove(adapter);
+            }
+        }
+    }
+
+    /// Renders the Prometheus text exposition.
+    pub fn render(&self, s: &Snapshot) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let l = &self.labels;
+        gauge(
+            &mut out,
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            l,
+            f64::from(s.running_requests),
+        );
+        gauge(
+            &mut out,
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+            l,
+            f64::from(s.waiting_requests),
+        );
+        gauge(
+            &mut out,
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+            l,
+            s.kv_usage(),
+        );
+        gauge(
+            &mut out,
+            "vllm:gpu_cache_usage_perc",
+            "GPU KV-cache usage. 1 means 100 percent usage.DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
+            l,
+            s.kv_usage(),
+        );
+        counter(
+            &mut out,
+            "vllm:num_preemptions",
+            "Cumulative number of preemption from the engine.",
+            l,
+            0,
+        );
+        counter(
+            &mut out,
+            "vllm:prompt_tokens",
+            "Number of prefill tokens processed.",
+            l,
+            self.prompt_tokens.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "vllm:generation_tokens",
+            "Number of generation tokens processed.",
+            l,
+            self.generation_tokens.load(Ordering::Relaxed),
+        );
+        header(
+            &mut out,
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            "counter",
+        );
+        for (i, reason) in ["stop", "length", "abort"].iter().enumerate() {
+            let v = self.success[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "vllm:request_success_total{{{l},finished_reason=\"{reason}\"}} {}",
+                fmt_f64(v as f64)
+            );
+        }
+        let hists: [(&str, &str, &Histogram); 9] = [
+            ("vllm:request_prompt_tokens", "Number of prefill tokens processed.", &self.request_prompt_tokens),
+            ("vllm:request_generation_tokens", "Number of generation tokens processed.", &self.request_generation_tokens),
+            ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &self.ttft),
+            ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", &self.itl),
+            (
+                "vllm:time_per_output_token_seconds",
+                "Histogram of time per output token in seconds.DEPRECATED: Use vllm:inter_token_latency_seconds instead.",
+                &self.itl,
+            ),
+            ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", &self.e2e),
+            ("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", &self.queue),
+            ("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", &self.prefill),
+            ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", &self.decode),
+        ];
+        for (name, help, h) in hists {
+            header(&mut out, name, help, "histogram");
+            h.render(&mut out, name, l);
+        }
+        if self.lora_enabled {
+            let lora = self.lora.lock().unwrap_or_else(|e| e.into_inner());
+            let running = lora
+                .running
+                .keys()
+                .map(|k| escape_label(k))
+                .collect::<Vec<_>>()
+                .join(",");
+            let waiting = lora
+                .waiting
+                .keys()
+                .map(|k| escape_label(k))
+                .collect::<Vec<_>>()
+                .join(",");
+            header(
+                &mut out,
+                "vllm:lora_requests_info",
+                "Running stats on lora requests.",
+                "gauge",
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "vllm:lora_requests_info{{max_lora=\"{}\",running_lora_adapters=\"{running}\",waiting_lora_adapters=\"{waiting}\"}} {}",
+                self.max_loras,
+                fmt_f64(now)
+            );
+        }
+        out
+    }
+
+    /// Sets the `max_lora` label value.
+    pub fn with_max_loras(mut self, max_loras: u32) -> Self {
+        self.max_loras = max_loras;
+        self
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, labels: &str, v: f64) {
+    header(out, name, help, "gauge");
+    let _ = writeln!(out, "{name}{{{labels}}} {}", fmt_f64(v));
+}
+
+fn counter(out: &mut String, name: &str, help: &str, labels: &str, v: u64) {
+    header(out, name, help, "counter");
+    let _ = writeln!(out, "{name}_total{{{labels}}} {}", fmt_f64(v as f64));
+}
+
+/// Escapes a Prometheus label value.
+pub fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            running_requests: 3,
+            running_seqs: 3,
+            waiting_requests: 2,
+            kv_held: 50,
+            kv_capacity: 200,
+        }
+    }
+
+    #[test]
+    fn one_two_five_buckets() {
+        assert_eq!(
+            buckets_1_2_5(100),
+            vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+        );
+    }
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let h = Histogram::new(&[0.1, 1.0]);
+        h.observe(0.05);
+        h.observe(0.5);
+        h.observe(5.0);
+        let mut out = String::new();
+        h.render(&mut out, "x", "a=\"b\"");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.1\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"1.0\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
+        assert!(out.contains("x_sum{a=\"b\"} 5.55\n"), "{out}");
+    }
+
+    #[test]
+    fn renders_vllm_names_and_labels() {
+        let m = Metrics::new("my \"model\"", 2048, false);
+        m.prompt_tokens.fetch_add(12, Ordering::Relaxed);
+        m.finished(Finished::Length);
+        let text = m.render(&snap());
+        let l = r#"model_name="my \"model\"",engine="0""#;
+        for line in [
+            format!("vllm:num_requests_running{{{l}}} 3.0"),
+            format!("vllm:num_requests_waiting{{{l}}} 2.0"),
+            format!("vllm:kv_cache_usage_perc{{{l}}} 0.25"),
+            format!("vllm:prompt_tokens_total{{{l}}} 12.0"),
+            format!("vllm:request_success_total{{{l},finished_reason=\"length\"}} 1.0"),
+            "# TYPE vllm:time_to_first_token_seconds histogram".to_string(),
+            "# TYPE vllm:inter_token_latency_seconds histogram".to_string(),
+            "# TYPE vllm:e2e_request_latency_seconds histogram".to_string(),
+        ] {
+            assert!(
+                text.lines().any(|x| x == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("lora_requests_info"));
+    }
+
+    #[test]
+    fn lora_info_lists_adapters() {
+        let m = Metrics::new("m", 128, true).with_max_loras(4);
+        m.lora_change("a1", 1, 0);
+        m.lora_change("a1", -1, 1);
+        m.lora_change("b2", 1, 0);
+        let text = m.render(&snap());
+        assert!(
+            text.contains(r#"max_lora="4",running_lora_adapters="a1",waiting_lora_adapters="b2""#),
+            "{text}"
+        );
+        m.lora_change("a1", 0, -1);
+        assert!(m.render(&snap()).contains(r#"running_lora_adapters="""#));
+    }
+}

@@ -1,0 +1,166 @@
+//! API keys: stored as the hash of their secret; only the public id and the hash are kept.
+
+use crate::{now_millis, Result, Store};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub name: String,
+    pub created_by_email: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub rotated_to: Option<String>,
+}
+
+pub struct NewApiKey<'a> {
+    pub id: &'a str,
+    pub tenant_id: &'a str,
+    pub subscription_id: &'a str,
+    pub name: &'a str,
+    pub secret_hash: &'a str,
+    pub created_by: &'a str,
+    pub expires_at: Option<i64>,
+}
+
+/// A key as the gateway snapshot needs it, with its subscription's state and plan.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GatewayKeyRow {
+    pub id: String,
+    pub secret_hash: String,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub tenant_id: String,
+    pub team_id: String,
+    pub subscription_id: String,
+    pub subscription_state: String,
+    pub model_id: String,
+    pub plan_id: String,
+}
+
+const KEY_SELECT: &str = "SELECT k.id, k.tenant_id, k.subscription_id, k.name, COALESCE(u.email, '') AS created_by_email,
+    k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.rotated_to
+    FROM api_keys k LEFT JOIN users u ON u.id = k.created_by";
+
+/// How long a revoked or expired key keeps answering "revoked"/"expired" rather than "invalid".
+const RECENTLY_MS: i64 = 30 * 24 * 3_600_000;
+
+impl Store {
+    pub async fn insert_api_key(&self, k: NewApiKey<'_>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, subscription_id, name, secret_hash, created_by, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(k.id)
+        .bind(k.tenant_id)
+        .bind(k.subscription_id)
+        .bind(k.name)
+        .bind(k.secret_hash)
+        .bind(k.created_by)
+        .bind(now_millis())
+        .bind(k.expires_at)
+        .execute(&self.pool)
+        .await?;
+        self.bump_gateway_revision().await
+    }
+
+    /// Creates `new` and limits `old_id` to `old_expires_at`, in one transaction. False when the old key is
+    /// already revoked or rotated.
+    pub async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        old_expires_at: i64,
+        new: NewApiKey<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET expires_at = $2, rotated_to = $3
+             WHERE id = $1 AND revoked_at IS NULL AND rotated_to IS NULL",
+        )
+        .bind(old_id)
+        .bind(old_expires_at)
+        .bind(new.id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, subscription_id, name, secret_hash, created_by, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new.id)
+        .bind(new.tenant_id)
+        .bind(new.subscription_id)
+        .bind(new.name)
+        .bind(new.secret_hash)
+        .bind(new.created_by)
+        .bind(now_millis())
+        .bind(new.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.bump_gateway_revision().await?;
+        Ok(true)
+    }
+
+    pub async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>> {
+        Ok(sqlx::query_as(&format!("{KEY_SELECT} WHERE k.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn api_keys_of(&self, subscription_id: &str) -> Result<Vec<ApiKeyRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{KEY_SELECT} WHERE k.subscription_id = $1 ORDER BY k.created_at DESC"
+        ))
+        .bind(subscription_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Revokes a key; false when it was already revoked (or does not exist).
+    pub async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(now_millis())
+                .execute(&self.pool)
+                .await?;
+        self.bump_gateway_revision().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that keys were used (the gateway batches these).
+    pub async fn touch_api_keys(&self, ids: &[String], at: i64) -> Result<()> {
+        for id in ids {
+            sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
+                .bind(id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every key the gateway should know: live subscriptions' keys, including recently revoked or expired ones
+    /// (so they answer "revoked" or "expired" rather than "invalid").
+    pub async fn gateway_keys(&self) -> Result<Vec<GatewayKeyRow>> {
+        let since = now_millis() - RECENTLY_MS;
+        Ok(sqlx::query_as(
+            "SELECT k.id, k.secret_hash, k.expires_at, k.revoked_at, s.tenant_id, s.team_id, s.id AS subscription_id,
+                s.state AS subscription_state, s.model_id, s.plan_id
+             FROM api_keys k JOIN subscriptions s ON s.id = k.subscription_id
+             WHERE s.state IN ('active', 'suspended')
+               AND (k.revoked_at IS NULL OR k.revoked_at > $1)
+               AND (k.expires_at IS NULL OR k.expires_at > $1)",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,27 @@
+//! A counter per concern, bumped by every write that concern caches. Server replicas poll it (one indexed read)
+//! and rebuild their in-memory copies when it moves, so changes reach every replica within the poll interval
+//! without a message bus.
+
+use crate::{Result, Store};
+
+const GATEWAY: &str = "gateway";
+
+impl Store {
+    /// Marks keys, subscriptions, plans or models as changed for every gateway.
+    pub async fn bump_gateway_revision(&self) -> Result<()> {
+        sqlx::query("UPDATE revisions SET value = value + 1 WHERE name = $1")
+            .bind(GATEWAY)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn gateway_revision(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM revisions WHERE name = $1")
+                .bind(GATEWAY)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,192 @@
+//! Subscriptions of teams to models. Reads join the names lists show; state changes are compare-and-set on the
+//! current state, so two admins deciding at once cannot both win.
+
+use crate::{new_id, now_millis, tenants::like_pattern, Result, Store};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub team_id: String,
+    pub team_name: String,
+    pub model_id: String,
+    pub model_name: String,
+    pub plan_id: String,
+    pub plan_name: String,
+    pub state: String,
+    pub note: String,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_by_email: String,
+    pub decided_by_email: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub active_keys: i64,
+}
+
+pub struct NewSubscription<'a> {
+    pub tenant_id: &'a str,
+    pub team_id: &'a str,
+    pub model_id: &'a str,
+    pub plan_id: &'a str,
+    pub state: &'a str,
+    pub note: &'a str,
+    pub requested_by: &'a str,
+}
+
+/// Which subscriptions to list. `tenant_id` None lists every tenant's (platform admins).
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionQuery<'a> {
+    pub tenant_id: Option<&'a str>,
+    pub team_id: Option<&'a str>,
+    /// Any of these states; empty = all.
+    pub states: Vec<&'a str>,
+    pub search: &'a str,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+const SELECT: &str = "SELECT s.id, s.tenant_id, s.team_id, t.name AS team_name, s.model_id,
+        m.display_name AS model_name, s.plan_id, p.name AS plan_name, s.state, s.note, s.reason, s.requested_by,
+        COALESCE(ru.email, '') AS requested_by_email, du.email AS decided_by_email, s.created_at, s.updated_at,
+        (SELECT COUNT(*) FROM api_keys k WHERE k.subscription_id = s.id AND k.revoked_at IS NULL
+            AND (k.expires_at IS NULL OR k.expires_at > $1)) AS active_keys
+    FROM subscriptions s
+    JOIN teams t ON t.id = s.team_id
+    JOIN models m ON m.id = s.model_id
+    JOIN plans p ON p.id = s.plan_id
+    LEFT JOIN users ru ON ru.id = s.requested_by
+    LEFT JOIN users du ON du.id = s.decided_by";
+
+impl Store {
+    pub async fn create_subscription(&self, s: NewSubscription<'_>) -> Result<String> {
+        let id = new_id("sub");
+        let now = now_millis();
+        sqlx::query(
+            "INSERT INTO subscriptions (id, tenant_id, team_id, model_id, plan_id, state, note, requested_by,
+                created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(&id)
+        .bind(s.tenant_id)
+        .bind(s.team_id)
+        .bind(s.model_id)
+        .bind(s.plan_id)
+        .bind(s.state)
+        .bind(s.note)
+        .bind(s.requested_by)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.bump_gateway_revision().await?;
+        Ok(id)
+    }
+
+    /// One subscription by id, whatever its tenant: callers authorize against the returned tenant id.
+    pub async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRow>> {
+        Ok(sqlx::query_as(&format!("{SELECT} WHERE s.id = $2"))
+            .bind(now_millis())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn list_subscriptions(
+        &self,
+        q: &SubscriptionQuery<'_>,
+    ) -> Result<(Vec<SubscriptionRow>, i64)> {
+        // Placeholders are numbered as they are added, so optional filters stay one query on both backends.
+        let mut clauses = vec![
+            "(LOWER(m.display_name) LIKE $2 OR LOWER(s.model_id) LIKE $2 OR LOWER(t.name) LIKE $2)"
+                .to_string(),
+        ];
+        let mut n = 2;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if q.tenant_id.is_some() {
+            clauses.push(format!("s.tenant_id = {}", next()));
+        }
+        if q.team_id.is_some() {
+            clauses.push(format!("s.team_id = {}", next()));
+        }
+        if !q.states.is_empty() {
+            let marks: Vec<String> = q.states.iter().map(|_| next()).collect();
+            clauses.push(format!("s.state IN ({})", marks.join(", ")));
+        }
+        let limit_mark = next();
+        let offset_mark = next();
+        let filter = clauses.join(" AND ");
+        let pattern = like_pattern(q.search);
+        let rows_sql = format!("{SELECT} WHERE {filter} ORDER BY s.updated_at DESC, s.id LIMIT {limit_mark} OFFSET {offset_mark}");
+        // The count binds the same parameters as the row query; `$1` (the time, used by the key count there) is
+        // referenced trivially so the numbering matches.
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM subscriptions s JOIN teams t ON t.id = s.team_id JOIN models m ON m.id = s.model_id
+             WHERE ($1 = $1) AND {filter}"
+        );
+        let now = now_millis();
+        let mut rows = sqlx::query_as::<_, SubscriptionRow>(&rows_sql)
+            .bind(now)
+            .bind(&pattern);
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql)
+            .bind(now)
+            .bind(&pattern);
+        if let Some(t) = q.tenant_id {
+            rows = rows.bind(t);
+            count = count.bind(t);
+        }
+        if let Some(t) = q.team_id {
+            rows = rows.bind(t);
+            count = count.bind(t);
+        }
+        for s in &q.states {
+            rows = rows.bind(*s);
+            count = count.bind(*s);
+        }
+        let rows = rows
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let total = count.fetch_one(&self.pool).await?;
+        Ok((rows, total))
+    }
+
+    /// Moves a subscription from `from` to `to` if it is still in `from`. False when someone else moved it first.
+    pub async fn set_subscription_state(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        reason: &str,
+        decided_by: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE subscriptions SET state = $3, reason = $4, decided_by = $5, updated_at = $6
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(reason)
+        .bind(decided_by)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        self.bump_gateway_revision().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_subscription_plan(&self, id: &str, plan_id: &str) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE subscriptions SET plan_id = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(plan_id)
+                .bind(now_millis())
+                .execute(&self.pool)
+                .await?;
+        self.bump_gateway_revision().await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,97 @@
+"""Fixtures that run the real `tollgate-sim` binary for the Python integration tests.
+
+The binary is `$TOLLGATE_SIM_BIN`, or `target/debug/tollgate-sim` under the repository
+root (build it first: `cargo build -p tollgate-sim`). Each instance is started on
+`--port 0`; the fixture reads the `tollgate-sim listening on http://HOST:PORT` line and
+kills the process at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import openai
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL = "facebook/opt-125m"
+LISTENING = "tollgate-sim listening on "
+
+
+def sim_binary() -> Path:
+    path = Path(os.environ.get("TOLLGATE_SIM_BIN", REPO_ROOT / "target" / "debug" / "tollgate-sim"))
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    if not path.exists():
+        pytest.exit(f"tollgate-sim binary not found at {path}; run `cargo build -p tollgate-sim` "
+                    "or set TOLLGATE_SIM_BIN", returncode=2)
+    return path
+
+
+@dataclass
+class Sim:
+    process: subprocess.Popen
+    url: str
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def client(self, **kwargs) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key="EMPTY", max_retries=0, **kwargs)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def start_sim(*args: str, timeout: float = 10.0) -> Sim:
+    """Starts the binary with `args` (MODEL first) on a random local port."""
+    proc = subprocess.Popen(
+        [str(sim_binary()), *args, "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not line or not line[0].startswith(LISTENING):
+        proc.kill()
+        raise RuntimeError(f"tollgate-sim did not start: {line!r}")
+    return Sim(process=proc, url=line[0][len(LISTENING):].strip())
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[Sim]:
+    """A zero-latency simulator with LoRA enabled and a 512-token context."""
+    s = start_sim(MODEL, "--enable-lora", "--max-model-len", "512", "--sim-zero-latency")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(sim: Sim) -> openai.OpenAI:
+    return sim.client()
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Callable[..., Sim]]:
+    """Starts extra simulators with custom flags; all are killed after the test."""
+    started: list[Sim] = []
+
+    def factory(*args: str) -> Sim:
+        s = start_sim(*args)
+        started.append(s)
+        return s
+
+    yield factory
+    for s in started:
+        s.stop()
