@@ -19,10 +19,11 @@ test:
 	$(MAKE) python
 	$(MAKE) e2e
 
-## The real `openai` Python client against the engine simulator (and, later, the gateway).
+## The real `openai` Python client against the engine simulator (and, later, the gateway); the OpenAPI document.
 python:
 	cargo build -p tollgate-sim
-	TOLLGATE_SIM_BIN=$(abspath $(TARGET))/debug/tollgate-sim .venv/bin/pytest tests/python -q
+	TOLLGATE_SIM_BIN=$(abspath $(TARGET))/debug/tollgate-sim TOLLGATE_BIN=$(abspath $(TARGET))/debug/tollgate \
+		.venv/bin/pytest tests/python -q
 
 e2e:
 	cd end2end && TOLLGATE_BIN=$(abspath $(TARGET))/debug/tollgate npx playwright test

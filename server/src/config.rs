@@ -79,6 +79,13 @@ pub struct Cli {
     /// Name on the single sign-on button [default: "single sign-on"].
     #[arg(long, env = "TOLLGATE_OIDC_DISPLAY_NAME")]
     pub oidc_display_name: Option<String>,
+    /// Reverse proxies (comma-separated addresses) whose X-Forwarded-For is believed for client addresses
+    /// [default: none].
+    #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    /// Print the management API's OpenAPI document and exit.
+    #[arg(long)]
+    pub print_openapi: bool,
     /// Log format: pretty or json [default: pretty].
     #[arg(long, env = "TOLLGATE_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -112,6 +119,7 @@ struct FileGateway {
 #[serde(deny_unknown_fields)]
 struct FileServer {
     listen: Option<SocketAddr>,
+    trusted_proxies: Option<Vec<std::net::IpAddr>>,
     public_url: Option<String>,
     site_root: Option<String>,
     log_format: Option<String>,
@@ -166,6 +174,7 @@ pub struct Config {
     pub demo_tenant: bool,
     pub seed_catalog: bool,
     pub key_refresh_ms: u64,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub local_login: bool,
     pub session_idle_minutes: i64,
     pub session_max_hours: i64,
@@ -304,6 +313,10 @@ impl Config {
                 .unwrap_or_else(|| "admin@tollgate.local".into()),
             admin_password: cli.admin_password.or(f.bootstrap.admin_password),
             demo_tenant: cli.demo_tenant.or(f.bootstrap.demo_tenant).unwrap_or(true),
+            trusted_proxies: cli
+                .trusted_proxies
+                .or(f.server.trusted_proxies)
+                .unwrap_or_default(),
             seed_catalog: cli
                 .seed_catalog
                 .or(f.bootstrap.seed_catalog)

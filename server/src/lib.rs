@@ -2,6 +2,8 @@
 //! functions and the sign-in routes on one listener. `main.rs` is only the process around `start`.
 #![recursion_limit = "256"]
 
+pub mod api;
+mod client;
 pub mod config;
 mod health;
 mod middleware;

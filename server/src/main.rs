@@ -5,7 +5,12 @@ use tollgate_server::{start, telemetry, Cli, Config};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = match Config::load(Cli::parse()) {
+    let cli = Cli::parse();
+    if cli.print_openapi {
+        println!("{:#}", tollgate_server::api::openapi::document());
+        return std::process::ExitCode::SUCCESS;
+    }
+    let config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tollgate: {e}");

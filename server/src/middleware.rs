@@ -6,12 +6,11 @@
 use crate::state::AppState;
 use axum::{
     body::Body,
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     http::{header, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
-use std::net::SocketAddr;
 use tollgate_identity::session::ClientInfo;
 use tower_sessions::Session;
 
@@ -35,13 +34,11 @@ pub async fn require_sign_in(State(state): State<AppState>, req: Request, next: 
     let Some(session) = req.extensions().get::<Session>().cloned() else {
         return next.run(req).await;
     };
-    let client = ClientInfo {
-        ip: req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
-        user_agent: None,
-    };
+    let client = req
+        .extensions()
+        .get::<ClientInfo>()
+        .cloned()
+        .unwrap_or_default();
     match state.identity.caller(&session, &client).await {
         Ok(_) => next.run(req).await,
         Err(_) => {

@@ -3,12 +3,11 @@
 
 use crate::state::AppState;
 use axum::{
-    extract::{ConnectInfo, Query, State},
-    http::HeaderMap,
+    extract::{Query, State},
     response::Redirect,
+    Extension,
 };
 use serde::Deserialize;
-use std::net::SocketAddr;
 use tollgate_identity::session::ClientInfo;
 use tower_sessions::Session;
 
@@ -50,8 +49,7 @@ pub async fn start(
 pub async fn callback(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Extension(client): Extension<ClientInfo>,
     Query(p): Query<CallbackParams>,
 ) -> Redirect {
     if let Some(error) = p.error {
@@ -60,13 +58,6 @@ pub async fn callback(
     }
     let (Some(code), Some(returned_state)) = (p.code, p.state) else {
         return to_login("the sign-in provider sent an incomplete answer: please try again");
-    };
-    let client = ClientInfo {
-        ip: Some(peer.ip().to_string()),
-        user_agent: headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
     };
     match state
         .identity

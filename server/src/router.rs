@@ -42,6 +42,7 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
+        .nest("/api/v1", crate::api::routes())
         .route("/auth/oidc/start", get(oidc_routes::start))
         .route("/auth/oidc/callback", get(oidc_routes::callback))
         .fallback(leptos_axum::file_and_error_handler_with_context::<
@@ -54,7 +55,11 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         ))
         .layer(axum::middleware::from_fn(middleware::same_origin_writes))
         .layer(sessions)
-        .layer(DefaultBodyLimit::max(PORTAL_BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(PORTAL_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(config.trusted_proxies.clone()),
+            crate::client::remember_client,
+        ));
 
     let app = Router::new()
         .route("/healthz", get(health::healthz))

@@ -6,7 +6,7 @@ use leptos::server_fn::codec::GetUrl;
 use tollgate_domain::{
     catalog::{CatalogFacets, ModelDetail, ModelInput, ModelView},
     page::Page,
-    plan::{PlanInput, PlanView},
+    plan::{OverrideInput, PlanInput, PlanView},
 };
 
 #[server(endpoint = "catalog/browse", input = GetUrl)]
@@ -75,5 +75,17 @@ pub async fn archive_plan(plan_id: String, archived: bool) -> Result<PlanView, A
     let (catalog, caller) = super::ssr::catalog_caller().await?;
     Ok(catalog
         .set_plan_archived(&caller, &plan_id, archived)
+        .await?)
+}
+
+#[server(endpoint = "admin/plans/overrides")]
+pub async fn set_plan_overrides(
+    plan_id: String,
+    model_id: String,
+    input: OverrideInput,
+) -> Result<PlanView, AppError> {
+    let (catalog, caller) = super::ssr::catalog_caller().await?;
+    Ok(catalog
+        .set_plan_overrides(&caller, &plan_id, &model_id, &input)
         .await?)
 }

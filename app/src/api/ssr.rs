@@ -2,7 +2,6 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
-use std::net::SocketAddr;
 use tollgate_domain::DomainError;
 use tollgate_identity::{session::ClientInfo, Caller, Identity};
 use tower_sessions::Session;
@@ -47,22 +46,12 @@ pub async fn session() -> Result<Session, AppError> {
     })
 }
 
-/// The client's address and browser, for the audit log and the sessions list.
+/// The client's address and browser, worked out once per request by the server (trusted proxies included).
 pub async fn client_info() -> ClientInfo {
-    let headers = leptos_axum::extract::<http::HeaderMap>()
+    leptos_axum::extract::<axum::Extension<ClientInfo>>()
         .await
-        .unwrap_or_default();
-    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>()
-        .await
-        .ok()
-        .map(|c| c.0.ip().to_string());
-    ClientInfo {
-        ip: peer,
-        user_agent: headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(200).collect()),
-    }
+        .map(|e| e.0)
+        .unwrap_or_default()
 }
 
 /// The signed-in caller, or Unauthenticated (which sets the response status to 401).

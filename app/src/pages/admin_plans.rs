@@ -1,7 +1,7 @@
 //! Platform admins manage plans: limits, covered models, approval, archiving.
 
 use crate::{
-    api::catalog::{list_plans, ArchivePlan, SavePlan},
+    api::catalog::{browse_catalog, list_plans, ArchivePlan, SavePlan, SetPlanOverrides},
     components::ui::*,
 };
 use leptos::prelude::*;
@@ -72,7 +72,8 @@ pub fn AdminPlansPage() -> impl IntoView {
                                 </section>
                                 <section class=CARD>
                                     <h2 class="mb-3 font-semibold">{if edit.is_some() { "Edit plan" } else { "New plan" }}</h2>
-                                    <PlanForm plan=edit />
+                                    <PlanForm plan=edit.clone() />
+                                    {edit.map(|p| view! { <Overrides plan=p /> })}
                                 </section>
                             </div>
                         }.into_any()
@@ -144,5 +145,90 @@ fn PlanForm(plan: Option<PlanView>) -> impl IntoView {
             </label>
             <button type="submit" class=BUTTON>"Save plan"</button>
         </form>
+    }
+}
+
+/// Per-model limits under one plan: what is set, and a form to set a model's (empty fields keep the plan's).
+#[component]
+fn Overrides(plan: PlanView) -> impl IntoView {
+    let models = Resource::new(
+        || (),
+        |_| {
+            browse_catalog(
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "all".into(),
+                "name".into(),
+                1,
+            )
+        },
+    );
+    let covered: Vec<String> = plan.models.iter().map(|m| m.model_id.clone()).collect();
+    let all_models = plan.all_models;
+    let set: Vec<_> = plan
+        .models
+        .iter()
+        .filter(|m| m.overrides != Default::default())
+        .cloned()
+        .collect();
+    let field = |name: &'static str, label: &'static str| {
+        view! {
+            <div>
+                <label class=LABEL for=format!("override-{name}")>{label}</label>
+                <input class=INPUT id=format!("override-{name}") name=format!("input[{name}]") placeholder="plan's" />
+            </div>
+        }
+    };
+    view! {
+        <div class="mt-6 border-t border-slate-200 pt-4 dark:border-slate-800" data-testid="plan-overrides">
+            <h3 class="mb-2 font-semibold">"Per-model limits"</h3>
+            {if set.is_empty() {
+                view! { <p class="mb-3 text-sm text-slate-500">"Every model uses the plan's limits."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="mb-3 space-y-1 text-sm">
+                        {set.into_iter().map(|m| {
+                            let o = m.overrides;
+                            let part = |label: &str, v: Option<u64>| v.map(|n| format!("{label} {}", limit_label(Some(n))));
+                            let parts: Vec<String> = [
+                                part("req/min", o.requests_per_minute.map(u64::from)),
+                                part("tokens/min", o.tokens_per_minute.map(u64::from)),
+                                part("concurrent", o.max_concurrent.map(u64::from)),
+                                part("tokens/month", o.monthly_tokens),
+                            ].into_iter().flatten().collect();
+                            view! { <li><code class="font-mono text-xs">{m.model_id}</code>": "{parts.join(", ")}</li> }
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+            <form method="post" action=SetPlanOverrides::url() class="space-y-2">
+                <input type="hidden" name="plan_id" value=plan.id.clone() />
+                <div>
+                    <label class=LABEL for="override-model">"Model"</label>
+                    <select class=INPUT id="override-model" name="model_id">
+                        <Suspense fallback=|| ()>
+                            {move || {
+                                let covered = covered.clone();
+                                Suspend::new(async move {
+                                    models.await.map(|(p, _)| p.items.into_iter()
+                                        .filter(|m| all_models || covered.contains(&m.id))
+                                        .map(|m| view! { <option value=m.id.clone()>{m.display_name}</option> })
+                                        .collect_view()).ok()
+                                })
+                            }}
+                        </Suspense>
+                    </select>
+                </div>
+                <div class="grid grid-cols-2 gap-2">
+                    {field("requests_per_minute", "Requests / minute")}
+                    {field("tokens_per_minute", "Tokens / minute")}
+                    {field("max_concurrent", "Concurrent")}
+                    {field("monthly_tokens", "Tokens / month")}
+                </div>
+                <button type="submit" class=BUTTON_SECONDARY>"Set this model's limits"</button>
+            </form>
+        </div>
     }
 }

@@ -3,7 +3,7 @@
 use crate::{convert::plan_views, models::require_platform_admin, Catalog};
 use tollgate_domain::{
     audit::AuditAction,
-    plan::{PlanInput, PlanView},
+    plan::{OverrideInput, PlanInput, PlanView},
     DomainError,
 };
 use tollgate_identity::{internal, Caller};
@@ -87,6 +87,43 @@ impl Catalog {
             .await;
         self.touched();
         self.plan_by_id(id).await
+    }
+
+    /// Sets one model's limits under a plan (empty fields keep the plan's). The model must be covered.
+    pub async fn set_plan_overrides(
+        &self,
+        caller: &Caller,
+        plan_id: &str,
+        model_id: &str,
+        input: &OverrideInput,
+    ) -> Result<PlanView, DomainError> {
+        require_platform_admin(caller)?;
+        let overrides = input.validate()?;
+        let plan = self.plan_by_id(plan_id).await?;
+        self.model_row(model_id).await?;
+        if !plan.covers(model_id) {
+            return Err(DomainError::invalid(format!(
+                "the plan '{}' does not cover {model_id}",
+                plan.name
+            )));
+        }
+        self.store
+            .set_plan_model_overrides(plan_id, model_id, &overrides)
+            .await
+            .map_err(internal)?;
+        let detail = format!("limits for {model_id}");
+        self.identity
+            .audit(
+                caller,
+                None,
+                AuditAction::PlanUpdated,
+                "plan",
+                plan_id,
+                &detail,
+            )
+            .await;
+        self.touched();
+        self.plan_by_id(plan_id).await
     }
 
     pub async fn set_plan_archived(

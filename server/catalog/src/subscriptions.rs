@@ -302,21 +302,7 @@ impl Catalog {
         } else {
             format!("now {}: {reason}", to.label())
         };
-        self.identity
-            .audit(
-                caller,
-                Some(&row.tenant_id),
-                action,
-                "subscription",
-                &row.id,
-                &detail,
-            )
-            .await;
-        self.touched();
-        let (row, _) = self
-            .subscription_row(caller, id, Action::ViewSubscriptions)
-            .await?;
-        self.view(row).await
+        self.changed(caller, &row, action, &detail).await
     }
 
     /// Moves a live subscription to another plan (tenant admins and platform admins).
@@ -342,19 +328,31 @@ impl Catalog {
             .await
             .map_err(internal)?;
         let detail = format!("{} -> {}", row.plan_name, plan.name);
+        self.changed(caller, &row, AuditAction::SubscriptionPlanChanged, &detail)
+            .await
+    }
+
+    /// After a change: audit it, refresh the gateway's snapshot, and answer with the subscription as it is now.
+    async fn changed(
+        &self,
+        caller: &Caller,
+        row: &SubscriptionRow,
+        action: AuditAction,
+        detail: &str,
+    ) -> Result<SubscriptionView, DomainError> {
         self.identity
             .audit(
                 caller,
                 Some(&row.tenant_id),
-                AuditAction::SubscriptionPlanChanged,
+                action,
                 "subscription",
                 &row.id,
-                &detail,
+                detail,
             )
             .await;
         self.touched();
         let (row, _) = self
-            .subscription_row(caller, id, Action::ViewSubscriptions)
+            .subscription_row(caller, &row.id, Action::ViewSubscriptions)
             .await?;
         self.view(row).await
     }

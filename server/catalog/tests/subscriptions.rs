@@ -14,59 +14,14 @@ use tollgate_domain::{
     time::Millis,
     DomainError, TenantRole,
 };
-use tollgate_identity::{session::ClientInfo, throttle::LoginThrottle, Caller, Identity, Settings};
+use tollgate_identity::{
+    testing::{identity, user},
+    Caller,
+};
 use tollgate_store::{
     now_millis,
     testing::{Flavor, TestDatabase},
-    NewUser, Store,
 };
-
-fn identity(store: &Store) -> Identity {
-    Identity::new(
-        store.clone(),
-        Settings {
-            public_url: "http://portal.test".into(),
-            local_login: true,
-            idle_timeout_secs: 3600,
-            absolute_timeout_secs: 86_400,
-        },
-        LoginThrottle::new(5, Duration::from_secs(60), Duration::from_secs(60)),
-        None,
-    )
-}
-
-async fn user(
-    store: &Store,
-    email: &str,
-    tenant: Option<(&str, TenantRole)>,
-    platform_admin: bool,
-) -> Caller {
-    let u = store
-        .create_user(NewUser {
-            email,
-            name: email,
-            password_hash: None,
-            oidc: None,
-            platform_admin,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    if let Some((t, role)) = tenant {
-        store
-            .add_membership(t, &u.id, role.as_str())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    Caller {
-        user_id: u.id,
-        email: u.email,
-        name: u.name,
-        platform_admin,
-        tenant_id: tenant.map(|(t, _)| t.to_string()),
-        session_id: None,
-        client: ClientInfo::default(),
-    }
-}
 
 fn ok<T>(what: &str, r: Result<T, DomainError>) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e:?}"))

@@ -78,17 +78,51 @@ impl KeyRejection {
     }
 }
 
-/// Every key the gateway accepts, by public id. Built whole and swapped in atomically by the catalog.
+/// What `GET /v1/models` shows about a model: catalog metadata, plain data.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ModelCard {
+    /// The API model id.
+    pub id: String,
+    /// When the model entered the catalog, seconds since the Unix epoch (OpenAI's `created`).
+    pub created: i64,
+    /// Who publishes the model (OpenAI's `owned_by`).
+    pub owned_by: String,
+    pub display_name: String,
+    /// chat | completion | embeddings
+    pub task: String,
+    pub context_length: u64,
+    /// preview | available | deprecated
+    pub status: String,
+}
+
+/// Every key the gateway accepts, by public id, and the catalog entries of the models they cover. Built whole and
+/// swapped in atomically by the catalog.
 #[derive(Debug, Clone, Default)]
 pub struct KeySnapshot {
     keys: HashMap<String, KeyEntry>,
+    models: HashMap<String, Arc<ModelCard>>,
 }
 
 impl KeySnapshot {
     pub fn new(entries: impl IntoIterator<Item = KeyEntry>) -> Self {
         Self {
             keys: entries.into_iter().map(|e| (e.key_id.clone(), e)).collect(),
+            models: HashMap::new(),
         }
+    }
+
+    /// Adds the catalog entries `/v1/models` shows.
+    pub fn with_models(mut self, cards: impl IntoIterator<Item = ModelCard>) -> Self {
+        self.models = cards
+            .into_iter()
+            .map(|c| (c.id.clone(), Arc::new(c)))
+            .collect();
+        self
+    }
+
+    /// The catalog entry of a model, when the snapshot has one.
+    pub fn model_card(&self, id: &str) -> Option<&Arc<ModelCard>> {
+        self.models.get(id)
     }
 
     pub fn len(&self) -> usize {

@@ -156,6 +156,30 @@ impl PlanInput {
     }
 }
 
+/// Per-model overrides as typed (empty keeps the plan's value).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OverrideInput {
+    #[serde(default)]
+    pub requests_per_minute: String,
+    #[serde(default)]
+    pub tokens_per_minute: String,
+    #[serde(default)]
+    pub max_concurrent: String,
+    #[serde(default)]
+    pub monthly_tokens: String,
+}
+
+impl OverrideInput {
+    pub fn validate(&self) -> Result<LimitOverride, DomainError> {
+        Ok(LimitOverride {
+            requests_per_minute: parse_limit("Requests per minute", &self.requests_per_minute)?,
+            tokens_per_minute: parse_limit("Tokens per minute", &self.tokens_per_minute)?,
+            max_concurrent: parse_limit("Concurrent requests", &self.max_concurrent)?,
+            monthly_tokens: parse_limit("The monthly token quota", &self.monthly_tokens)?,
+        })
+    }
+}
+
 /// "1.2M", "60", "unlimited": how limits read in the portal.
 pub fn limit_label(v: Option<u64>) -> String {
     match v {

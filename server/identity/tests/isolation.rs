@@ -2,12 +2,11 @@
 //! tenant B's objects (all answer NotFound and change nothing), and A's developers and viewers try every
 //! admin action in their own tenant (all answer Forbidden). Run on SQLite and on PostgreSQL.
 
-use std::time::Duration;
 use tollgate_domain::{page::PageRequest, views::AuditFilter, DomainError, TenantRole};
-use tollgate_identity::{session::ClientInfo, throttle::LoginThrottle, Caller, Identity, Settings};
+use tollgate_identity::{Caller, Identity};
 use tollgate_store::{
     testing::{Flavor, TestDatabase},
-    NewUser, Store,
+    Store,
 };
 
 struct World {
@@ -24,43 +23,11 @@ struct World {
 }
 
 async fn user(store: &Store, email: &str, tenant: &str, role: TenantRole) -> Caller {
-    let u = store
-        .create_user(NewUser {
-            email,
-            name: email,
-            password_hash: None,
-            oidc: None,
-            platform_admin: false,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    store
-        .add_membership(tenant, &u.id, role.as_str())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    Caller {
-        user_id: u.id,
-        email: u.email,
-        name: u.name,
-        platform_admin: false,
-        tenant_id: Some(tenant.to_string()),
-        session_id: None,
-        client: ClientInfo::default(),
-    }
+    tollgate_identity::testing::user(store, email, Some((tenant, role)), false).await
 }
 
 async fn world(store: Store) -> World {
-    let id = Identity::new(
-        store.clone(),
-        Settings {
-            public_url: "http://portal.test".into(),
-            local_login: true,
-            idle_timeout_secs: 3600,
-            absolute_timeout_secs: 86_400,
-        },
-        LoginThrottle::new(5, Duration::from_secs(60), Duration::from_secs(60)),
-        None,
-    );
+    let id = tollgate_identity::testing::identity(&store);
     let a = store
         .create_tenant("tenant-a", "Tenant A")
         .await

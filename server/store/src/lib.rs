@@ -17,6 +17,7 @@ mod subscriptions;
 mod teams;
 mod tenants;
 pub mod testing;
+mod usage;
 mod users;
 
 pub use access_tokens::{AccessTokenRow, NewAccessToken};
@@ -32,6 +33,7 @@ pub use sessions::{SessionRow, SessionWrite};
 pub use subscriptions::{NewSubscription, SubscriptionQuery, SubscriptionRow};
 pub use teams::{TeamMemberRow, TeamRow};
 pub use tenants::{MemberRow, TenantRow, TenantSummaryRow, UserTenantRow};
+pub use usage::{NewUsage, UsageQuery, UsageRow};
 pub use users::{NewUser, UserRow};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -31,14 +31,12 @@ const MODEL_COLUMNS: &str = "id, display_name, family, provider, description, pa
     task, license, tags, versions, input_price_micros, output_price_micros, status, sunset_at, replacement_id,
     visibility, upstream_name, created_at, updated_at";
 
-impl Store {
-    pub async fn insert_model(&self, m: &ValidModel) -> Result<()> {
-        let now = now_millis();
-        sqlx::query(&format!(
-            "INSERT INTO models ({MODEL_COLUMNS}) VALUES
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)"
-        ))
-        .bind(&m.id)
+/// Binds a model's fields as `$1`..`$18` in column order (id first), shared by insert and update.
+fn bind_model<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    m: &'q ValidModel,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&m.id)
         .bind(&m.display_name)
         .bind(&m.family)
         .bind(&m.provider)
@@ -56,42 +54,32 @@ impl Store {
         .bind(m.replacement_id.as_deref())
         .bind(m.visibility.as_str())
         .bind(&m.upstream_name)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+}
+
+impl Store {
+    pub async fn insert_model(&self, m: &ValidModel) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO models ({MODEL_COLUMNS}) VALUES
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)"
+        );
+        bind_model(sqlx::query(&sql), m)
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await?;
         self.bump_gateway_revision().await
     }
 
     /// Replaces every field but the id and creation time. False when no such model exists.
     pub async fn update_model(&self, m: &ValidModel) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE models SET display_name = $2, family = $3, provider = $4, description = $5,
+        let sql = "UPDATE models SET display_name = $2, family = $3, provider = $4, description = $5,
                 parameters_millions = $6, context_length = $7, task = $8, license = $9, tags = $10, versions = $11,
                 input_price_micros = $12, output_price_micros = $13, status = $14, sunset_at = $15,
                 replacement_id = $16, visibility = $17, upstream_name = $18, updated_at = $19
-             WHERE id = $1",
-        )
-        .bind(&m.id)
-        .bind(&m.display_name)
-        .bind(&m.family)
-        .bind(&m.provider)
-        .bind(&m.description)
-        .bind(m.parameters_millions)
-        .bind(m.context_length)
-        .bind(m.task.as_str())
-        .bind(&m.license)
-        .bind(m.tags.join(","))
-        .bind(m.versions.join(","))
-        .bind(m.input_price.0)
-        .bind(m.output_price.0)
-        .bind(m.status.as_str())
-        .bind(m.sunset_at.map(|t| t.0))
-        .bind(m.replacement_id.as_deref())
-        .bind(m.visibility.as_str())
-        .bind(&m.upstream_name)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await?;
+             WHERE id = $1";
+        let done = bind_model(sqlx::query(sql), m)
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await?;
         self.bump_gateway_revision().await?;
         Ok(done.rows_affected() == 1)
     }

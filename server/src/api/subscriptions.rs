@@ -1,0 +1,196 @@
+//! /api/v1/subscriptions, approvals and keys: thin handlers over `Catalog`.
+
+use super::{auth::ApiCaller, error::ApiResult, PageQuery};
+use crate::state::AppState;
+use axum::{
+    extract::{rejection::JsonRejection, rejection::QueryRejection, Path, Query, State},
+    http::StatusCode,
+    Json,
+};
+use serde::{Deserialize, Serialize};
+use tollgate_domain::{
+    api_key::{KeyCreated, KeyView},
+    page::Page,
+    subscription::{Change, SubscriptionFilter, SubscriptionView},
+};
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub search: String,
+    /// A state, or "pending" for both pending stages.
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub team_id: String,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+pub async fn list(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Page<SubscriptionView>>> {
+    let Query(q) = query?;
+    let tenant = caller.tenant()?;
+    let filter = SubscriptionFilter {
+        search: q.search,
+        state: q.state,
+        team_id: q.team_id,
+    };
+    let page = PageQuery {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .request();
+    Ok(Json(
+        s.catalog
+            .subscriptions(&caller.0, &tenant, &filter, page)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct NewSubscription {
+    pub team_id: String,
+    pub model_id: String,
+    pub plan_id: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+pub async fn create(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    body: Result<Json<NewSubscription>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<SubscriptionView>)> {
+    let Json(b) = body?;
+    let tenant = caller.tenant()?;
+    let sub = s
+        .catalog
+        .subscribe(
+            &caller.0,
+            &tenant,
+            &b.team_id,
+            &b.model_id,
+            &b.plan_id,
+            &b.note,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(sub)))
+}
+
+#[derive(Serialize)]
+pub struct WithKeys {
+    #[serde(flatten)]
+    pub subscription: SubscriptionView,
+    pub keys: Vec<KeyView>,
+}
+
+pub async fn get(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WithKeys>> {
+    let (subscription, keys) = s.catalog.subscription(&caller, &id).await?;
+    Ok(Json(WithKeys { subscription, keys }))
+}
+
+#[derive(Deserialize)]
+pub struct Decision {
+    pub change: Change,
+    #[serde(default)]
+    pub reason: String,
+}
+
+pub async fn decide(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<Decision>, JsonRejection>,
+) -> ApiResult<Json<SubscriptionView>> {
+    let Json(d) = body?;
+    Ok(Json(
+        s.catalog.decide(&caller, &id, d.change, &d.reason).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct PlanChange {
+    pub plan_id: String,
+}
+
+pub async fn change_plan(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<PlanChange>, JsonRejection>,
+) -> ApiResult<Json<SubscriptionView>> {
+    let Json(p) = body?;
+    Ok(Json(s.catalog.change_plan(&caller, &id, &p.plan_id).await?))
+}
+
+pub async fn approvals(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult<Json<Page<SubscriptionView>>> {
+    let Query(page) = query?;
+    let tenant = caller.0.tenant_id.clone();
+    Ok(Json(
+        s.catalog
+            .approvals(&caller.0, tenant.as_deref(), page.request())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct NewKey {
+    pub name: String,
+    /// Days until the key expires; absent or 0 for never.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+pub async fn create_key(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<NewKey>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
+    let Json(k) = body?;
+    let days = k.expires_in_days.map(|d| d.to_string()).unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(s.catalog.create_key(&caller, &id, &k.name, &days).await?),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct Rotation {
+    /// How long the old key keeps working, in hours (0 to 720).
+    #[serde(default)]
+    pub grace_hours: u32,
+}
+
+pub async fn rotate_key(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<Rotation>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
+    let Json(r) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.catalog.rotate_key(&caller, &id, r.grace_hours).await?),
+    ))
+}
+
+pub async fn revoke_key(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyView>> {
+    Ok(Json(s.catalog.revoke_key(&caller, &id).await?))
+}

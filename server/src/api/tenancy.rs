@@ -1,0 +1,295 @@
+//! /api/v1 tenants, teams, members, invitations and the audit log: thin handlers over `Identity`.
+
+use super::{auth::ApiCaller, error::ApiResult, PageQuery};
+use crate::state::AppState;
+use axum::{
+    extract::{rejection::JsonRejection, rejection::QueryRejection, Path, Query, State},
+    http::StatusCode,
+    Json,
+};
+use serde::Deserialize;
+use tollgate_domain::{
+    page::Page,
+    time::Millis,
+    views::{
+        AuditEventView, AuditFilter, InvitationCreated, InvitationView, Me, MemberView,
+        TeamMemberView, TeamView, TenantView,
+    },
+};
+
+#[derive(Deserialize)]
+pub struct Search {
+    #[serde(default)]
+    pub search: String,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+impl Search {
+    fn page(&self) -> tollgate_domain::page::PageRequest {
+        PageQuery {
+            page: self.page,
+            per_page: self.per_page,
+        }
+        .request()
+    }
+}
+
+pub async fn me(ApiCaller(caller): ApiCaller, State(s): State<AppState>) -> ApiResult<Json<Me>> {
+    Ok(Json(s.identity.me(&caller).await?))
+}
+
+pub async fn list_tenants(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    q: Result<Query<Search>, QueryRejection>,
+) -> ApiResult<Json<Page<TenantView>>> {
+    let Query(q) = q?;
+    Ok(Json(
+        s.identity
+            .list_tenants(&caller, &q.search, q.page())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct NewTenant {
+    pub name: String,
+    #[serde(default)]
+    pub slug: String,
+}
+
+pub async fn create_tenant(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    body: Result<Json<NewTenant>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<TenantView>)> {
+    let Json(b) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.identity.create_tenant(&caller, &b.name, &b.slug).await?),
+    ))
+}
+
+pub async fn list_teams(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    q: Result<Query<Search>, QueryRejection>,
+) -> ApiResult<Json<Page<TeamView>>> {
+    let Query(q) = q?;
+    let tenant = caller.tenant()?;
+    Ok(Json(
+        s.identity
+            .list_teams(&caller.0, &tenant, &q.search, q.page())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct NewTeam {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+pub async fn create_team(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    body: Result<Json<NewTeam>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<TeamView>)> {
+    let Json(b) = body?;
+    let tenant = caller.tenant()?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.identity
+                .create_team(&caller.0, &tenant, &b.name, &b.description)
+                .await?,
+        ),
+    ))
+}
+
+#[derive(serde::Serialize)]
+pub struct TeamWithMembers {
+    #[serde(flatten)]
+    pub team: TeamView,
+    pub members_list: Vec<TeamMemberView>,
+}
+
+pub async fn get_team(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TeamWithMembers>> {
+    let tenant = caller.tenant()?;
+    let (team, members_list) = s.identity.team(&caller.0, &tenant, &id).await?;
+    Ok(Json(TeamWithMembers { team, members_list }))
+}
+
+pub async fn delete_team(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let tenant = caller.tenant()?;
+    s.identity.delete_team(&caller.0, &tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct TeamMember {
+    pub email: String,
+}
+
+pub async fn add_team_member(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<TeamMember>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let Json(b) = body?;
+    let tenant = caller.tenant()?;
+    s.identity
+        .add_team_member(&caller.0, &tenant, &id, &b.email)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove_team_member(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let tenant = caller.tenant()?;
+    s.identity
+        .remove_team_member(&caller.0, &tenant, &id, &user_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_members(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    q: Result<Query<Search>, QueryRejection>,
+) -> ApiResult<Json<Page<MemberView>>> {
+    let Query(q) = q?;
+    let tenant = caller.tenant()?;
+    Ok(Json(
+        s.identity
+            .list_members(&caller.0, &tenant, &q.search, q.page())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct RoleChange {
+    pub role: String,
+}
+
+pub async fn change_role(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    Path(user_id): Path<String>,
+    body: Result<Json<RoleChange>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let Json(b) = body?;
+    let tenant = caller.tenant()?;
+    s.identity
+        .change_role(&caller.0, &tenant, &user_id, &b.role)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove_member(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let tenant = caller.tenant()?;
+    s.identity
+        .remove_member(&caller.0, &tenant, &user_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct NewInvitation {
+    #[serde(default)]
+    pub email: Option<String>,
+    pub role: String,
+    #[serde(default)]
+    pub team_id: Option<String>,
+    #[serde(default)]
+    pub valid_hours: Option<u32>,
+}
+
+pub async fn invite(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    body: Result<Json<NewInvitation>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<InvitationCreated>)> {
+    let Json(b) = body?;
+    let tenant = caller.tenant()?;
+    let created = s
+        .identity
+        .invite(
+            &caller.0,
+            &tenant,
+            b.email.as_deref(),
+            &b.role,
+            b.team_id.as_deref().filter(|t| !t.is_empty()),
+            b.valid_hours,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub async fn list_invitations(
+    caller: ApiCaller,
+    State(s): State<AppState>,
+    q: Result<Query<Search>, QueryRejection>,
+) -> ApiResult<Json<Page<InvitationView>>> {
+    let Query(q) = q?;
+    let tenant = caller.tenant()?;
+    Ok(Json(
+        s.identity
+            .list_invitations(&caller.0, &tenant, q.page())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    /// `YYYY-MM-DD`
+    pub from: Option<String>,
+    /// `YYYY-MM-DD`, inclusive
+    pub until: Option<String>,
+    pub tenant_id: Option<String>,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+pub async fn audit(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult<Json<Page<AuditEventView>>> {
+    let Query(q) = q?;
+    let date = |d: &Option<String>| d.as_deref().and_then(Millis::parse_date);
+    let filter = AuditFilter {
+        action: q.action,
+        actor: q.actor,
+        from: date(&q.from),
+        until: date(&q.until).map(|m| m.plus_hours(24)),
+        // Tenant admins get their current tenant; platform admins all tenants unless they name one.
+        tenant_id: q.tenant_id,
+    };
+    let page = PageQuery {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .request();
+    Ok(Json(s.identity.list_audit(&caller, filter, page).await?))
+}
