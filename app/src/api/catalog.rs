@@ -52,9 +52,9 @@ pub async fn save_model(input: ModelInput, create: bool) -> Result<ModelView, Ap
 }
 
 #[server(endpoint = "plans/list", input = GetUrl)]
-pub async fn list_plans() -> Result<Vec<PlanView>, AppError> {
+pub async fn list_plans(search: String) -> Result<Vec<PlanView>, AppError> {
     let (catalog, caller) = super::ssr::catalog_caller().await?;
-    Ok(catalog.plans(&caller).await?)
+    Ok(catalog.plans(&caller, &search).await?)
 }
 
 /// Creates a plan (empty `plan_id`) or updates one.

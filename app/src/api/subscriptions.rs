@@ -49,11 +49,11 @@ pub async fn get_subscription(id: String) -> Result<(SubscriptionView, Vec<KeyVi
 }
 
 #[server(endpoint = "approvals/list", input = GetUrl)]
-pub async fn list_approvals(page: u32) -> Result<Page<SubscriptionView>, AppError> {
+pub async fn list_approvals(search: String, page: u32) -> Result<Page<SubscriptionView>, AppError> {
     let (catalog, caller) = super::ssr::catalog_caller().await?;
     let page = tollgate_domain::page::PageRequest::new(Some(page), None);
     Ok(catalog
-        .approvals(&caller, caller.tenant_id.as_deref(), page)
+        .approvals(&caller, caller.tenant_id.as_deref(), &search, page)
         .await?)
 }
 

@@ -21,12 +21,14 @@ pub fn AdminPlansPage() -> impl IntoView {
     }
     let query = use_query_map();
     let editing = Memo::new(move |_| query.with(|q| q.get("edit")).unwrap_or_default());
-    let plans = Resource::new(|| (), |_| list_plans());
+    let search = query_search();
+    let plans = Resource::new(move || search.get(), list_plans);
     view! {
         <Title text="Plans" />
         <a class="text-sm text-indigo-600 hover:underline" href="/admin">"← Admin"</a>
         <PageHeader title="Plans" subtitle="Limits subscriptions run under. Empty limits are unlimited; an empty model list covers every model." />
         <FormError />
+        <SearchBox placeholder="Search plans" />
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading plans..."</p> }>
             {move || Suspend::new(async move {
                 match plans.await {

@@ -15,12 +15,16 @@ pub fn ApprovalsPage() -> impl IntoView {
     if !is_tenant_admin(&me) {
         return view! { <ErrorBanner message="Approvals are for tenant admins and platform admins." /> }.into_any();
     }
-    let page = query_page();
-    let pending = Resource::new(move || page.get(), list_approvals);
+    let (search, page) = (query_search(), query_page());
+    let pending = Resource::new(
+        move || (search.get(), page.get()),
+        |(s, p)| list_approvals(s, p),
+    );
     view! {
         <Title text="Approvals" />
         <PageHeader title="Approvals" subtitle="Subscription requests waiting for your decision. Rejections need a reason, which the team sees." />
         <FormError />
+        <SearchBox placeholder="Search by model or team" />
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading requests..."</p> }>
             {move || Suspend::new(async move {
                 match pending.await {
@@ -34,6 +38,7 @@ pub fn ApprovalsPage() -> impl IntoView {
                                     {p.items.iter().map(|s| view! {
                                         <tr data-subscription=s.id.clone()>
                                             <td class=TD><a class="font-medium text-indigo-600 hover:underline" href=format!("/subscriptions/{}", s.id)>{s.model_name.clone()}</a>
+                                                <LifecycleNotice notice=s.model_notice.clone() />
                                                 {(!s.note.is_empty()).then(|| view! { <p class="text-xs text-slate-500">{format!("“{}”", s.note)}</p> })}</td>
                                             <td class=TD>{s.team_name.clone()}</td>
                                             <td class=TD>{s.plan_name.clone()}</td>

@@ -138,7 +138,7 @@ fn Decisions(s: SubscriptionView, admin: bool, platform: bool) -> impl IntoView 
 
 #[component]
 fn PlanChange(id: String, current: String) -> impl IntoView {
-    let plans = Resource::new(|| (), |_| list_plans());
+    let plans = Resource::new(|| (), |_| list_plans(String::new()));
     view! {
         <form method="post" action=ChangePlan::url() class="mt-4 flex items-end gap-2">
             <input type="hidden" name="id" value=id />

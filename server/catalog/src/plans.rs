@@ -29,12 +29,18 @@ impl Catalog {
             .ok_or(DomainError::Internal)
     }
 
-    /// Every plan; archived ones only for platform admins.
-    pub async fn plans(&self, caller: &Caller) -> Result<Vec<PlanView>, DomainError> {
+    /// Every plan whose name or description contains `search`; archived ones only for platform admins.
+    pub async fn plans(&self, caller: &Caller, search: &str) -> Result<Vec<PlanView>, DomainError> {
+        let search = search.trim().to_lowercase();
         let all = self.all_plans().await?;
         Ok(all
             .into_iter()
             .filter(|p| caller.platform_admin || !p.archived)
+            .filter(|p| {
+                search.is_empty()
+                    || p.name.to_lowercase().contains(&search)
+                    || p.description.to_lowercase().contains(&search)
+            })
             .collect())
     }
 

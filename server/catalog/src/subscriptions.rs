@@ -176,6 +176,7 @@ impl Catalog {
         &self,
         caller: &Caller,
         tenant_id: Option<&str>,
+        search: &str,
         page: PageRequest,
     ) -> Result<Page<SubscriptionView>, DomainError> {
         let q = if caller.platform_admin {
@@ -184,6 +185,7 @@ impl Catalog {
                     State::PendingPlatform.as_str(),
                     State::PendingTenant.as_str(),
                 ],
+                search,
                 offset: page.offset(),
                 limit: page.limit(),
                 ..Default::default()
@@ -196,6 +198,7 @@ impl Catalog {
             SubscriptionQuery {
                 tenant_id: Some(tenant),
                 states: vec![State::PendingTenant.as_str()],
+                search,
                 offset: page.offset(),
                 limit: page.limit(),
                 ..Default::default()

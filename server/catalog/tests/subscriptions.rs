@@ -55,7 +55,7 @@ fn resolve(snapshot: &KeySnapshot, key: &str) -> Result<String, KeyRejection> {
 }
 
 async fn plan_id(catalog: &Catalog, caller: &Caller, name: &str) -> String {
-    ok("plans", catalog.plans(caller).await)
+    ok("plans", catalog.plans(caller, "").await)
         .into_iter()
         .find(|p| p.name == name)
         .map(|p| p.id)
@@ -394,7 +394,7 @@ async fn suite(flavor: Flavor) {
     let queue = ok(
         "approvals",
         catalog
-            .approvals(&admin, Some(&a), PageRequest::default())
+            .approvals(&admin, Some(&a), "", PageRequest::default())
             .await,
     );
     assert_eq!(
@@ -408,7 +408,7 @@ async fn suite(flavor: Flavor) {
     err(
         "dev's approvals",
         catalog
-            .approvals(&dev, Some(&a), PageRequest::default())
+            .approvals(&dev, Some(&a), "", PageRequest::default())
             .await,
         is_forbidden,
     );
@@ -446,7 +446,9 @@ async fn suite(flavor: Flavor) {
     );
     let platform_queue = ok(
         "platform approvals",
-        catalog.approvals(&root, None, PageRequest::default()).await,
+        catalog
+            .approvals(&root, None, "", PageRequest::default())
+            .await,
     );
     assert!(platform_queue.items.iter().any(|s| s.id == restricted.id));
     let rejected = ok(

@@ -97,8 +97,10 @@ pub async fn update_model(
 pub async fn list_plans(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
+    query: Result<Query<super::tenancy::Search>, QueryRejection>,
 ) -> ApiResult<Json<Vec<PlanView>>> {
-    Ok(Json(s.catalog.plans(&caller).await?))
+    let Query(q) = query?;
+    Ok(Json(s.catalog.plans(&caller, &q.search).await?))
 }
 
 pub async fn create_plan(

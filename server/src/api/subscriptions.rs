@@ -134,13 +134,18 @@ pub async fn change_plan(
 pub async fn approvals(
     caller: ApiCaller,
     State(s): State<AppState>,
-    query: Result<Query<PageQuery>, QueryRejection>,
+    query: Result<Query<super::tenancy::Search>, QueryRejection>,
 ) -> ApiResult<Json<Page<SubscriptionView>>> {
-    let Query(page) = query?;
+    let Query(q) = query?;
     let tenant = caller.0.tenant_id.clone();
+    let page = PageQuery {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .request();
     Ok(Json(
         s.catalog
-            .approvals(&caller.0, tenant.as_deref(), page.request())
+            .approvals(&caller.0, tenant.as_deref(), &q.search, page)
             .await?,
     ))
 }
