@@ -5,11 +5,13 @@ TARGET ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: run test setup build e2e python fmt
 
-## Run the platform: SQLite under ./data, a platform admin and a demo tenant on first start.
+## Run the platform: SQLite under ./data, a platform admin, a demo tenant, the seed catalog and one simulated
+## engine per model (scripts/run.sh).
 run:
 	@scripts/setup.sh
 	cargo leptos build --release
-	TOLLGATE_SITE_ROOT=target/site $(TARGET)/release/tollgate
+	cargo build --release -p tollgate-sim
+	scripts/run.sh
 
 ## Run every test: unit, storage and integration (SQLite and PostgreSQL), OIDC, and Playwright in Chromium.
 test:

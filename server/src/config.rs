@@ -83,6 +83,20 @@ pub struct Cli {
     /// [default: none].
     #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    /// Engines serving each catalog model, until the fleet manages them: `MODEL=URL|URL,MODEL=URL`, e.g.
+    /// `llama-3.1-8b-instruct=http://127.0.0.1:8001|http://127.0.0.1:8002` [default: none].
+    #[arg(long, env = "TOLLGATE_ENGINES")]
+    pub engines: Option<String>,
+    /// Redis for rate-limit counters shared by several server replicas (e.g. redis://127.0.0.1:6379); without it
+    /// counters live in this process [default: unset].
+    #[arg(long, env = "TOLLGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Key prefix in Redis, so that several platforms (or test runs) can share one Redis [default: tollgate].
+    #[arg(long, env = "TOLLGATE_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Where usage records wait on disk while the database is unreachable [default: data/usage-spool.jsonl].
+    #[arg(long, env = "TOLLGATE_USAGE_SPOOL")]
+    pub usage_spool: Option<PathBuf>,
     /// Print the management API's OpenAPI document and exit.
     #[arg(long)]
     pub print_openapi: bool,
@@ -113,6 +127,11 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileGateway {
     key_refresh_ms: Option<u64>,
+    /// Model id -> engine base URLs.
+    engines: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
+    usage_spool: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +194,11 @@ pub struct Config {
     pub seed_catalog: bool,
     pub key_refresh_ms: u64,
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Model id -> engine base URLs (until the fleet places replicas).
+    pub engines: std::collections::BTreeMap<String, Vec<String>>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub usage_spool: PathBuf,
     pub local_login: bool,
     pub session_idle_minutes: i64,
     pub session_max_hours: i64,
@@ -313,6 +337,22 @@ impl Config {
                 .unwrap_or_else(|| "admin@tollgate.local".into()),
             admin_password: cli.admin_password.or(f.bootstrap.admin_password),
             demo_tenant: cli.demo_tenant.or(f.bootstrap.demo_tenant).unwrap_or(true),
+            engines: match cli.engines {
+                Some(text) => parse_engines(&text)?,
+                None => f.gateway.engines.unwrap_or_default(),
+            },
+            redis_url: cli
+                .redis_url
+                .or(f.gateway.redis_url)
+                .filter(|u| !u.is_empty()),
+            redis_prefix: cli
+                .redis_prefix
+                .or(f.gateway.redis_prefix)
+                .unwrap_or_else(|| "tollgate".into()),
+            usage_spool: cli
+                .usage_spool
+                .or(f.gateway.usage_spool)
+                .unwrap_or_else(|| PathBuf::from("data/usage-spool.jsonl")),
             trusted_proxies: cli
                 .trusted_proxies
                 .or(f.server.trusted_proxies)
@@ -350,20 +390,64 @@ impl Config {
         self.public_url.starts_with("https://")
     }
 
-    /// A configuration for tests: SQLite or PostgreSQL URL given, random port, no demo data.
+    /// A configuration for tests: SQLite or PostgreSQL URL given, random port, no demo data, a private usage spool.
     pub fn for_tests(database_url: &str) -> Self {
         let mut c = Self::resolve(Cli::default(), FileConfig::default())
             .unwrap_or_else(|e| panic!("default config: {e}"));
         c.database_url = database_url.to_string();
         c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         c.demo_tenant = false;
+        c.usage_spool = std::env::temp_dir().join(format!(
+            "tollgate-test-spool-{}-{}.jsonl",
+            std::process::id(),
+            tollgate_store::new_id("spool")
+        ));
         c
     }
+}
+
+/// `MODEL=URL|URL,MODEL=URL` into model id -> URLs.
+fn parse_engines(
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, ConfigError> {
+    let mut engines = std::collections::BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (model, urls) = entry.split_once('=').ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "engine entry '{entry}' must look like MODEL=http://host:port"
+            ))
+        })?;
+        let urls: Vec<String> = urls
+            .split('|')
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if let Some(bad) = urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "engine URL '{bad}' must start with http:// or https://"
+            )));
+        }
+        engines.insert(model.trim().to_string(), urls);
+    }
+    Ok(engines)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engines_parse_from_one_variable() {
+        let e = parse_engines("a=http://h:1|http://h:2, b=http://h:3")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e["a"], vec!["http://h:1", "http://h:2"]);
+        assert_eq!(e["b"], vec!["http://h:3"]);
+        assert!(parse_engines("a").is_err());
+        assert!(parse_engines("a=ftp://x").is_err());
+    }
 
     fn parse(toml_text: &str) -> FileConfig {
         toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}"))

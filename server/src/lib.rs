@@ -5,6 +5,7 @@
 pub mod api;
 mod client;
 pub mod config;
+mod engines;
 mod health;
 mod middleware;
 mod oidc_routes;
@@ -34,6 +35,7 @@ impl RunningServer {
             let _ = stop.send(());
         }
         (&mut self.task).await.context("server task panicked")??;
+        self.state.gateway.flush_usage().await;
         Ok(())
     }
 
@@ -41,6 +43,8 @@ impl RunningServer {
     pub async fn shutdown_on_signal(mut self) -> anyhow::Result<()> {
         let _keep_open = self.stop.take();
         (&mut self.task).await.context("server task panicked")??;
+        // Usage records still in memory are written before the process ends.
+        self.state.gateway.flush_usage().await;
         Ok(())
     }
 
@@ -64,6 +68,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let state = AppState::build(&config).await?;
     let app = router::build(state.clone(), &config)?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    // Streams must not wait for Nagle's algorithm: each chunk goes out as it is written.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(
             listener,

@@ -61,6 +61,7 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
             crate::client::remember_client,
         ));
 
+    let gateway = state.gateway.clone();
     let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -68,6 +69,10 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         .with_state(state)
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // The gateway sits outside the portal's layers: no session or CSRF (requests carry API keys), and it
+        // handles request ids, logging and metrics itself, keeping the hot path short.
+        .merge(tollgate_gateway::router(gateway.clone()))
+        .merge(tollgate_gateway::metrics_router(gateway));
     Ok(app)
 }

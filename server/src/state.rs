@@ -5,8 +5,11 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate_catalog::{Catalog, KeyDirectoryRefresher};
+use tollgate_catalog::{Catalog, KeyDirectoryRefresher, Published};
 use tollgate_domain::grant::KeySnapshot;
+use tollgate_gateway::{
+    Gateway, GatewayConfig, GatewayParts, Limiter, MemoryLimiter, MeteringConfig, RedisLimiter,
+};
 use tollgate_identity::{
     bootstrap::{bootstrap, BootstrapOptions, Bootstrapped},
     oidc::{Oidc, OidcConfig},
@@ -22,6 +25,8 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Every API key the gateway accepts, rebuilt in the background when keys, subscriptions or plans change.
     pub keys: Arc<ArcSwap<KeySnapshot>>,
+    /// The OpenAI-compatible gateway under /v1.
+    pub gateway: Gateway,
     /// Background tasks that live as long as the state: aborted when its last clone drops.
     _tasks: Arc<Tasks>,
     pub leptos: leptos::config::LeptosOptions,
@@ -114,13 +119,38 @@ impl AppState {
         }
         let catalog = Catalog::new(store.clone(), identity.clone());
         let keys = Arc::new(ArcSwap::from_pointee(KeySnapshot::default()));
-        let published = keys.clone();
+        let limiter: Arc<dyn Limiter> = match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisLimiter::connect(url, &config.redis_prefix, 60_000)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot use Redis for rate limits: {e}"))?,
+            ),
+            None => Arc::new(MemoryLimiter::new()),
+        };
+        let gateway = Gateway::new(GatewayParts {
+            config: GatewayConfig::default(),
+            keys: keys.clone(),
+            limiter,
+            usage: Arc::new(store.clone()),
+            metering: MeteringConfig {
+                spool_path: config.usage_spool.clone(),
+                ..Default::default()
+            },
+        });
+        gateway
+            .load_month_to_date(&store)
+            .await
+            .context("could not read this month's usage")?;
+        let (published, routed, engines) = (keys.clone(), gateway.clone(), config.engines.clone());
         let refresher = KeyDirectoryRefresher::new(
             store.clone(),
             catalog.changes(),
             Duration::from_millis(config.key_refresh_ms),
         )
-        .start(move |snapshot| published.store(Arc::new(snapshot)))
+        .start(move |p: Published| {
+            routed.replace_routes(&crate::engines::routes(&p.models, &engines));
+            published.store(Arc::new(p.keys));
+        })
         .await
         .context("could not load the API keys")?;
         let tasks = Arc::new(Tasks(vec![refresher]));
@@ -135,6 +165,7 @@ impl AppState {
             identity,
             catalog,
             keys,
+            gateway,
             _tasks: tasks,
             leptos,
         })

@@ -39,18 +39,31 @@ pub async fn catalog_caller() -> Result<(tollgate_catalog::Catalog, Caller), App
     Ok((catalog, caller))
 }
 
-pub async fn session() -> Result<Session, AppError> {
-    leptos_axum::extract::<Session>().await.map_err(|e| {
-        tracing::error!(error = %e, "no session layer on this request");
-        AppError::Domain(DomainError::Internal)
+/// The request this server function serves, from context. Read it before the first await: during server
+/// rendering a Suspense may render its children twice and drop the first owner while its futures still run,
+/// after which context lookups find nothing.
+fn request_parts() -> Result<http::request::Parts, DomainError> {
+    use_context::<http::request::Parts>().ok_or_else(|| {
+        tracing::error!("request parts missing from the context");
+        DomainError::Internal
     })
+}
+
+fn session_of(parts: &http::request::Parts) -> Result<Session, DomainError> {
+    parts.extensions.get::<Session>().cloned().ok_or_else(|| {
+        tracing::error!("no session layer on this request");
+        DomainError::Internal
+    })
+}
+
+pub async fn session() -> Result<Session, AppError> {
+    Ok(session_of(&request_parts()?)?)
 }
 
 /// The client's address and browser, worked out once per request by the server (trusted proxies included).
 pub async fn client_info() -> ClientInfo {
-    leptos_axum::extract::<axum::Extension<ClientInfo>>()
-        .await
-        .map(|e| e.0)
+    use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<ClientInfo>().cloned())
         .unwrap_or_default()
 }
 
@@ -63,11 +76,14 @@ pub async fn caller() -> Result<(Identity, Caller), AppError> {
 
 /// The signed-in caller, without touching the response: for callers that treat "signed out" as an answer.
 pub async fn signed_in(identity: &Identity) -> Result<Caller, DomainError> {
-    let session = leptos_axum::extract::<Session>().await.map_err(|e| {
-        tracing::error!(error = %e, "no session layer on this request");
-        DomainError::Internal
-    })?;
-    identity.caller(&session, &client_info().await).await
+    let parts = request_parts()?;
+    let session = session_of(&parts)?;
+    let client = parts
+        .extensions
+        .get::<ClientInfo>()
+        .cloned()
+        .unwrap_or_default();
+    identity.caller(&session, &client).await
 }
 
 /// The caller and the tenant they are working in.

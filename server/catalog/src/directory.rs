@@ -7,18 +7,57 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::sync::Notify;
 use tollgate_domain::{
-    grant::{Grant, KeyEntry, KeySnapshot},
+    catalog::{ModelStatus, ModelView},
+    grant::{Grant, KeyEntry, KeySnapshot, ModelCard},
     plan::PlanView,
     time::Millis,
 };
 use tollgate_store::{GatewayKeyRow, Store, StoreError};
 
+/// What each refresh hands to the gateway: the keys (with the catalog cards `/v1/models` shows) and the models,
+/// whose engine-side names the routes need.
+pub struct Published {
+    pub keys: KeySnapshot,
+    pub models: Vec<ModelView>,
+}
+
 /// Builds the snapshot of every key the gateway should know, with limits resolved from plans.
 pub async fn load_snapshot(store: &Store) -> Result<KeySnapshot, StoreError> {
+    Ok(load(store).await?.keys)
+}
+
+/// Keys and models, read together.
+pub async fn load(store: &Store) -> Result<Published, StoreError> {
     let keys = store.gateway_keys().await?;
     let plans =
         crate::convert::plan_views(store.all_plans().await?, &store.all_plan_models().await?);
-    Ok(snapshot_of(keys, &plans))
+    let models: Vec<ModelView> = store
+        .all_models()
+        .await?
+        .into_iter()
+        .map(crate::convert::model_view)
+        .collect();
+    let cards = models
+        .iter()
+        .filter(|m| m.status != ModelStatus::Retired)
+        .map(card_of);
+    Ok(Published {
+        keys: snapshot_of(keys, &plans).with_models(cards),
+        models,
+    })
+}
+
+/// What `GET /v1/models` shows of a model (OpenAI's fields plus a little catalog metadata).
+fn card_of(m: &ModelView) -> ModelCard {
+    ModelCard {
+        id: m.id.clone(),
+        created: m.created_at.0 / 1000,
+        owned_by: m.provider.clone(),
+        display_name: m.display_name.clone(),
+        task: m.task.as_str().to_string(),
+        context_length: u64::try_from(m.context_length).unwrap_or(0),
+        status: m.status.as_str().to_string(),
+    }
 }
 
 fn snapshot_of(keys: Vec<GatewayKeyRow>, plans: &[PlanView]) -> KeySnapshot {
@@ -81,10 +120,10 @@ impl KeyDirectoryRefresher {
     /// returned task is aborted.
     pub async fn start(
         self,
-        publish: impl Fn(KeySnapshot) + Send + Sync + 'static,
+        publish: impl Fn(Published) + Send + Sync + 'static,
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
         let mut seen = self.store.gateway_revision().await?;
-        publish(load_snapshot(&self.store).await?);
+        publish(load(&self.store).await?);
         Ok(tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -92,10 +131,14 @@ impl KeyDirectoryRefresher {
                     _ = tokio::time::sleep(self.interval) => {}
                 }
                 match self.refresh_if_moved(seen).await {
-                    Ok(Some((revision, snapshot))) => {
+                    Ok(Some((revision, published))) => {
                         seen = revision;
-                        tracing::debug!(keys = snapshot.len(), revision, "key snapshot refreshed");
-                        publish(snapshot);
+                        tracing::debug!(
+                            keys = published.keys.len(),
+                            revision,
+                            "key snapshot refreshed"
+                        );
+                        publish(published);
                     }
                     Ok(None) => {}
                     // Keep serving the last snapshot; the next tick retries.
@@ -105,12 +148,12 @@ impl KeyDirectoryRefresher {
         }))
     }
 
-    async fn refresh_if_moved(&self, seen: i64) -> Result<Option<(i64, KeySnapshot)>, StoreError> {
+    async fn refresh_if_moved(&self, seen: i64) -> Result<Option<(i64, Published)>, StoreError> {
         let revision = self.store.gateway_revision().await?;
         if revision == seen {
             return Ok(None);
         }
         // Read the revision before the data: a write landing in between bumps it again and is picked up next time.
-        Ok(Some((revision, load_snapshot(&self.store).await?)))
+        Ok(Some((revision, load(&self.store).await?)))
     }
 }

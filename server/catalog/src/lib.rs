@@ -13,8 +13,9 @@ mod models;
 mod plans;
 pub mod seed;
 mod subscriptions;
+mod usage;
 
-pub use directory::KeyDirectoryRefresher;
+pub use directory::{KeyDirectoryRefresher, Published};
 
 use std::sync::Arc;
 use tokio::sync::Notify;

@@ -631,7 +631,7 @@ async fn replicas_share_revocations(
         other.changes(),
         Duration::from_millis(50),
     )
-    .start(move |s| *published.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(s))
+    .start(move |p| *published.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(p.keys))
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     let current = || snapshot.lock().unwrap_or_else(|e| e.into_inner()).clone();

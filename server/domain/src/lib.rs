@@ -16,6 +16,7 @@ pub mod secret;
 pub mod subscription;
 pub mod text;
 pub mod time;
+pub mod usage;
 pub mod views;
 
 pub use error::DomainError;

@@ -89,6 +89,7 @@ pub fn routes() -> Router<AppState> {
             get(tenancy::list_invitations).post(tenancy::invite),
         )
         .route("/audit", get(tenancy::audit))
+        .route("/usage", get(subscriptions::usage))
         .fallback(|| async {
             error::ApiError::from(tollgate_domain::DomainError::not_found("API route"))
         })

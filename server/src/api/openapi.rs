@@ -67,6 +67,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("get" "/approvals", "subscriptions", "Requests waiting for the caller's decision", None, 200 Some("SubscriptionPage"), SEARCH),
     ep!("delete" "/keys/{id}", "keys", "Revoke an API key", None, 200 Some("Key"), &[]),
     ep!("post" "/keys/{id}/rotate", "keys", "Replace a key; the old one stays valid for the grace period", Some("Rotation"), 201 Some("KeyCreated"), &[]),
+    ep!("get" "/usage", "usage", "Usage records, one per gateway request, newest first", None, 200 Some("UsagePage"), &[
+        ("subscription_id", "one subscription"), ("key_id", "one API key (its id, the part after tg-)"), ("model", "one model id"),
+        ("team_id", "one team"), ("from", "YYYY-MM-DD or epoch milliseconds"), ("until", "YYYY-MM-DD (inclusive) or epoch milliseconds"),
+        ("all_tenants", "platform admins: every tenant"), ("page", "1-based page number"), ("per_page", "items per page")]),
     ep!("get" "/tenants", "tenancy", "All tenants (platform admins)", None, 200 Some("TenantPage"), SEARCH),
     ep!("post" "/tenants", "tenancy", "Create a tenant (platform admins)", Some("NewTenant"), 201 Some("Tenant"), &[]),
     ep!("get" "/teams", "tenancy", "The tenant's teams", None, 200 Some("TeamPage"), SEARCH),
@@ -278,6 +282,11 @@ fn schemas() -> Value {
         "InvitationCreated": obj(&["invitation", "link"], json!({ "invitation": schema_ref("Invitation"), "link": s })),
         "AuditEvent": obj(&["id", "at", "action"], json!({ "id": s, "at": millis, "tenant_id": ns, "actor_email": ns, "action": s, "target": s, "detail": s, "ip": ns })),
         "AuditPage": page_of("AuditEvent"),
+        "Usage": obj(&["id", "at", "subscription_id", "model", "status", "prompt_tokens", "completion_tokens"], json!({
+            "id": s, "request_id": s, "at": millis, "tenant_id": s, "team_id": s, "subscription_id": s, "key_id": s,
+            "model": s, "replica": s, "endpoint": s, "status": int, "prompt_tokens": int, "completion_tokens": int,
+            "latency_ms": int, "ttft_ms": nint, "streamed": { "type": "boolean" }, "client_disconnected": { "type": "boolean" } })),
+        "UsagePage": page_of("Usage"),
     })
 }
 
@@ -301,7 +310,7 @@ pub fn document() -> Value {
         "servers": [{ "url": "/" }],
         "security": [{ "accessToken": [] }, { "session": [] }],
         "tags": [
-            { "name": "identity" }, { "name": "catalog" }, { "name": "subscriptions" }, { "name": "keys" }, { "name": "tenancy" }
+            { "name": "identity" }, { "name": "catalog" }, { "name": "subscriptions" }, { "name": "keys" }, { "name": "usage" }, { "name": "tenancy" }
         ],
         "paths": paths,
         "components": {

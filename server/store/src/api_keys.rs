@@ -135,18 +135,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records that keys were used (the gateway batches these).
-    pub async fn touch_api_keys(&self, ids: &[String], at: i64) -> Result<()> {
-        for id in ids {
-            sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
-                .bind(id)
-                .bind(at)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Every key the gateway should know: live subscriptions' keys, including recently revoked or expired ones
     /// (so they answer "revoked" or "expired" rather than "invalid").
     pub async fn gateway_keys(&self) -> Result<Vec<GatewayKeyRow>> {

@@ -74,7 +74,8 @@ const USAGE_WHERE: &str = "WHERE ($1 = '' OR tenant_id = $1)
       AND at >= $6 AND at < $7";
 
 impl Store {
-    /// Inserts `records` in one transaction, skipping ids already stored. Returns how many rows were new.
+    /// Inserts `records` in one transaction, skipping ids already stored, and moves each key's last-used time.
+    /// Returns how many rows were new.
     pub async fn insert_usage_batch(&self, records: &[NewUsage<'_>]) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;
@@ -104,6 +105,20 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             inserted += done.rows_affected();
+        }
+        // The same batch records when each key was last used, so the portal shows it without a write per request.
+        let mut last_used: std::collections::BTreeMap<&str, i64> =
+            std::collections::BTreeMap::new();
+        for r in records.iter().filter(|r| !r.key_id.is_empty()) {
+            let at = last_used.entry(r.key_id).or_insert(r.at);
+            *at = (*at).max(r.at);
+        }
+        for (key_id, at) in last_used {
+            sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
+                .bind(key_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(inserted)

@@ -1,0 +1,232 @@
+//! What the gateway adds: the same load sent straight to the engine simulator (zero simulated latency) and through
+//! the gateway, in one run on one machine. Prints latency percentiles at concurrency 1 (the added latency) and
+//! throughput at a fixed concurrency, for small non-streaming requests and for streams.
+//!
+//! `cargo bench -p tollgate-gateway --bench overhead` (`BENCH_SECS`, `BENCH_CONCURRENCY`, `BENCH_SAMPLES`).
+//! Client, gateway and engine share the machine's cores, so the figures are an upper bound on the overhead.
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tollgate_domain::grant::{Grant, KeyEntry, KeySnapshot, Limits};
+use tollgate_domain::secret::{mint, SecretKind, ID_LEN, SECRET_LEN};
+use tollgate_gateway::{
+    Gateway, GatewayConfig, GatewayParts, MemoryLimiter, MeteringConfig, ModelRoute, Routes,
+};
+
+const MODEL: &str = "bench-model";
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let secs = env("BENCH_SECS", 3);
+    let concurrency = env("BENCH_CONCURRENCY", 32) as usize;
+    let samples = env("BENCH_SAMPLES", 3000) as usize;
+
+    let engine = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let a = l.local_addr().expect("addr");
+        tokio::spawn(tollgate_sim::serve(
+            tollgate_sim::SimConfig::new(MODEL).zero_latency(),
+            l,
+        ));
+        a
+    };
+    let mut random = [7u8; ID_LEN + SECRET_LEN];
+    random[0] = 1;
+    let key = mint(SecretKind::ApiKey, &random);
+    let entry = KeyEntry {
+        key_id: key.id.clone(),
+        secret_hash: key.hash,
+        revoked: false,
+        expires_at: None,
+        grant: Arc::new(Grant {
+            tenant_id: "t".into(),
+            team_id: "team".into(),
+            subscription_id: "sub".into(),
+            model: MODEL.into(),
+            // Limits on, so their cost is measured, but far above what the bench sends.
+            limits: Limits {
+                requests_per_minute: Some(u32::MAX),
+                tokens_per_minute: Some(u32::MAX),
+                max_concurrent: Some(100_000),
+                monthly_tokens: Some(u64::MAX / 2),
+            },
+            active: true,
+        }),
+    };
+    let db = tollgate_store::testing::TestDatabase::new(tollgate_store::testing::Flavor::Sqlite)
+        .await
+        .expect("db");
+    let store = db.store().await.expect("store");
+    let gw = Gateway::new(GatewayParts {
+        config: GatewayConfig::default(),
+        keys: Arc::new(ArcSwap::from_pointee(KeySnapshot::new([entry]))),
+        limiter: Arc::new(MemoryLimiter::new()),
+        usage: Arc::new(store),
+        metering: MeteringConfig {
+            spool_path: std::env::temp_dir()
+                .join(tollgate_store::new_id("tg-bench"))
+                .join("spool.jsonl"),
+            ..MeteringConfig::default()
+        },
+    });
+    gw.replace_routes(&Routes {
+        models: [(
+            MODEL.to_string(),
+            ModelRoute {
+                served_name: MODEL.into(),
+                replicas: vec![format!("http://{engine}")],
+                starting: 0,
+            },
+        )]
+        .into(),
+    });
+    let gateway = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let a = l.local_addr().expect("addr");
+        let app = tollgate_gateway::router(gw.clone());
+        tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            let l = l.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let _ = axum::serve(l, app).await;
+        });
+        a
+    };
+
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
+    let auth = format!("Bearer {}", key.full);
+
+    println!("tollgate-gateway overhead benchmark (client, gateway and simulator share this machine's cores)");
+    println!("engine: tollgate-sim in-process, zero latency, 16 output tokens per request");
+    for stream in [false, true] {
+        let kind = if stream { "streaming" } else { "non-streaming" };
+        let body = Bytes::from(
+            serde_json::json!({
+                "model": MODEL, "messages": [{"role": "user", "content": "Say something short."}],
+                "max_tokens": 16, "ignore_eos": true, "stream": stream,
+            })
+            .to_string(),
+        );
+        // Warm both paths (connections, pools).
+        latencies(&client, engine, None, &body, 200).await;
+        latencies(&client, gateway, Some(&auth), &body, 200).await;
+        let direct = latencies(&client, engine, None, &body, samples).await;
+        let via = latencies(&client, gateway, Some(&auth), &body, samples).await;
+        let (d50, d99) = (pct(&direct, 50.0), pct(&direct, 99.0));
+        let (g50, g99) = (pct(&via, 50.0), pct(&via, 99.0));
+        println!("\n{kind}, concurrency 1, {samples} requests each:");
+        println!("  direct   p50 {:>7.1} µs  p99 {:>7.1} µs", d50, d99);
+        println!("  gateway  p50 {:>7.1} µs  p99 {:>7.1} µs", g50, g99);
+        println!(
+            "  added    p50 {:>7.1} µs  p99 {:>7.1} µs",
+            g50 - d50,
+            g99 - d99
+        );
+        let d = throughput(&client, engine, None, &body, concurrency, secs).await;
+        let g = throughput(&client, gateway, Some(&auth), &body, concurrency, secs).await;
+        println!("{kind}, concurrency {concurrency}, {secs} s each:");
+        println!("  direct   {:>8.0} requests/s", d);
+        println!(
+            "  gateway  {:>8.0} requests/s ({:.0}% of direct)",
+            g,
+            100.0 * g / d
+        );
+    }
+    gw.flush_usage().await;
+    let _ = db.cleanup().await;
+}
+
+async fn one(client: &HttpClient, addr: SocketAddr, auth: Option<&str>, body: &Bytes) {
+    let mut req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json");
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let req = req.body(Full::new(body.clone())).expect("request");
+    let resp = client.request(req).await.expect("send");
+    assert!(resp.status().is_success(), "status {}", resp.status());
+    resp.into_body().collect().await.expect("body");
+}
+
+/// Microseconds per request, one at a time.
+async fn latencies(
+    client: &HttpClient,
+    addr: SocketAddr,
+    auth: Option<&str>,
+    body: &Bytes,
+    n: usize,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        one(client, addr, auth, body).await;
+        out.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    out.sort_by(|a, b| a.total_cmp(b));
+    out
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Requests per second with `concurrency` clients in a loop for `secs`.
+async fn throughput(
+    client: &HttpClient,
+    addr: SocketAddr,
+    auth: Option<&str>,
+    body: &Bytes,
+    concurrency: usize,
+    secs: u64,
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, body, stop, done) =
+                (client.clone(), body.clone(), stop.clone(), done.clone());
+            let auth = auth.map(str::to_owned);
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    one(&client, addr, auth.as_deref(), &body).await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}

@@ -1,0 +1,18 @@
+//! Any body, any endpoint: parsing never panics, and what it accepts becomes valid JSON for the engine.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tollgate_gateway::request::{parse, Endpoint};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, body)) = data.split_first() else { return };
+    let endpoint = match which % 3 {
+        0 => Endpoint::Chat,
+        1 => Endpoint::Completions,
+        _ => Endpoint::Embeddings,
+    };
+    if let Ok(req) = parse(endpoint, body) {
+        let out = req.upstream_body("served/model");
+        assert!(serde_json::from_slice::<serde_json::de::IgnoredAny>(&out).is_ok());
+    }
+});

@@ -1,0 +1,139 @@
+//! The gateway's shared state, built once: keys and routes (both swapped whole while requests run), the limiter,
+//! the usage meter, metrics and the pooled client to the engines.
+
+use crate::config::GatewayConfig;
+use crate::ids::IdGen;
+use crate::limits::Limiter;
+use crate::metering::{Meter, MeteringConfig, UsageStore};
+use crate::metrics::Metrics;
+use crate::routes::{ReplicaRegistry, RouteTable, Routes};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use tollgate_domain::{grant::KeySnapshot, time::Millis};
+
+pub(crate) type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
+
+/// What a gateway is made of.
+pub struct GatewayParts {
+    pub config: GatewayConfig,
+    /// The key snapshot, shared with whoever refreshes it (the catalog's `KeyDirectoryRefresher`).
+    pub keys: Arc<ArcSwap<KeySnapshot>>,
+    /// `MemoryLimiter` for one replica, `RedisLimiter` for several.
+    pub limiter: Arc<dyn Limiter>,
+    /// Where usage records go: a `tollgate_store::Store`.
+    pub usage: Arc<dyn UsageStore>,
+    pub metering: MeteringConfig,
+}
+
+/// A handle to the gateway; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub config: GatewayConfig,
+    pub keys: Arc<ArcSwap<KeySnapshot>>,
+    pub routes: ArcSwap<RouteTable>,
+    pub registry: ReplicaRegistry,
+    pub limiter: Arc<dyn Limiter>,
+    pub meter: Meter,
+    pub metrics: Metrics,
+    pub client: UpstreamClient,
+    pub ids: IdGen,
+    /// Rotates the starting point among equally loaded replicas.
+    pub rotation: AtomicUsize,
+}
+
+impl Gateway {
+    /// Builds the gateway and starts its usage writer (so call it inside the Tokio runtime). Routes start empty.
+    pub fn new(parts: GatewayParts) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(parts.config.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .build(connector);
+        Self {
+            inner: Arc::new(Inner {
+                meter: Meter::start(parts.usage, parts.metering),
+                config: parts.config,
+                keys: parts.keys,
+                routes: ArcSwap::from_pointee(RouteTable::default()),
+                registry: ReplicaRegistry::default(),
+                limiter: parts.limiter,
+                metrics: Metrics::default(),
+                client,
+                ids: IdGen::new(),
+                rotation: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Swaps in a new key snapshot (requests in flight finish with the one they started with).
+    pub fn replace_keys(&self, snapshot: KeySnapshot) {
+        self.inner.keys.store(Arc::new(snapshot));
+    }
+
+    /// The shared snapshot handle, for a refresher that publishes into it directly.
+    pub fn keys(&self) -> Arc<ArcSwap<KeySnapshot>> {
+        self.inner.keys.clone()
+    }
+
+    /// Swaps in a new routing table.
+    pub fn replace_routes(&self, routes: &Routes) {
+        self.inner
+            .routes
+            .store(Arc::new(self.inner.registry.build(routes)));
+    }
+
+    pub fn limiter(&self) -> &Arc<dyn Limiter> {
+        &self.inner.limiter
+    }
+
+    /// Prometheus text for `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        self.inner
+            .metrics
+            .render(self.inner.meter.stats(), self.inner.meter.spooled_bytes())
+    }
+
+    /// Writes every usage record handed over so far (or spools it) and retries the spool. Call at shutdown after
+    /// the listener has drained, and whenever a test needs records in the database.
+    pub async fn flush_usage(&self) {
+        self.inner.meter.flush().await;
+    }
+
+    /// Seeds the monthly quotas with this month's usage from the database (call once at start). Returns how many
+    /// subscriptions had usage.
+    pub async fn load_month_to_date(
+        &self,
+        store: &tollgate_store::Store,
+    ) -> Result<usize, tollgate_store::StoreError> {
+        let month = Millis(now_ms()).month_start().0;
+        let totals = store.usage_tokens_since(month).await?;
+        for (subscription, tokens) in &totals {
+            if let Err(e) = self
+                .inner
+                .limiter
+                .seed_month(subscription, month, (*tokens).max(0) as u64)
+                .await
+            {
+                tracing::warn!(error = %e, subscription, "could not seed the monthly quota");
+            }
+        }
+        Ok(totals.len())
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,152 @@
+//! One request from the moment its key is accepted: whatever way it ends (answered, refused, failed, or abandoned
+//! by the client, when its future or body is dropped), dropping this settles its reservation, updates the metrics
+//! and emits its one usage record. Everything happens in `Drop`, so no path can skip it or do it twice.
+
+use crate::gateway::Inner;
+use crate::limits::Ticket;
+use crate::metering::UsageRecord;
+use crate::metrics::ModelMetrics;
+use crate::request::Endpoint;
+use crate::routes::{Lease, Replica};
+use crate::sse::Usage;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tollgate_domain::grant::Grant;
+
+/// The status recorded for a client that left before any answer (nginx's convention).
+pub const CLIENT_CLOSED: u16 = 499;
+
+pub struct Inflight {
+    gw: Arc<Inner>,
+    grant: Arc<Grant>,
+    key_id: String,
+    request_id: String,
+    endpoint: Endpoint,
+    started: Instant,
+    at_ms: i64,
+    pub metrics: Arc<ModelMetrics>,
+    pub ticket: Option<Ticket>,
+    /// The replica now serving the request (replaced on a retry).
+    pub lease: Option<Lease>,
+    last_replica: Option<Arc<Replica>>,
+    /// 0 until an answer is decided.
+    pub status: u16,
+    pub usage: Option<Usage>,
+    pub ttft: Option<Duration>,
+    pub streamed: bool,
+    /// What a streaming client asked about usage: (the final usage chunk, usage on every chunk).
+    pub stream_wishes: (bool, bool),
+    finished: bool,
+}
+
+impl Inflight {
+    pub(crate) fn new(
+        gw: Arc<Inner>,
+        grant: Arc<Grant>,
+        key_id: String,
+        request_id: String,
+        endpoint: Endpoint,
+        started: Instant,
+        at_ms: i64,
+    ) -> Self {
+        gw.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let metrics = gw.metrics.model(&grant.model);
+        Self {
+            gw,
+            grant,
+            key_id,
+            request_id,
+            endpoint,
+            started,
+            at_ms,
+            metrics,
+            ticket: None,
+            lease: None,
+            last_replica: None,
+            status: 0,
+            usage: None,
+            ttft: None,
+            streamed: false,
+            stream_wishes: (false, false),
+            finished: false,
+        }
+    }
+
+    pub fn grant(&self) -> &Arc<Grant> {
+        &self.grant
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Moves the request to `replica` (the previous lease, if any, ends).
+    pub fn serve_on(&mut self, replica: &Arc<Replica>) {
+        self.lease = Some(replica.lease());
+        self.last_replica = Some(replica.clone());
+    }
+
+    /// The request ended as the gateway intended (answered, refused or failed), not abandoned by the client.
+    pub fn finish(mut self, status: u16) {
+        self.status = status;
+        self.finished = true;
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        let client_disconnected = !self.finished;
+        let status = if self.status == 0 {
+            CLIENT_CLOSED
+        } else {
+            self.status
+        };
+        let usage = self.usage.unwrap_or_default();
+        if let Some(ticket) = self.ticket.take() {
+            self.gw.limiter.settle(ticket, usage.total());
+        }
+        let latency = self.started.elapsed();
+        self.metrics.finished(
+            status,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            latency,
+            self.ttft,
+        );
+        self.gw.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(
+            request_id = %self.request_id, status, client_disconnected,
+            prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
+            "gateway request finished"
+        );
+        let g = &*self.grant;
+        self.gw.meter.record(UsageRecord {
+            id: self.gw.ids.next("usg_"),
+            request_id: std::mem::take(&mut self.request_id),
+            at: self.at_ms,
+            tenant_id: g.tenant_id.clone(),
+            team_id: g.team_id.clone(),
+            subscription_id: g.subscription_id.clone(),
+            key_id: std::mem::take(&mut self.key_id),
+            model: g.model.clone(),
+            replica: self
+                .last_replica
+                .as_ref()
+                .map(|r| r.base.clone())
+                .unwrap_or_default(),
+            endpoint: self.endpoint.name().to_string(),
+            status,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            latency_ms: latency.as_millis() as u64,
+            ttft_ms: self.ttft.map(|t| t.as_millis() as u64),
+            streamed: self.streamed,
+            client_disconnected,
+        });
+    }
+}

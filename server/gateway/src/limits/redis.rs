@@ -1,0 +1,191 @@
+//! Counters in Redis, shared by every gateway replica, so N replicas never allow N times a limit. Each decision is
+//! one Lua script (atomic on the server) applying the same rules as `window.rs`; settlement runs in the background.
+//!
+//! Keys, all under a configurable prefix (tests use a fresh one, so runs never collide), with the subscription in a
+//! hash tag so one subscription's keys live on one cluster slot:
+//! - `{prefix}:{sub}:w:{window}`: hash of `r` (requests) and `t` (tokens), expiring after two windows;
+//! - `{prefix}:{sub}:c`: running requests, expiring 10 minutes after the last admission (so slots held by a
+//!   crashed replica come back);
+//! - `{prefix}:{sub}:m:{month}`: tokens this month, expiring after 40 days.
+
+use super::{retry_after_ms, slot_at, LimitError, LimitKind, Limiter, Seen, Slot, Ticket};
+use async_trait::async_trait;
+use redis::aio::MultiplexedConnection;
+use redis::Script;
+use std::sync::Arc;
+use tollgate_domain::grant::Limits;
+
+const ADMIT: &str = r#"
+local r = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
+local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+local c = tonumber(redis.call('GET', KEYS[2]) or '0')
+local m = tonumber(redis.call('GET', KEYS[3]) or '0')
+local rpm, tpm, cmax, mmax = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local res = tonumber(ARGV[5])
+if cmax >= 0 and c + 1 > cmax then return {1, r, t} end
+if rpm >= 0 and r + 1 > rpm then return {2, r, t} end
+if tpm >= 0 and t + res > tpm then return {3, r, t} end
+if mmax >= 0 and m + res > mmax then return {4, r, t} end
+redis.call('HINCRBY', KEYS[1], 'r', 1)
+redis.call('HINCRBY', KEYS[1], 't', res)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], 600000)
+redis.call('INCRBY', KEYS[3], res)
+redis.call('EXPIRE', KEYS[3], 3456000)
+return {0, r + 1, t + res}
+"#;
+
+const SETTLE: &str = r#"
+local c = tonumber(redis.call('GET', KEYS[2]) or '0')
+if c > 0 then redis.call('DECR', KEYS[2]) end
+local delta = tonumber(ARGV[2]) - tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local t = redis.call('HINCRBY', KEYS[1], 't', delta)
+  if t < 0 then redis.call('HSET', KEYS[1], 't', 0) end
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local m = redis.call('INCRBY', KEYS[3], delta)
+  if m < 0 then redis.call('SET', KEYS[3], 0, 'KEEPTTL') end
+end
+return 1
+"#;
+
+pub struct RedisLimiter {
+    conn: MultiplexedConnection,
+    prefix: Arc<str>,
+    window_ms: i64,
+    admit: Arc<Script>,
+    settle: Arc<Script>,
+}
+
+impl RedisLimiter {
+    /// Connects to `url` (`redis://127.0.0.1:6379`); every key starts with `prefix`.
+    pub async fn connect(url: &str, prefix: &str, window_ms: i64) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("redis url {url}: {e}"))?;
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("cannot reach redis at {url}: {e}"))?;
+        Ok(Self {
+            conn,
+            prefix: prefix.into(),
+            window_ms: window_ms.max(1),
+            admit: Arc::new(Script::new(ADMIT)),
+            settle: Arc::new(Script::new(SETTLE)),
+        })
+    }
+
+    fn keys(prefix: &str, sub: &str, slot: Slot) -> [String; 3] {
+        [
+            format!("{prefix}:{{{sub}}}:w:{}", slot.window),
+            format!("{prefix}:{{{sub}}}:c"),
+            format!("{prefix}:{{{sub}}}:m:{}", slot.month),
+        ]
+    }
+}
+
+/// A limit as the scripts read it: -1 for none.
+fn arg(limit: Option<u64>) -> i64 {
+    limit.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+#[async_trait]
+impl Limiter for RedisLimiter {
+    async fn admit(
+        &self,
+        subscription_id: &str,
+        limits: &Limits,
+        reserve: u64,
+        now_ms: i64,
+    ) -> Result<(Ticket, Seen), LimitError> {
+        let slot = slot_at(now_ms, self.window_ms);
+        let [w, c, m] = Self::keys(&self.prefix, subscription_id, slot);
+        let mut conn = self.conn.clone();
+        let (code, requests, tokens): (i64, i64, i64) = self
+            .admit
+            .key(w)
+            .key(c)
+            .key(m)
+            .arg(arg(limits.requests_per_minute.map(u64::from)))
+            .arg(arg(limits.tokens_per_minute.map(u64::from)))
+            .arg(arg(limits.max_concurrent.map(u64::from)))
+            .arg(arg(limits.monthly_tokens))
+            .arg(arg(Some(reserve)))
+            .arg(self.window_ms * 2)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| LimitError::Unavailable(e.to_string()))?;
+        let seen = Seen {
+            requests: requests.max(0) as u64,
+            tokens: tokens.max(0) as u64,
+        };
+        let kind = match code {
+            0 => {
+                return Ok((
+                    Ticket {
+                        subscription_id: subscription_id.to_owned(),
+                        reserved: reserve,
+                        slot,
+                    },
+                    seen,
+                ))
+            }
+            1 => LimitKind::Concurrency,
+            2 => LimitKind::Requests,
+            3 => LimitKind::Tokens,
+            _ => LimitKind::Monthly,
+        };
+        Err(LimitError::Refused {
+            kind,
+            seen,
+            retry_after_ms: retry_after_ms(kind, now_ms, self.window_ms),
+        })
+    }
+
+    fn settle(&self, ticket: Ticket, used: u64) {
+        let [w, c, m] = Self::keys(&self.prefix, &ticket.subscription_id, ticket.slot);
+        let mut conn = self.conn.clone();
+        let script = self.settle.clone();
+        let reserved = arg(Some(ticket.reserved));
+        let used = arg(Some(used));
+        tokio::spawn(async move {
+            let done: Result<i64, _> = script
+                .key(w)
+                .key(c)
+                .key(m)
+                .arg(reserved)
+                .arg(used)
+                .invoke_async(&mut conn)
+                .await;
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "could not settle a reservation in redis; it expires with its window");
+            }
+        });
+    }
+
+    async fn seed_month(
+        &self,
+        subscription_id: &str,
+        month: i64,
+        tokens: u64,
+    ) -> Result<(), String> {
+        let key = format!("{}:{{{subscription_id}}}:m:{month}", self.prefix);
+        let mut conn = self.conn.clone();
+        // NX: another replica (or this month's traffic) may already have set it; its count is the live one.
+        redis::cmd("SET")
+            .arg(key)
+            .arg(tokens)
+            .arg("NX")
+            .arg("EX")
+            .arg(3_456_000)
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
+}

@@ -1,0 +1,416 @@
+//! Usage records: one per request, handed off the request path through a bounded channel to a writer task that
+//! inserts them in batches. When the database fails, batches go to a bounded spool on disk and are replayed when
+//! it answers again; shutdown flushes everything. Ids are made before the first attempt and inserts skip stored
+//! ids, so a record is never counted twice.
+
+pub mod spool;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use spool::Spool;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub id: String,
+    pub request_id: String,
+    /// When the request arrived, epoch milliseconds.
+    pub at: i64,
+    pub tenant_id: String,
+    pub team_id: String,
+    pub subscription_id: String,
+    pub key_id: String,
+    pub model: String,
+    pub replica: String,
+    pub endpoint: String,
+    pub status: u16,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+    pub ttft_ms: Option<u64>,
+    pub streamed: bool,
+    pub client_disconnected: bool,
+}
+
+/// Where records end up. The database in production; tests substitute failing or counting stores.
+#[async_trait]
+pub trait UsageStore: Send + Sync + 'static {
+    async fn insert(&self, batch: &[UsageRecord]) -> Result<(), String>;
+}
+
+#[async_trait]
+impl UsageStore for tollgate_store::Store {
+    async fn insert(&self, batch: &[UsageRecord]) -> Result<(), String> {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let rows: Vec<tollgate_store::NewUsage<'_>> = batch
+            .iter()
+            .map(|r| tollgate_store::NewUsage {
+                id: &r.id,
+                request_id: &r.request_id,
+                at: r.at,
+                tenant_id: &r.tenant_id,
+                team_id: &r.team_id,
+                subscription_id: &r.subscription_id,
+                key_id: &r.key_id,
+                model: &r.model,
+                replica: &r.replica,
+                endpoint: &r.endpoint,
+                status: i64::from(r.status),
+                prompt_tokens: clamp(r.prompt_tokens),
+                completion_tokens: clamp(r.completion_tokens),
+                latency_ms: clamp(r.latency_ms),
+                ttft_ms: r.ttft_ms.map(clamp),
+                streamed: r.streamed,
+                client_disconnected: r.client_disconnected,
+            })
+            .collect();
+        self.insert_usage_batch(&rows)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MeteringConfig {
+    /// Records waiting for the writer; when full, records go straight to the spool.
+    pub channel_capacity: usize,
+    pub batch_size: usize,
+    /// A partial batch is written after this long.
+    pub flush_interval: Duration,
+    /// How often to retry the database while records are spooled.
+    pub retry_interval: Duration,
+    pub spool_path: PathBuf,
+    pub spool_max_bytes: u64,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        Self {
+            channel_capacity: 65_536,
+            batch_size: 512,
+            flush_interval: Duration::from_millis(500),
+            retry_interval: Duration::from_secs(5),
+            spool_path: PathBuf::from("data/usage-spool.jsonl"),
+            spool_max_bytes: 256 << 20,
+        }
+    }
+}
+
+enum Msg {
+    Record(Box<UsageRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Counts for `/metrics`.
+#[derive(Debug, Default)]
+pub struct MeterStats {
+    pub written: AtomicU64,
+    pub spooled: AtomicU64,
+    pub dropped: AtomicU64,
+    pub write_failures: AtomicU64,
+}
+
+/// The request path's handle: cheap to clone, never waits.
+#[derive(Clone)]
+pub struct Meter {
+    tx: mpsc::Sender<Msg>,
+    spool: Arc<Spool>,
+    stats: Arc<MeterStats>,
+}
+
+impl Meter {
+    /// Starts the writer task (replaying what an earlier run left spooled) and returns the handle.
+    pub fn start(store: Arc<dyn UsageStore>, config: MeteringConfig) -> Self {
+        let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
+        let spool = Arc::new(Spool::open(&config.spool_path, config.spool_max_bytes));
+        let stats = Arc::new(MeterStats::default());
+        let writer = Writer {
+            store,
+            spool: spool.clone(),
+            stats: stats.clone(),
+            batch: Vec::with_capacity(config.batch_size),
+            config,
+            last_failure: None,
+        };
+        tokio::spawn(writer.run(rx));
+        Self { tx, spool, stats }
+    }
+
+    /// Hands a record to the writer. If the writer is behind by a whole channel, the record goes to the spool
+    /// right here rather than being dropped.
+    pub fn record(&self, r: UsageRecord) {
+        match self.tx.try_send(Msg::Record(Box::new(r))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(Msg::Record(r)))
+            | Err(mpsc::error::TrySendError::Closed(Msg::Record(r))) => {
+                let a = self.spool.append(std::slice::from_ref(&*r));
+                self.stats
+                    .spooled
+                    .fetch_add(a.kept as u64, Ordering::Relaxed);
+                self.stats
+                    .dropped
+                    .fetch_add(a.dropped as u64, Ordering::Relaxed);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Writes everything handed over so far (to the database, or to the spool if it fails) and tries to replay the
+    /// spool. Call it at shutdown, after the listener stopped taking requests.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    pub fn stats(&self) -> &MeterStats {
+        &self.stats
+    }
+
+    /// Bytes waiting in the spool.
+    pub fn spooled_bytes(&self) -> u64 {
+        self.spool.bytes()
+    }
+}
+
+struct Writer {
+    store: Arc<dyn UsageStore>,
+    spool: Arc<Spool>,
+    stats: Arc<MeterStats>,
+    batch: Vec<UsageRecord>,
+    config: MeteringConfig,
+    last_failure: Option<Instant>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        self.replay().await;
+        let mut tick = tokio::time::interval(self.config.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(Msg::Record(r)) => {
+                        self.batch.push(*r);
+                        if self.batch.len() >= self.config.batch_size {
+                            self.write().await;
+                        }
+                    }
+                    Some(Msg::Flush(ack)) => {
+                        // Everything sent before the flush is already queued ahead of it or in the batch.
+                        while let Ok(Msg::Record(r)) = rx.try_recv() {
+                            self.batch.push(*r);
+                        }
+                        self.write().await;
+                        self.last_failure = None;
+                        self.replay().await;
+                        let _ = ack.send(());
+                    }
+                    None => {
+                        self.write().await;
+                        return;
+                    }
+                },
+                _ = tick.tick() => {
+                    self.write().await;
+                    let due = self.last_failure.is_none_or(|at| at.elapsed() >= self.config.retry_interval);
+                    if due && !self.spool.is_empty() {
+                        self.replay().await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        match self.store.insert(&batch).await {
+            Ok(()) => {
+                self.stats
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+                self.last_failure = Some(Instant::now());
+                tracing::warn!(error = %e, records = batch.len(), "usage records could not be stored; spooling them to disk");
+                let a = self.spool.append(&batch);
+                self.stats
+                    .spooled
+                    .fetch_add(a.kept as u64, Ordering::Relaxed);
+                if a.dropped > 0 {
+                    self.stats
+                        .dropped
+                        .fetch_add(a.dropped as u64, Ordering::Relaxed);
+                    tracing::error!(
+                        dropped = a.dropped,
+                        "the usage spool is full: records were lost"
+                    );
+                }
+            }
+        }
+        self.batch = batch;
+        self.batch.clear();
+    }
+
+    /// Replays the spool until it is empty or the database refuses (a round may leave records appended meanwhile
+    /// in the fresh file; the next round takes them).
+    async fn replay(&mut self) {
+        for _ in 0..8 {
+            if self.spool.is_empty() {
+                return;
+            }
+            let records = self.spool.take_for_replay();
+            for chunk in records.chunks(self.config.batch_size.max(1)) {
+                if let Err(e) = self.store.insert(chunk).await {
+                    self.last_failure = Some(Instant::now());
+                    tracing::warn!(error = %e, "the database still refuses usage records; the spool is kept");
+                    return;
+                }
+            }
+            self.stats
+                .written
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            // Also forgets an empty or unreadable leftover.
+            self.spool.replayed();
+            if !records.is_empty() {
+                tracing::info!(records = records.len(), "replayed spooled usage records");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+
+    pub fn record(id: &str) -> UsageRecord {
+        UsageRecord {
+            id: id.into(),
+            request_id: format!("req-{id}"),
+            at: 1,
+            tenant_id: "t".into(),
+            team_id: "team".into(),
+            subscription_id: "s".into(),
+            key_id: "k".into(),
+            model: "m".into(),
+            replica: "http://r".into(),
+            endpoint: "chat".into(),
+            status: 200,
+            prompt_tokens: 3,
+            completion_tokens: 4,
+            latency_ms: 5,
+            ttft_ms: Some(1),
+            streamed: true,
+            client_disconnected: false,
+        }
+    }
+
+    /// A store that keeps records by id (so double inserts would show) and can be switched off.
+    #[derive(Default)]
+    pub struct FlakyStore {
+        pub down: AtomicBool,
+        pub rows: Mutex<std::collections::BTreeMap<String, UsageRecord>>,
+        pub inserts: AtomicU64,
+    }
+
+    #[async_trait]
+    impl UsageStore for FlakyStore {
+        async fn insert(&self, batch: &[UsageRecord]) -> Result<(), String> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err("database unreachable".into());
+            }
+            self.inserts.fetch_add(1, Ordering::SeqCst);
+            let mut rows = self.rows.lock().unwrap();
+            for r in batch {
+                rows.entry(r.id.clone()).or_insert_with(|| r.clone());
+            }
+            Ok(())
+        }
+    }
+
+    fn config(name: &str) -> MeteringConfig {
+        let dir = std::env::temp_dir().join(format!("tg-meter-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        MeteringConfig {
+            channel_capacity: 4,
+            batch_size: 3,
+            flush_interval: Duration::from_secs(3600),
+            retry_interval: Duration::from_secs(3600),
+            spool_path: dir.join("spool.jsonl"),
+            spool_max_bytes: 1 << 20,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_are_written_in_batches_and_on_flush() {
+        let store = Arc::new(FlakyStore::default());
+        let meter = Meter::start(store.clone(), config("batches"));
+        for i in 0..7 {
+            meter.record(record(&format!("r{i}")));
+            tokio::task::yield_now().await;
+        }
+        meter.flush().await;
+        assert_eq!(store.rows.lock().unwrap().len(), 7);
+        assert_eq!(meter.stats().written.load(Ordering::SeqCst), 7);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_spools_and_nothing_is_lost_or_doubled() {
+        let store = Arc::new(FlakyStore::default());
+        let cfg = config("outage");
+        let meter = Meter::start(store.clone(), cfg.clone());
+        store.down.store(true, Ordering::SeqCst);
+        for i in 0..20 {
+            // More than the channel holds: some go to the spool straight from the request path.
+            meter.record(record(&format!("r{i}")));
+        }
+        meter.flush().await;
+        assert!(store.rows.lock().unwrap().is_empty());
+        assert!(meter.spooled_bytes() > 0);
+        store.down.store(false, Ordering::SeqCst);
+        meter.flush().await;
+        let rows = store.rows.lock().unwrap();
+        assert_eq!(rows.len(), 20);
+        assert_eq!(meter.spooled_bytes(), 0);
+        assert_eq!(meter.stats().dropped.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_spool_left_by_an_earlier_run_is_replayed_at_start() {
+        let cfg = config("restart");
+        let spool = Spool::open(&cfg.spool_path, 1 << 20);
+        spool.append(&[record("old1"), record("old2")]);
+        let store = Arc::new(FlakyStore::default());
+        // The earlier run had stored old1 already before it crashed: it must not count twice.
+        store
+            .rows
+            .lock()
+            .unwrap()
+            .insert("old1".into(), record("old1"));
+        let meter = Meter::start(store.clone(), cfg);
+        meter.flush().await;
+        assert_eq!(
+            store
+                .rows
+                .lock()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>(),
+            ["old1", "old2"]
+        );
+        assert_eq!(meter.spooled_bytes(), 0);
+    }
+}

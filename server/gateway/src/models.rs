@@ -1,0 +1,61 @@
+//! `GET /v1/models`: the models this key may call (its subscription's one model), with catalog metadata when the
+//! snapshot has it. Answered from memory; the engines are not asked.
+
+use crate::auth::presented_key;
+use crate::error::GatewayError;
+use crate::gateway::{now_ms, Gateway};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::HeaderMap;
+use serde_json::{json, Value};
+use tollgate_domain::grant::{Grant, KeySnapshot};
+use tollgate_domain::time::Millis;
+
+pub async fn list(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    let snapshot = gw.inner.keys.load();
+    match authorize(&gw, &snapshot, &headers) {
+        Ok(grant) => {
+            Json(json!({"object": "list", "data": [entry(&snapshot, grant)]})).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn one(
+    State(gw): State<Gateway>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let snapshot = gw.inner.keys.load();
+    match authorize(&gw, &snapshot, &headers) {
+        Ok(grant) if grant.model == id => Json(entry(&snapshot, grant)).into_response(),
+        Ok(_) => GatewayError::ModelNotFound(id).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn authorize<'a>(
+    gw: &Gateway,
+    snapshot: &'a KeySnapshot,
+    headers: &HeaderMap,
+) -> Result<&'a Grant, GatewayError> {
+    snapshot
+        .resolve(presented_key(headers), Millis(now_ms()))
+        .map(|(_, grant)| &**grant)
+        .map_err(|r| {
+            gw.inner.metrics.auth_failure(r);
+            GatewayError::Auth(r)
+        })
+}
+
+fn entry(snapshot: &KeySnapshot, grant: &Grant) -> Value {
+    match snapshot.model_card(&grant.model) {
+        Some(card) => json!({
+            "id": card.id, "object": "model", "created": card.created, "owned_by": card.owned_by,
+            "display_name": card.display_name, "task": card.task, "context_length": card.context_length,
+            "max_model_len": card.context_length, "status": card.status,
+        }),
+        None => json!({"id": grant.model, "object": "model", "created": 0, "owned_by": "tollgate"}),
+    }
+}

@@ -1,0 +1,206 @@
+//! The request path for the three generation endpoints: key, body, model, limits, engine, answer. No database
+//! access: keys and routes come from their in-memory snapshots.
+
+use crate::auth::presented_key;
+use crate::error::GatewayError;
+use crate::gateway::{now_ms, Gateway, Inner};
+use crate::ids;
+use crate::inflight::Inflight;
+use crate::limits::{headers as rate_headers, window, window_reset_ms, LimitError};
+use crate::request::{self, Endpoint};
+use crate::sse::{usage_of_body, SseScanner};
+use crate::stream::ProxyBody;
+use crate::upstream::{self, Answer};
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub async fn handle(gw: Gateway, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let request_id = match ids::client_request_id(&headers) {
+        Some(id) => id.to_owned(),
+        None => gw.inner.ids.next("req_"),
+    };
+    let request_id_header = HeaderValue::from_str(&request_id).ok();
+    let mut response = serve(&gw.inner, endpoint, &headers, body, started, request_id).await;
+    if let Some(v) = request_id_header {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn serve(
+    gw: &Arc<Inner>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+    started: Instant,
+    request_id: String,
+) -> Response {
+    let now = now_ms();
+    let (grant, key_id) = {
+        let snapshot = gw.keys.load();
+        match snapshot.resolve(presented_key(headers), tollgate_domain::time::Millis(now)) {
+            Ok((entry, grant)) => (grant.clone(), entry.key_id.clone()),
+            Err(rejection) => {
+                gw.metrics.auth_failure(rejection);
+                return GatewayError::Auth(rejection).into_response();
+            }
+        }
+    };
+    let mut inflight = Inflight::new(
+        gw.clone(),
+        grant,
+        key_id,
+        request_id,
+        endpoint,
+        started,
+        now,
+    );
+    match forward(gw, &mut inflight, endpoint, headers, body, now).await {
+        Ok((
+            Answer::Whole {
+                status,
+                content_type,
+                body,
+            },
+            mut out,
+        )) => {
+            inflight.usage = usage_of_body(&body);
+            inflight.finish(status.as_u16());
+            if let Some(ct) = content_type {
+                out.insert(header::CONTENT_TYPE, ct);
+            }
+            (status, out, body).into_response()
+        }
+        Ok((
+            Answer::Stream {
+                status,
+                content_type,
+                first,
+                rest,
+            },
+            mut out,
+        )) => {
+            inflight.status = status.as_u16();
+            let (wants_chunk, wants_continuous) = inflight.stream_wishes;
+            let scanner = SseScanner::new(wants_chunk, wants_continuous);
+            out.insert(
+                header::CONTENT_TYPE,
+                content_type.unwrap_or(HeaderValue::from_static("text/event-stream")),
+            );
+            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let body = ProxyBody::new(first, rest, scanner, inflight, gw.config.idle_timeout);
+            (status, out, Body::new(body)).into_response()
+        }
+        Err(e) => {
+            if let GatewayError::RateLimited { kind, .. } = &e {
+                inflight.metrics.rate_limited(*kind);
+            }
+            if matches!(
+                e,
+                GatewayError::BadRequest(_) | GatewayError::TooLarge { .. }
+            ) {
+                gw.metrics.bad_request();
+            }
+            inflight.finish(e.status().as_u16());
+            e.into_response()
+        }
+    }
+}
+
+/// Reads and checks the request, admits it against the limits and gets the engine's answer, with the rate-limit
+/// headers for the client.
+async fn forward(
+    gw: &Inner,
+    inflight: &mut Inflight,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+    now: i64,
+) -> Result<(Answer, HeaderMap), GatewayError> {
+    let bytes = read_body(body, headers, gw.config.body_limit).await?;
+    let req = request::parse(endpoint, &bytes).map_err(GatewayError::BadRequest)?;
+    let grant = inflight.grant().clone();
+    if req.model != grant.model {
+        return Err(GatewayError::ModelNotFound(req.model.into_owned()));
+    }
+    let target = gw.routes.load().get(&grant.model).cloned();
+    let target = match target {
+        Some(t) if !t.replicas.is_empty() => t,
+        other => {
+            return Err(GatewayError::NoReplica {
+                model: grant.model.clone(),
+                starting: other.is_some_and(|t| t.starting > 0),
+            })
+        }
+    };
+    let reserve = window::reservation(
+        window::estimate_prompt_tokens(req.prompt_bytes),
+        req.max_tokens,
+        req.choices,
+        gw.config.default_max_tokens,
+        gw.config.max_reservation,
+        &grant.limits,
+    );
+    let window_ms = gw.limiter.window_ms();
+    let reset_ms = window_reset_ms(now, window_ms);
+    let (ticket, seen) = match gw
+        .limiter
+        .admit(&grant.subscription_id, &grant.limits, reserve, now)
+        .await
+    {
+        Ok(admitted) => admitted,
+        Err(LimitError::Refused {
+            kind,
+            seen,
+            retry_after_ms,
+        }) => {
+            return Err(GatewayError::RateLimited {
+                kind,
+                retry_after_ms,
+                limits: grant.limits,
+                seen,
+                reset_ms,
+            })
+        }
+        Err(LimitError::Unavailable(e)) => {
+            tracing::error!(error = %e, "the rate limiter is unreachable");
+            return Err(GatewayError::LimiterUnavailable);
+        }
+    };
+    inflight.ticket = Some(ticket);
+    let mut out = HeaderMap::new();
+    rate_headers::apply(&mut out, &grant.limits, seen, reset_ms);
+    inflight.streamed = req.stream;
+    inflight.stream_wishes = (req.wants_usage_chunk, req.wants_continuous_usage);
+    let upstream_body = Bytes::from(req.upstream_body(&target.served_name));
+    let stream = req.stream;
+    drop(req);
+    let answer = upstream::send(gw, inflight, &target, endpoint, upstream_body, stream).await?;
+    Ok((answer, out))
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::TooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(GatewayError::TooLarge { limit })
+        }
+        Err(_) => Err(GatewayError::BadRequest(request::Invalid {
+            message: "The request body could not be read.".into(),
+            param: None,
+        })),
+    }
+}

@@ -1,0 +1,464 @@
+//! Reading a client's JSON body and writing the one we send upstream.
+//!
+//! The body is parsed once into its top-level fields, each kept as borrowed raw JSON: the gateway reads the few
+//! fields it needs (model, stream, token caps, the prompt's size) and writes every other field back byte for
+//! byte, so unknown fields pass through unchanged and nothing below the top level is re-serialised.
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+
+/// The three generation endpoints the gateway forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Chat => "/v1/chat/completions",
+            Self::Completions => "/v1/completions",
+            Self::Embeddings => "/v1/embeddings",
+        }
+    }
+
+    /// The short name stored in usage records and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+
+    /// The field holding what the engine reads as its prompt.
+    fn prompt_field(self) -> &'static str {
+        match self {
+            Self::Chat => "messages",
+            Self::Completions => "prompt",
+            Self::Embeddings => "input",
+        }
+    }
+}
+
+/// Why a body is refused, with the field to blame (OpenAI's `param`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub message: String,
+    pub param: Option<&'static str>,
+}
+
+impl Invalid {
+    fn field(param: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            param: Some(param),
+        }
+    }
+}
+
+/// A parsed request body: its fields in order, borrowed from the input, and what the gateway needs to know.
+#[derive(Debug)]
+pub struct ClientRequest<'a> {
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub endpoint: Endpoint,
+    pub model: Cow<'a, str>,
+    pub stream: bool,
+    /// The client asked for the final usage chunk (`stream_options.include_usage`).
+    pub wants_usage_chunk: bool,
+    /// The client asked for usage on every chunk (`stream_options.continuous_usage_stats`).
+    pub wants_continuous_usage: bool,
+    /// `max_completion_tokens`, else `max_tokens`.
+    pub max_tokens: Option<u64>,
+    /// Choices asked for (`n`), at least 1.
+    pub choices: u64,
+    /// Bytes of raw JSON in the prompt field: the basis of the prompt-token estimate.
+    pub prompt_bytes: usize,
+}
+
+/// Choices beyond this are refused: `n` multiplies the reservation, so it must stay meaningful.
+pub const MAX_CHOICES: u64 = 128;
+
+/// Parses `body` as a request to `endpoint`. Never panics, whatever the input.
+pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ClientRequest<'_>, Invalid> {
+    let fields = match serde_json::from_slice::<Fields<'_>>(body) {
+        Ok(f) => f.0,
+        Err(e) => {
+            return Err(Invalid {
+                message: if e.is_data() || e.is_syntax() || e.is_eof() {
+                    format!("The request body is not a valid JSON object: {e}.")
+                } else {
+                    format!("The request body could not be read: {e}.")
+                },
+                param: None,
+            })
+        }
+    };
+    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+
+    let model = match get("model") {
+        None => {
+            return Err(Invalid::field(
+                "model",
+                "You must provide a model parameter.",
+            ))
+        }
+        Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+            Ok(m) if !m.is_empty() => m,
+            _ => {
+                return Err(Invalid::field(
+                    "model",
+                    "`model` must be a non-empty string.",
+                ))
+            }
+        },
+    };
+    let stream = match endpoint {
+        Endpoint::Embeddings => false,
+        _ => optional::<bool>(get("stream"), "stream", "`stream` must be a boolean.")?
+            .unwrap_or(false),
+    };
+    let (wants_usage_chunk, wants_continuous_usage) = match get("stream_options") {
+        None => (false, false),
+        Some(raw) if raw.get() == "null" => (false, false),
+        Some(raw) => {
+            let o: StreamOptions = serde_json::from_str(raw.get()).map_err(|_| {
+                Invalid::field(
+                    "stream_options",
+                    "`stream_options` must be an object with boolean `include_usage` and `continuous_usage_stats`.",
+                )
+            })?;
+            // Like vLLM: `stream_options` given means include_usage unless it says otherwise.
+            (
+                o.include_usage.unwrap_or(true),
+                o.continuous_usage_stats.unwrap_or(false),
+            )
+        }
+    };
+    let token_cap = |name: &'static str| {
+        optional::<u64>(
+            get(name),
+            name,
+            "must be a non-negative integer that fits in 64 bits.",
+        )
+    };
+    let max_tokens = token_cap("max_completion_tokens")?.or(token_cap("max_tokens")?);
+    let choices = optional::<u64>(get("n"), "n", "`n` must be a positive integer.")?.unwrap_or(1);
+    if choices == 0 || choices > MAX_CHOICES {
+        return Err(Invalid::field(
+            "n",
+            format!("`n` must be between 1 and {MAX_CHOICES}."),
+        ));
+    }
+    let prompt_field = endpoint.prompt_field();
+    let prompt = get(prompt_field)
+        .filter(|raw| raw.get() != "null")
+        .ok_or_else(|| {
+            Invalid::field(prompt_field, format!("You must provide `{prompt_field}`."))
+        })?;
+    if endpoint == Endpoint::Chat && !prompt.get().starts_with('[') {
+        return Err(Invalid::field("messages", "`messages` must be an array."));
+    }
+    Ok(ClientRequest {
+        prompt_bytes: prompt.get().len(),
+        fields,
+        endpoint,
+        model,
+        stream,
+        wants_usage_chunk,
+        wants_continuous_usage,
+        max_tokens,
+        choices,
+    })
+}
+
+/// A field that may be absent or null, else must decode as `T`.
+fn optional<T: for<'de> Deserialize<'de>>(
+    raw: Option<&RawValue>,
+    param: &'static str,
+    message: &str,
+) -> Result<Option<T>, Invalid> {
+    match raw {
+        None => Ok(None),
+        Some(r) if r.get() == "null" => Ok(None),
+        Some(r) => serde_json::from_str(r.get()).map(Some).map_err(|_| {
+            Invalid::field(param, message.replace("must", &format!("`{param}` must")))
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+    continuous_usage_stats: Option<bool>,
+}
+
+impl ClientRequest<'_> {
+    /// The body for the engine: `model` replaced by the engine's served name and, for streams, usage asked on every
+    /// chunk (so the gateway knows the exact count even when the stream is cut); every other field unchanged.
+    pub fn upstream_body(&self, served_model: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.size_hint() + served_model.len() + 96);
+        out.push(b'{');
+        let mut first = true;
+        let mut comma = |out: &mut Vec<u8>| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+        };
+        for (key, raw) in &self.fields {
+            if self.stream && key == "stream_options" {
+                continue;
+            }
+            comma(&mut out);
+            write_json_str(&mut out, key);
+            out.push(b':');
+            if key == "model" {
+                write_json_str(&mut out, served_model);
+            } else {
+                out.extend_from_slice(raw.get().as_bytes());
+            }
+        }
+        if self.stream {
+            comma(&mut out);
+            out.extend_from_slice(
+                br#""stream_options":{"include_usage":true,"continuous_usage_stats":true}"#,
+            );
+        }
+        out.push(b'}');
+        out
+    }
+
+    fn size_hint(&self) -> usize {
+        self.fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum()
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// The top-level fields of a JSON object, in order, values left raw. Duplicate keys are refused: the gateway and
+/// the engine might otherwise read different values of one field (say, `model`).
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Fields<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(16);
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    if fields.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                    }
+                    let value: &'de RawValue = map.next_value()?;
+                    fields.push((key, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// An object key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn chat(body: &str) -> Result<ClientRequest<'_>, Invalid> {
+        parse(Endpoint::Chat, body.as_bytes())
+    }
+
+    #[test]
+    fn reads_what_the_gateway_needs_and_keeps_the_rest() {
+        let body = r#"{"model":"llama","messages":[{"role":"user","content":"hi"}],"max_tokens":7,
+            "n":2,"x_custom":{"deep":[1,2,{"a":null}]},"temperature":0.5}"#;
+        let r = chat(body).unwrap();
+        assert_eq!(r.model, "llama");
+        assert_eq!(r.max_tokens, Some(7));
+        assert_eq!(r.choices, 2);
+        assert!(!r.stream);
+        let out: Value = serde_json::from_slice(&r.upstream_body("meta/llama-3")).unwrap();
+        let mut expected: Value = serde_json::from_str(body).unwrap();
+        expected["model"] = json!("meta/llama-3");
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn streams_always_ask_the_engine_for_usage() {
+        let r = chat(r#"{"model":"m","messages":[],"stream":true}"#).unwrap();
+        assert!(r.stream && !r.wants_usage_chunk && !r.wants_continuous_usage);
+        let out: Value = serde_json::from_slice(&r.upstream_body("m")).unwrap();
+        assert_eq!(
+            out["stream_options"],
+            json!({"include_usage": true, "continuous_usage_stats": true})
+        );
+
+        let r = chat(
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap();
+        assert!(r.wants_usage_chunk && !r.wants_continuous_usage);
+        let body = r.upstream_body("m");
+        let text = std::str::from_utf8(&body).unwrap();
+        assert_eq!(text.matches("stream_options").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn max_completion_tokens_wins_over_max_tokens() {
+        let r = chat(r#"{"model":"m","messages":[],"max_tokens":5,"max_completion_tokens":9}"#)
+            .unwrap();
+        assert_eq!(r.max_tokens, Some(9));
+        let r = chat(r#"{"model":"m","messages":[],"max_tokens":null}"#).unwrap();
+        assert_eq!(r.max_tokens, None);
+    }
+
+    #[test]
+    fn escaped_keys_and_model_names_round_trip() {
+        let body = r#"{"mod\u0065l":"a\"b","messages":[],"we\"ird":1}"#;
+        let r = chat(body).unwrap();
+        assert_eq!(r.model, "a\"b");
+        let out: Value = serde_json::from_slice(&r.upstream_body("x\\y")).unwrap();
+        assert_eq!(out, json!({"model": "x\\y", "messages": [], "we\"ird": 1}));
+    }
+
+    #[test]
+    fn each_endpoint_requires_its_prompt_field() {
+        assert_eq!(
+            chat(r#"{"model":"m"}"#).unwrap_err().param,
+            Some("messages")
+        );
+        assert_eq!(
+            chat(r#"{"model":"m","messages":"hi"}"#).unwrap_err().param,
+            Some("messages")
+        );
+        let c = parse(Endpoint::Completions, br#"{"model":"m","prompt":"hello"}"#).unwrap();
+        assert_eq!(c.prompt_bytes, "\"hello\"".len());
+        let e = parse(Endpoint::Embeddings, br#"{"model":"m","input":null}"#).unwrap_err();
+        assert_eq!(e.param, Some("input"));
+        // Embeddings never stream, whatever the body says.
+        let e = parse(
+            Endpoint::Embeddings,
+            br#"{"model":"m","input":"x","stream":true}"#,
+        )
+        .unwrap();
+        assert!(!e.stream);
+    }
+
+    #[test]
+    fn adversarial_bodies_get_clear_errors_not_panics() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            ("null", None),
+            ("[]", None),
+            ("\"model\"", None),
+            ("{", None),
+            ("{\"model\":\"m\",", None),
+            ("{\"model\":\"m\"} trailing", None),
+            (
+                "{\"model\":\"m\",\"model\":\"other\",\"messages\":[]}",
+                None,
+            ),
+            ("{\"model\":1,\"messages\":[]}", Some("model")),
+            ("{\"model\":\"\",\"messages\":[]}", Some("model")),
+            ("{\"messages\":[]}", Some("model")),
+            (
+                "{\"model\":\"m\",\"messages\":[],\"stream\":\"yes\"}",
+                Some("stream"),
+            ),
+            (
+                "{\"model\":\"m\",\"messages\":[],\"max_tokens\":-1}",
+                Some("max_tokens"),
+            ),
+            (
+                "{\"model\":\"m\",\"messages\":[],\"max_tokens\":1e400}",
+                None,
+            ),
+            (
+                "{\"model\":\"m\",\"messages\":[],\"max_tokens\":18446744073709551616}",
+                Some("max_tokens"),
+            ),
+            ("{\"model\":\"m\",\"messages\":[],\"n\":0}", Some("n")),
+            ("{\"model\":\"m\",\"messages\":[],\"n\":100000}", Some("n")),
+            (
+                "{\"model\":\"m\",\"messages\":[],\"stream_options\":5}",
+                Some("stream_options"),
+            ),
+            (
+                "{\"model\":\"m\",\"messages\":[],\"stream_options\":{\"include_usage\":\"y\"}}",
+                Some("stream_options"),
+            ),
+            ("{\"model\":\"\u{0}\"}", None),
+            ("\u{feff}{}", None),
+        ];
+        for (body, param) in cases {
+            match chat(body) {
+                Ok(r) => {
+                    // The only acceptable successes still produce valid JSON upstream.
+                    let out = r.upstream_body("s");
+                    assert!(serde_json::from_slice::<Value>(&out).is_ok(), "{body}");
+                }
+                Err(e) => {
+                    assert!(!e.message.is_empty(), "{body}");
+                    if param.is_some() {
+                        assert_eq!(e.param, *param, "{body}: {}", e.message);
+                    }
+                }
+            }
+        }
+        // Deep nesting below the top level is skipped over as raw JSON (no recursion, no stack overflow) and passed
+        // on unchanged for the engine to judge.
+        let deep = format!(
+            "{{\"model\":\"m\",\"messages\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let r = chat(&deep).unwrap();
+        assert_eq!(r.prompt_bytes, 200_000);
+        assert_eq!(r.upstream_body("m").len(), deep.len());
+        // Invalid UTF-8 is a 400 too.
+        assert!(parse(Endpoint::Chat, b"{\"model\":\"\xff\",\"messages\":[]}").is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let e = chat(r#"{"model":"a","messages":[],"model":"b"}"#).unwrap_err();
+        assert!(e.message.contains("duplicate"), "{}", e.message);
+    }
+}

@@ -1,0 +1,135 @@
+//! The body of a streamed answer: engine chunks forwarded as they arrive (through the SSE scanner, which reads the
+//! usage and takes out what the client did not ask for), with an idle timeout. A failure after the stream began
+//! ends it with one clean error event; the request's usage record is emitted when the body ends or is dropped
+//! (a client that goes away drops it).
+
+use crate::inflight::Inflight;
+use crate::sse::{self, Output, SseScanner};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+pub struct ProxyBody {
+    first: Option<Bytes>,
+    upstream: Incoming,
+    scanner: SseScanner,
+    /// Some until the stream ends; dropping it emits the record.
+    inflight: Option<Inflight>,
+    idle: Duration,
+    idle_timer: Pin<Box<Sleep>>,
+}
+
+impl ProxyBody {
+    pub fn new(
+        first: Bytes,
+        upstream: Incoming,
+        scanner: SseScanner,
+        inflight: Inflight,
+        idle: Duration,
+    ) -> Self {
+        Self {
+            first: Some(first),
+            upstream,
+            scanner,
+            inflight: Some(inflight),
+            idle,
+            idle_timer: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    /// Passes a chunk through the scanner; None when nothing is left to send.
+    fn pass(&mut self, chunk: Bytes) -> Option<Bytes> {
+        let out = match self.scanner.push(&chunk) {
+            Output::Same => chunk,
+            Output::Rewritten(v) => Bytes::from(v),
+        };
+        if let Some(i) = &mut self.inflight {
+            i.usage = self.scanner.usage();
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// The engine ended the stream.
+    fn end(&mut self) -> Option<Bytes> {
+        let tail = self.scanner.finish();
+        if let Some(mut i) = self.inflight.take() {
+            i.usage = self.scanner.usage();
+            let status = i.status;
+            i.finish(status);
+        }
+        (!tail.is_empty()).then(|| Bytes::from(tail))
+    }
+
+    /// The engine failed mid-stream: the client gets an error event; the request is recorded with what was used.
+    fn fail(&mut self, why: &str) -> Bytes {
+        if let Some(mut i) = self.inflight.take() {
+            i.usage = self.scanner.usage();
+            i.metrics.upstream_error();
+            tracing::warn!(request_id = %i.request_id(), why, "engine stream failed after it began");
+            i.finish(502);
+        }
+        Bytes::from(sse::error_event(&format!(
+            "The model's engine failed during the response ({why}); the tokens produced so far are billed."
+        )))
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            if let Some(out) = this.pass(first) {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+        }
+        loop {
+            if this.inflight.is_none() {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    this.idle_timer.as_mut().reset(Instant::now() + this.idle);
+                    if let Ok(data) = frame.into_data() {
+                        if let Some(out) = this.pass(data) {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let event = this.fail(&format!("connection lost: {e}"));
+                    return Poll::Ready(Some(Ok(Frame::data(event))));
+                }
+                Poll::Ready(None) => {
+                    return Poll::Ready(this.end().map(|tail| Ok(Frame::data(tail))));
+                }
+                Poll::Pending => {
+                    if this.idle_timer.as_mut().poll(cx).is_ready() {
+                        let event = this.fail("no data within the idle timeout");
+                        return Poll::Ready(Some(Ok(Frame::data(event))));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inflight.is_none() && self.first.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}

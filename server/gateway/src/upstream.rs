@@ -1,0 +1,176 @@
+//! Sending a request to an engine: pick the least-loaded replica, and move to another when connecting fails, the
+//! engine answers 5xx, or nothing arrives in time, as long as nothing has been sent to the client. For streams
+//! that holds until the first chunk, which is awaited here before the client gets its headers.
+
+use crate::error::GatewayError;
+use crate::gateway::Inner;
+use crate::inflight::Inflight;
+use crate::request::Endpoint;
+use crate::routes::{choose, ModelTarget};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::sync::atomic::Ordering;
+use tokio::time::{timeout_at, Instant};
+
+/// What the engine answered.
+pub enum Answer {
+    /// A complete body (non-streaming success).
+    Whole {
+        status: StatusCode,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    },
+    /// A stream whose first chunk has arrived.
+    Stream {
+        status: StatusCode,
+        content_type: Option<HeaderValue>,
+        first: Bytes,
+        rest: Incoming,
+    },
+}
+
+enum Attempt {
+    Done(Answer),
+    /// Failed before anything reached the client: another replica may be tried.
+    Retry(GatewayError),
+    /// The engine refused the request itself (4xx): final.
+    Refused(GatewayError),
+}
+
+pub async fn send(
+    gw: &Inner,
+    inflight: &mut Inflight,
+    target: &ModelTarget,
+    endpoint: Endpoint,
+    body: Bytes,
+    stream: bool,
+) -> Result<Answer, GatewayError> {
+    let n = target.replicas.len();
+    let attempts = gw.config.max_attempts.clamp(1, n.max(1));
+    let start = gw.rotation.fetch_add(1, Ordering::Relaxed);
+    let deadline = Instant::from_std(inflight.started())
+        + if stream {
+            gw.config.first_token_timeout
+        } else {
+            gw.config.request_timeout
+        };
+    let mut tried: Vec<usize> = Vec::with_capacity(attempts);
+    let mut last = GatewayError::UpstreamUnavailable;
+    while tried.len() < attempts {
+        let Some(i) = choose(n, |i| target.replicas[i].outstanding(), &tried, start) else {
+            break;
+        };
+        tried.push(i);
+        let replica = &target.replicas[i];
+        inflight.serve_on(replica);
+        match attempt(
+            gw,
+            inflight,
+            &replica.base,
+            endpoint,
+            body.clone(),
+            stream,
+            deadline,
+        )
+        .await
+        {
+            Attempt::Done(answer) => return Ok(answer),
+            Attempt::Refused(e) => return Err(e),
+            Attempt::Retry(e) => {
+                inflight.metrics.upstream_error();
+                tracing::warn!(request_id = %inflight.request_id(), replica = %replica.base, error = ?e, "engine attempt failed before the first byte");
+                last = e;
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn attempt(
+    gw: &Inner,
+    inflight: &mut Inflight,
+    base: &str,
+    endpoint: Endpoint,
+    body: Bytes,
+    stream: bool,
+    deadline: Instant,
+) -> Attempt {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{base}{}", endpoint.path()))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-request-id", inflight.request_id())
+        .body(Full::new(body));
+    let request = match request {
+        Ok(r) => r,
+        Err(_) => return Attempt::Retry(GatewayError::UpstreamUnavailable),
+    };
+    let response = match timeout_at(deadline, gw.client.request(request)).await {
+        Err(_) => return Attempt::Retry(GatewayError::UpstreamTimeout),
+        Ok(Err(_)) => return Attempt::Retry(GatewayError::UpstreamUnavailable),
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    if status.is_server_error() {
+        return Attempt::Retry(GatewayError::UpstreamUnavailable);
+    }
+    let mut incoming = response.into_body();
+    if !status.is_success() {
+        // The engine's own OpenAI-style refusal (a prompt too long, say): passed on as it is.
+        return match read_whole(gw, incoming, deadline).await {
+            Ok(body) => Attempt::Refused(GatewayError::Upstream { status, body }),
+            Err(e) => Attempt::Retry(e),
+        };
+    }
+    if !stream {
+        return match read_whole(gw, incoming, deadline).await {
+            Ok(body) => Attempt::Done(Answer::Whole {
+                status,
+                content_type,
+                body,
+            }),
+            Err(e) => Attempt::Retry(e),
+        };
+    }
+    loop {
+        match timeout_at(deadline, incoming.frame()).await {
+            Err(_) => return Attempt::Retry(GatewayError::UpstreamTimeout),
+            Ok(None) | Ok(Some(Err(_))) => {
+                return Attempt::Retry(GatewayError::UpstreamUnavailable)
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(first) = frame.into_data() {
+                    if first.is_empty() {
+                        continue;
+                    }
+                    inflight.ttft = Some(inflight.started().elapsed());
+                    return Attempt::Done(Answer::Stream {
+                        status,
+                        content_type,
+                        first,
+                        rest: incoming,
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn read_whole(gw: &Inner, body: Incoming, deadline: Instant) -> Result<Bytes, GatewayError> {
+    match timeout_at(
+        deadline,
+        Limited::new(body, gw.config.max_response_bytes).collect(),
+    )
+    .await
+    {
+        Err(_) => Err(GatewayError::UpstreamTimeout),
+        Ok(Err(_)) => Err(GatewayError::UpstreamUnavailable),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
