@@ -112,5 +112,19 @@ test('a developer goes from the catalog to a working, revocable key', async ({ b
   await dev.click('button:has-text("Revoke")');
   await expect(dev.getByTestId('key-state')).toHaveText('Revoked');
   await shot(dev, 'catalog-07-key-revoked');
+
+  // A personal access token for the management API, shown once on the account page.
+  await dev.goto('/account');
+  await hydrated(dev);
+  await dev.fill('#token-name', 'ci pipeline');
+  await dev.selectOption('#token-scope', 'read');
+  await dev.click('button:has-text("Create token")');
+  const token = (await dev.getByTestId('token-secret').textContent())?.trim() ?? '';
+  expect(token).toMatch(/^tgp-[a-z0-9]{12}[A-Za-z0-9]{32}$/);
+  const me = await dev.request.get('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
+  expect((await me.json()).email).toBe('devon@e2e.test');
+  await shot(dev, 'catalog-08-token-created');
+  await dev.reload();
+  expect(await dev.content()).not.toContain(token);
   await devContext.close();
 });

@@ -24,7 +24,6 @@ pub fn MembersPage() -> impl IntoView {
         move || (search.get(), page.get()),
         |(s, p)| list_members(s, p),
     );
-    let invite = ServerAction::<InviteMember>::new();
     view! {
         <Title text="Members" />
         <PageHeader title="Members" subtitle="People in this tenant and their roles." />
@@ -78,9 +77,21 @@ pub fn MembersPage() -> impl IntoView {
                         }
                     })}
                 </Transition>
-                {admin.then(|| view! { <Invitations invite /> })}
             </section>
-            {admin.then(|| view! { <InviteForm invite /> })}
+            {admin.then(|| view! { <InvitePanel /> })}
+        </div>
+    }
+}
+
+/// Inviting and the invitations so far: the page's one interactive part (an island), because the link a new
+/// invitation returns is shown once, in place, and the list refreshes without leaving the page.
+#[island]
+fn InvitePanel() -> impl IntoView {
+    let invite = ServerAction::<InviteMember>::new();
+    view! {
+        <div>
+            <InviteForm invite />
+            <Invitations invite />
         </div>
     }
 }

@@ -23,12 +23,7 @@ use tollgate_domain::{
 pub fn SubscriptionPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id")).unwrap_or_default();
-    let create = ServerAction::<CreateKey>::new();
-    let rotate = ServerAction::<RotateKey>::new();
-    let sub = Resource::new(
-        move || (id(), create.version().get(), rotate.version().get()),
-        |(id, _, _)| get_subscription(id),
-    );
+    let sub = Resource::new(id, get_subscription);
     view! {
         <FormError />
         <a class="text-sm text-indigo-600 hover:underline" href="/subscriptions">"← Subscriptions"</a>
@@ -36,10 +31,10 @@ pub fn SubscriptionPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match sub.await {
                     Err(e) => view! { <LoadError error=e /> }.into_any(),
-                    Ok((s, keys)) => view! {
+                    Ok((s, _)) => view! {
                         <Title text=format!("{} · {}", s.model_name, s.team_name) />
                         <Summary s=s.clone() />
-                        <Keys s keys create rotate />
+                        <KeysPanel subscription_id=s.id.clone() active=s.state == State::Active />
                     }.into_any(),
                 }
             })}
@@ -163,15 +158,44 @@ fn PlanChange(id: String, current: String) -> impl IntoView {
     }
 }
 
+/// The keys of a subscription: the one interactive part of the page (an island), because a created or rotated
+/// key is shown once, in place, and the list refreshes without leaving the page.
+#[island]
+fn KeysPanel(subscription_id: String, active: bool) -> impl IntoView {
+    let create = ServerAction::<CreateKey>::new();
+    let rotate = ServerAction::<RotateKey>::new();
+    let id = subscription_id.clone();
+    let keys = Resource::new(
+        move || (create.version().get(), rotate.version().get()),
+        move |_| {
+            let id = id.clone();
+            async move { get_subscription(id).await.map(|(_, keys)| keys) }
+        },
+    );
+    view! {
+        <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys..."</p> }>
+            {move || {
+                let subscription_id = subscription_id.clone();
+                Suspend::new(async move {
+                    match keys.await {
+                        Err(e) => view! { <LoadError error=e /> }.into_any(),
+                        Ok(keys) => view! { <Keys subscription_id active keys create rotate /> }.into_any(),
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
+
 #[component]
 fn Keys(
-    s: SubscriptionView,
+    subscription_id: String,
+    active: bool,
     keys: Vec<KeyView>,
     create: ServerAction<CreateKey>,
     rotate: ServerAction<RotateKey>,
 ) -> impl IntoView {
-    let active = s.state == State::Active;
-    let sub_id = s.id.clone();
+    let sub_id = subscription_id;
     view! {
         <div class="grid gap-6 lg:grid-cols-3">
             <section class=format!("{CARD} lg:col-span-2")>

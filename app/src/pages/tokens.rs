@@ -7,7 +7,8 @@ use crate::{
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
-#[component]
+/// An island: the token just created is shown once, in place, and the list refreshes.
+#[island]
 pub fn AccessTokens() -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let tokens = Resource::new(move || create.version().get(), |_| list_tokens());
