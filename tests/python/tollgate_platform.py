@@ -92,6 +92,17 @@ class Platform:
     def usage(self, **filters) -> list[dict]:
         return self.call("GET", "/usage", params={"per_page": 100, **filters})["items"]
 
+    def all_usage(self, **filters) -> list[dict]:
+        """Every matching record, paging through the API."""
+        records: list[dict] = []
+        page = 1
+        while True:
+            body = self.call("GET", "/usage", params={"per_page": 100, "page": page, **filters})
+            records.extend(body["items"])
+            if len(records) >= body["total"] or not body["items"]:
+                return records
+            page += 1
+
     def wait_for_usage(self, count: int, timeout: float = 10.0, **filters) -> list[dict]:
         """Usage records are written in batches; waits (bounded) until `count` are there."""
         deadline = time.monotonic() + timeout
@@ -111,18 +122,26 @@ ENGINES = {
 }
 
 
-def start_platform(timeout: float = 60.0) -> Platform:
-    sims = {
+def start_engines(engines: dict = ENGINES) -> dict[str, list[Sim]]:
+    return {
         model: [start_sim(served, *flags) for _ in range(replicas)]
-        for model, (served, replicas, flags) in ENGINES.items()
+        for model, (served, replicas, flags) in engines.items()
     }
+
+
+def start_platform(timeout: float = 60.0, sims: dict[str, list[Sim]] | None = None, database_url: str | None = None,
+                   extra_env: dict[str, str] | None = None) -> Platform:
+    """Starts a server; with `sims`, in front of those engines (shared with other servers, not stopped by this one)."""
+    owns_sims = sims is None
+    sims = start_engines() if sims is None else sims
     engines = ",".join(f"{model}={'|'.join(s.url for s in replicas)}" for model, replicas in sims.items())
     workdir = tempfile.TemporaryDirectory(prefix="tollgate-gateway-tests-")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite://{workdir.name}/tollgate.db",
+        **(extra_env or {}),
+        "DATABASE_URL": database_url or f"sqlite://{workdir.name}/tollgate.db",
         "TOLLGATE_LISTEN": f"127.0.0.1:{port}",
         "TOLLGATE_PUBLIC_URL": url,
         "TOLLGATE_ADMIN_EMAIL": ADMIN_EMAIL,
@@ -145,6 +164,6 @@ def start_platform(timeout: float = 60.0) -> Platform:
             proc.kill()
             raise RuntimeError(f"tollgate did not start: {(Path(workdir.name) / 'server.log').read_text()}")
         time.sleep(0.1)
-    platform = Platform(process=proc, url=url, sims=sims, workdir=workdir)
+    platform = Platform(process=proc, url=url, sims=sims if owns_sims else {}, workdir=workdir)
     platform.api.headers["Authorization"] = f"Bearer {platform.sign_in_token()}"
     return platform
