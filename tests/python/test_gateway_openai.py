@@ -176,3 +176,80 @@ def test_usage_records_equal_the_engines_own_counters(platform: Platform):
     after = engine_tokens(sims)
     assert sum(r["prompt_tokens"] for r in records) == after[0] - before[0]
     assert sum(r["completion_tokens"] for r in records) == after[1] - before[1]
+
+
+# --- failures and disconnects, with the real client ------------------------------------------------------------
+
+def set_faults(sim, **faults) -> None:
+    r = httpx.post(f"{sim.url}/sim/faults", json=faults)
+    assert r.status_code == 200, r.text
+
+
+def test_a_client_leaving_mid_stream_is_metered_and_its_reservation_refunded(platform: Platform):
+    """A tight token budget: a long stream reserves most of it; cutting the stream must give the rest back."""
+    team = platform.call("POST", "/teams", json={"name": "Cutters"})["id"]
+    plan = platform.call("POST", "/plans", json={"name": "Budget", "tokens_per_minute": "2000"})["id"]
+    sub = platform.call("POST", "/subscriptions", json={"team_id": team, "model_id": "llama-3.1-8b-instruct", "plan_id": plan})
+    key = platform.call("POST", f"/subscriptions/{sub['id']}/keys", json={"name": "cutter"})["secret"]
+    client = platform.client(key)
+    stream = client.chat.completions.create(
+        model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "Talk for a long time"}],
+        max_tokens=1500, stream=True, extra_body={"ignore_eos": True},
+    )
+    received = 0
+    for chunk in stream:
+        received += 1
+        if received == 3:
+            break
+    stream.close()
+    records = platform.wait_for_usage(1, subscription_id=sub["id"])
+    assert len(records) == 1
+    cut = records[0]
+    assert cut["streamed"] and cut["client_disconnected"], cut
+    assert 0 < cut["completion_tokens"] < 1500, "tokens produced before the cut are charged, not the whole reservation"
+    # Had the 1500-token reservation stayed, this request would not fit in the 2000 tokens/min budget.
+    r = client.chat.completions.create(model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "hi"}], max_tokens=400)
+    assert r.usage.completion_tokens > 0
+
+
+def test_an_engine_failing_before_the_first_byte_is_retried_on_another(platform: Platform, chat_key: tuple[str, str]):
+    sub, key = chat_key
+    broken, healthy = platform.sims["llama-3.1-8b-instruct"]
+    before = len(platform.all_usage(subscription_id=sub))
+    set_faults(broken, error_rate=1.0)
+    try:
+        client = platform.client(key)
+        for _ in range(6):
+            r = client.chat.completions.create(model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "x"}], max_tokens=3)
+            assert r.choices[0].message.content
+            chunks = list(client.chat.completions.create(
+                model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "y"}], max_tokens=3, stream=True))
+            assert chunks
+        records = platform.wait_for_usage(before + 12, subscription_id=sub)[:12]
+        assert all(r["status"] == 200 for r in records)
+        assert {r["replica"] for r in records} == {healthy.url}, "every request ended on the healthy replica"
+    finally:
+        set_faults(broken)
+
+
+def test_an_engine_failing_mid_stream_gives_a_clean_error_and_usage(platform: Platform, chat_key: tuple[str, str]):
+    sub, key = chat_key
+    replicas = platform.sims["llama-3.1-8b-instruct"]
+    for s in replicas:
+        set_faults(s, cut_after_tokens=3)
+    try:
+        before = len(platform.all_usage(subscription_id=sub))
+        stream = platform.client(key).chat.completions.create(
+            model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "Tell a story"}],
+            max_tokens=50, stream=True, extra_body={"ignore_eos": True},
+        )
+        with pytest.raises(openai.APIError):
+            for _ in stream:
+                pass
+        records = platform.wait_for_usage(before + 1, subscription_id=sub)
+        failed = records[0]
+        assert failed["status"] >= 500 and failed["streamed"], failed
+        assert failed["completion_tokens"] >= 1, "tokens produced before the failure are recorded"
+    finally:
+        for s in replicas:
+            set_faults(s)
