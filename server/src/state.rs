@@ -145,6 +145,7 @@ impl AppState {
         let refresher = KeyDirectoryRefresher::new(
             store.clone(),
             catalog.changes(),
+            catalog.applied(),
             Duration::from_millis(config.key_refresh_ms),
         )
         .start(move |p: Published| {

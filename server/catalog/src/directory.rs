@@ -104,14 +104,22 @@ fn decode_hash(text: &str) -> Option<[u8; 32]> {
 pub struct KeyDirectoryRefresher {
     store: Store,
     changes: Arc<Notify>,
+    applied: Arc<tokio::sync::watch::Sender<i64>>,
     interval: Duration,
 }
 
 impl KeyDirectoryRefresher {
-    pub fn new(store: Store, changes: Arc<Notify>, interval: Duration) -> Self {
+    /// `changes` and `applied` come from the `Catalog` of this replica (`Catalog::changes`, `Catalog::applied`).
+    pub fn new(
+        store: Store,
+        changes: Arc<Notify>,
+        applied: Arc<tokio::sync::watch::Sender<i64>>,
+        interval: Duration,
+    ) -> Self {
         Self {
             store,
             changes,
+            applied,
             interval,
         }
     }
@@ -124,6 +132,7 @@ impl KeyDirectoryRefresher {
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
         let mut seen = self.store.gateway_revision().await?;
         publish(load(&self.store).await?);
+        self.applied.send_replace(seen);
         Ok(tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -139,6 +148,7 @@ impl KeyDirectoryRefresher {
                             "key snapshot refreshed"
                         );
                         publish(published);
+                        self.applied.send_replace(revision);
                     }
                     Ok(None) => {}
                     // Keep serving the last snapshot; the next tick retries.

@@ -93,7 +93,7 @@ impl Catalog {
                 &name,
             )
             .await;
-        self.touched();
+        self.touched().await;
         self.created(&minted).await
     }
 
@@ -183,7 +183,7 @@ impl Catalog {
                 &detail,
             )
             .await;
-        self.touched();
+        self.touched().await;
         self.created(&minted).await
     }
 
@@ -202,7 +202,7 @@ impl Catalog {
                 &key.name,
             )
             .await;
-        self.touched();
+        self.touched().await;
         let row = self
             .store
             .api_key(&key.id)

@@ -17,8 +17,8 @@ mod usage;
 
 pub use directory::{KeyDirectoryRefresher, Published};
 
-use std::sync::Arc;
-use tokio::sync::Notify;
+use std::{sync::Arc, time::Duration};
+use tokio::sync::{watch, Notify};
 use tollgate_identity::Identity;
 use tollgate_store::Store;
 
@@ -29,6 +29,8 @@ pub struct Catalog {
     identity: Identity,
     /// Woken after every change the gateway cares about, so this replica refreshes at once.
     changed: Arc<Notify>,
+    /// The gateway revision this replica's key snapshot was last built from (sent by the refresher).
+    applied: Arc<watch::Sender<i64>>,
 }
 
 impl Catalog {
@@ -37,6 +39,7 @@ impl Catalog {
             store,
             identity,
             changed: Arc::new(Notify::new()),
+            applied: Arc::new(watch::Sender::new(i64::MIN)),
         }
     }
 
@@ -45,7 +48,24 @@ impl Catalog {
         self.changed.clone()
     }
 
-    fn touched(&self) {
+    /// Where a `KeyDirectoryRefresher` reports the revision it has published.
+    pub fn applied(&self) -> Arc<watch::Sender<i64>> {
+        self.applied.clone()
+    }
+
+    /// After a change the gateway cares about: wakes the refresher and waits (briefly) until this replica's
+    /// snapshot includes it, so a key is usable, or a revocation effective, when the call that made it returns.
+    /// Without a running refresher it does not wait; if the refresher is slow it gives up after a second; other replicas catch up
+    /// within their refresh interval either way.
+    async fn touched(&self) {
         self.changed.notify_one();
+        if *self.applied.borrow() == i64::MIN {
+            return; // no refresher serves this catalog (tools, tests)
+        }
+        let Ok(target) = self.store.gateway_revision().await else {
+            return;
+        };
+        let mut seen = self.applied.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(1), seen.wait_for(|r| *r >= target)).await;
     }
 }

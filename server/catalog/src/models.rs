@@ -105,7 +105,7 @@ impl Catalog {
                 &m.display_name,
             )
             .await;
-        self.touched();
+        self.touched().await;
         self.model_row(&m.id).await
     }
 
@@ -131,7 +131,7 @@ impl Catalog {
                 &detail,
             )
             .await;
-        self.touched();
+        self.touched().await;
         self.model_row(&m.id).await
     }
 }

@@ -67,7 +67,7 @@ impl Catalog {
         self.identity
             .audit(caller, None, AuditAction::PlanCreated, "plan", &id, &p.name)
             .await;
-        self.touched();
+        self.touched().await;
         self.plan_by_id(&id).await
     }
 
@@ -91,7 +91,7 @@ impl Catalog {
         self.identity
             .audit(caller, None, AuditAction::PlanUpdated, "plan", id, &p.name)
             .await;
-        self.touched();
+        self.touched().await;
         self.plan_by_id(id).await
     }
 
@@ -128,7 +128,7 @@ impl Catalog {
                 &detail,
             )
             .await;
-        self.touched();
+        self.touched().await;
         self.plan_by_id(plan_id).await
     }
 

@@ -140,7 +140,7 @@ impl Catalog {
                 &detail,
             )
             .await;
-        self.touched();
+        self.touched().await;
         let (row, _) = self
             .subscription_row(caller, &id, Action::ViewSubscriptions)
             .await?;
@@ -353,7 +353,7 @@ impl Catalog {
                 detail,
             )
             .await;
-        self.touched();
+        self.touched().await;
         let (row, _) = self
             .subscription_row(caller, &row.id, Action::ViewSubscriptions)
             .await?;

@@ -629,6 +629,7 @@ async fn replicas_share_revocations(
     let task = KeyDirectoryRefresher::new(
         other_store.clone(),
         other.changes(),
+        other.applied(),
         Duration::from_millis(50),
     )
     .start(move |p| *published.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(p.keys))
