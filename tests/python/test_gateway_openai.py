@@ -63,7 +63,7 @@ def test_stream_without_usage_hides_the_usage_chunk(platform: Platform, chat_key
 
 def test_stream_with_usage_and_it_is_metered(platform: Platform, chat_key: tuple[str, str]):
     sub, key = chat_key
-    before = len(platform.usage(subscription_id=sub))
+    before = platform.settled_usage_total(subscription_id=sub)
     stream = platform.client(key).chat.completions.create(
         model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "Stream please"}], max_tokens=10,
         stream=True, stream_options={"include_usage": True},
@@ -215,7 +215,7 @@ def test_a_client_leaving_mid_stream_is_metered_and_its_reservation_refunded(pla
 def test_an_engine_failing_before_the_first_byte_is_retried_on_another(platform: Platform, chat_key: tuple[str, str]):
     sub, key = chat_key
     broken, healthy = platform.sims["llama-3.1-8b-instruct"]
-    before = len(platform.all_usage(subscription_id=sub))
+    before = platform.settled_usage_total(subscription_id=sub)
     set_faults(broken, error_rate=1.0)
     try:
         client = platform.client(key)
@@ -238,7 +238,7 @@ def test_an_engine_failing_mid_stream_gives_a_clean_error_and_usage(platform: Pl
     for s in replicas:
         set_faults(s, cut_after_tokens=3)
     try:
-        before = len(platform.all_usage(subscription_id=sub))
+        before = platform.settled_usage_total(subscription_id=sub)
         stream = platform.client(key).chat.completions.create(
             model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": "Tell a story"}],
             max_tokens=50, stream=True, extra_body={"ignore_eos": True},

@@ -93,7 +93,7 @@ class Platform:
         return self.call("GET", "/usage", params={"per_page": 100, **filters})["items"]
 
     def all_usage(self, **filters) -> list[dict]:
-        """Every matching record, paging through the API."""
+        """Every matching record, paging through the API (call it once the records have stopped changing)."""
         records: list[dict] = []
         page = 1
         while True:
@@ -103,14 +103,26 @@ class Platform:
                 return records
             page += 1
 
-    def wait_for_usage(self, count: int, timeout: float = 10.0, **filters) -> list[dict]:
-        """Usage records are written in batches; waits (bounded) until `count` are there."""
-        deadline = time.monotonic() + timeout
+    def usage_total(self, **filters) -> int:
+        return self.call("GET", "/usage", params={"per_page": 1, **filters})["total"]
+
+    def settled_usage_total(self, **filters) -> int:
+        """The record count once earlier requests' records are all written (the writer flushes every 500 ms)."""
+        total = self.usage_total(**filters)
         while True:
-            records = self.usage(**filters)
-            if len(records) >= count or time.monotonic() > deadline:
-                return records
+            time.sleep(0.6)
+            now = self.usage_total(**filters)
+            if now == total:
+                return total
+            total = now
+
+    def wait_for_usage(self, count: int, timeout: float = 10.0, **filters) -> list[dict]:
+        """Usage records are written in batches; waits (bounded) until `count` are there, then returns the newest
+        page (up to 100, newest first)."""
+        deadline = time.monotonic() + timeout
+        while self.usage_total(**filters) < count and time.monotonic() < deadline:
             time.sleep(0.1)
+        return self.usage(**filters)
 
 
 # Catalog model id -> (the name engines serve it as, how many replicas, extra simulator flags).

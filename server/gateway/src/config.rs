@@ -8,12 +8,21 @@ pub struct GatewayConfig {
     pub body_limit: usize,
     /// Connecting to an engine.
     pub connect_timeout: Duration,
-    /// From sending a streaming request to its first token; a replica that misses it is skipped for the next.
+    /// Per attempt, from sending a streaming request to its first token; a replica that misses it is left for the
+    /// next one.
     pub first_token_timeout: Duration,
+    /// Per attempt, from sending a non-streaming request to the engine's answer starting; a replica that misses it
+    /// is left for the next one. vLLM starts a non-streaming answer only once it has generated it all, so this
+    /// bounds one whole generation, and must leave room for the longest legitimate one.
+    pub first_byte_timeout: Duration,
     /// Longest silence between two chunks of a stream.
     pub idle_timeout: Duration,
-    /// A whole non-streaming request.
+    /// Everything before the client gets an answer, all attempts together: a whole non-streaming request, and the
+    /// wait for a stream's first token. No attempt's deadline goes past it.
     pub request_timeout: Duration,
+    /// How long an idle pooled connection to an engine is kept. Below the engine's own keep-alive (uvicorn closes
+    /// idle connections after 5 s), so the gateway never sends on a connection the engine is closing.
+    pub pool_idle_timeout: Duration,
     /// Replicas tried per request (connect errors, 5xx and timeouts before the first byte move to the next).
     pub max_attempts: usize,
     /// Completion tokens reserved when a request sets no `max_tokens`.
@@ -30,8 +39,10 @@ impl Default for GatewayConfig {
             body_limit: 4 << 20,
             connect_timeout: Duration::from_secs(2),
             first_token_timeout: Duration::from_secs(60),
+            first_byte_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(600),
+            pool_idle_timeout: Duration::from_secs(4),
             max_attempts: 3,
             default_max_tokens: 4096,
             max_reservation: 32_768,

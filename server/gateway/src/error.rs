@@ -34,10 +34,10 @@ pub enum GatewayError {
     /// Every replica tried failed before answering.
     UpstreamUnavailable,
     UpstreamTimeout,
-    /// The engine refused the request (a 4xx): its own OpenAI-style body is passed on.
-    Upstream {
+    /// The engine refused the request (a 4xx): its status and its message (see `engine_error.rs`).
+    EngineRefused {
         status: StatusCode,
-        body: Bytes,
+        message: String,
     },
 }
 
@@ -54,7 +54,7 @@ impl GatewayError {
             Self::LimiterUnavailable | Self::NoReplica { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Upstream { status, .. } => *status,
+            Self::EngineRefused { status, .. } => *status,
         }
     }
 
@@ -153,7 +153,12 @@ impl GatewayError {
                 None,
                 "upstream_timeout",
             ),
-            Self::Upstream { .. } => (String::new(), "upstream_error", None, "upstream_error"),
+            Self::EngineRefused { message, .. } => (
+                message.clone(),
+                "invalid_request_error",
+                None,
+                "engine_refused",
+            ),
         }
     }
 }
@@ -169,13 +174,8 @@ pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: &str) ->
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = match &self {
-            Self::Upstream { body, .. } => body.clone(),
-            _ => {
-                let (message, kind, param, code) = self.parts();
-                Bytes::from(error_body(&message, kind, param, code))
-            }
-        };
+        let (message, kind, param, code) = self.parts();
+        let body = Bytes::from(error_body(&message, kind, param, code));
         let mut response = (status, body).into_response();
         let h = response.headers_mut();
         h.insert(
@@ -332,13 +332,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn engine_refusals_pass_through() {
-        let r = GatewayError::Upstream {
-            status: StatusCode::BAD_REQUEST,
-            body: Bytes::from_static(br#"{"error":{"message":"too long","type":"BadRequestError","param":null,"code":400}}"#),
+    async fn engine_refusals_keep_their_status_and_message_in_our_body() {
+        let r = GatewayError::EngineRefused {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: "too long".into(),
         }
         .into_response();
-        assert_eq!(r.status(), 400);
-        assert_eq!(body_of(r).await["error"]["message"], "too long");
+        assert_eq!(r.status(), 422);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let v = body_of(r).await;
+        assert_eq!(v["error"]["message"], "too long");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["code"], "engine_refused");
     }
 }

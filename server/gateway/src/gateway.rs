@@ -57,7 +57,11 @@ impl Gateway {
         connector.set_connect_timeout(Some(parts.config.connect_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .pool_idle_timeout(parts.config.pool_idle_timeout)
+            // A request given a pooled connection found closed before the request was written is sent again on a
+            // fresh one: safe, as the engine never saw it, and needed even when the model has a single replica
+            // (the gateway's own retries move to other replicas only). hyper's default, set here on purpose.
+            .retry_canceled_requests(true)
             .build(connector);
         Self {
             inner: Arc::new(Inner {

@@ -37,6 +37,8 @@ pub struct Inflight {
     pub streamed: bool,
     /// What a streaming client asked about usage: (the final usage chunk, usage on every chunk).
     pub stream_wishes: (bool, bool),
+    /// When the limiter last heard this request is still running (see `keep_slot`).
+    slot_kept: Instant,
     finished: bool,
 }
 
@@ -69,6 +71,7 @@ impl Inflight {
             ttft: None,
             streamed: false,
             stream_wishes: (false, false),
+            slot_kept: started,
             finished: false,
         }
     }
@@ -89,6 +92,18 @@ impl Inflight {
     pub fn serve_on(&mut self, replica: &Arc<Replica>) {
         self.lease = Some(replica.lease());
         self.last_replica = Some(replica.clone());
+    }
+
+    /// A stream can outlive the limiter's lease on its concurrency slot (Redis): as its chunks flow, the slot is
+    /// refreshed every so often, so it is neither lost under a running stream nor held forever by a lost one.
+    pub fn keep_slot(&mut self) {
+        let (Some(ticket), Some(every)) = (&self.ticket, self.gw.limiter.refresh_every_ms()) else {
+            return;
+        };
+        if self.slot_kept.elapsed() >= Duration::from_millis(every.max(0) as u64) {
+            self.slot_kept = Instant::now();
+            self.gw.limiter.refresh(ticket, crate::gateway::now_ms());
+        }
     }
 
     /// The request ended as the gateway intended (answered, refused or failed), not abandoned by the client.

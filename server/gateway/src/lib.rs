@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod engine_error;
 pub mod error;
 mod gateway;
 pub mod ids;
@@ -19,6 +20,7 @@ mod inflight;
 pub mod limits;
 pub mod metering;
 pub mod metrics;
+pub mod model_name;
 mod models;
 mod proxy;
 pub mod request;

@@ -6,7 +6,9 @@ use crate::error::GatewayError;
 use crate::gateway::{now_ms, Gateway, Inner};
 use crate::ids;
 use crate::inflight::Inflight;
-use crate::limits::{headers as rate_headers, window, window_reset_ms, LimitError};
+use crate::limits::guard::AdmitGuard;
+use crate::limits::{headers as rate_headers, window, window_reset_ms, LimitError, Ticket};
+use crate::model_name::ModelRename;
 use crate::request::{self, Endpoint};
 use crate::sse::{usage_of_body, SseScanner};
 use crate::stream::ProxyBody;
@@ -69,8 +71,13 @@ async fn serve(
                 body,
             },
             mut out,
+            rename,
         )) => {
             inflight.usage = usage_of_body(&body);
+            let body = match &rename {
+                Some(r) => r.body(body),
+                None => body,
+            };
             inflight.finish(status.as_u16());
             if let Some(ct) = content_type {
                 out.insert(header::CONTENT_TYPE, ct);
@@ -85,10 +92,11 @@ async fn serve(
                 rest,
             },
             mut out,
+            rename,
         )) => {
             inflight.status = status.as_u16();
             let (wants_chunk, wants_continuous) = inflight.stream_wishes;
-            let scanner = SseScanner::new(wants_chunk, wants_continuous);
+            let scanner = SseScanner::new(wants_chunk, wants_continuous).renaming(rename);
             out.insert(
                 header::CONTENT_TYPE,
                 content_type.unwrap_or(HeaderValue::from_static("text/event-stream")),
@@ -114,7 +122,7 @@ async fn serve(
 }
 
 /// Reads and checks the request, admits it against the limits and gets the engine's answer, with the rate-limit
-/// headers for the client.
+/// headers for the client and what puts the client's model name back in the answer.
 async fn forward(
     gw: &Inner,
     inflight: &mut Inflight,
@@ -122,7 +130,7 @@ async fn forward(
     headers: &HeaderMap,
     body: Body,
     now: i64,
-) -> Result<(Answer, HeaderMap), GatewayError> {
+) -> Result<(Answer, HeaderMap, Option<ModelRename>), GatewayError> {
     let bytes = read_body(body, headers, gw.config.body_limit).await?;
     let req = request::parse(endpoint, &bytes).map_err(GatewayError::BadRequest)?;
     let grant = inflight.grant().clone();
@@ -139,8 +147,9 @@ async fn forward(
             })
         }
     };
+    let prompt_estimate = window::estimate_prompt_tokens(req.prompt_bytes);
     let reserve = window::reservation(
-        window::estimate_prompt_tokens(req.prompt_bytes),
+        prompt_estimate,
         req.max_tokens,
         req.choices,
         gw.config.default_max_tokens,
@@ -149,9 +158,16 @@ async fn forward(
     );
     let window_ms = gw.limiter.window_ms();
     let reset_ms = window_reset_ms(now, window_ms);
-    let (ticket, seen) = match gw
-        .limiter
-        .admit(&grant.subscription_id, &grant.limits, reserve, now)
+    let ticket = Ticket::new(
+        gw.ids.next("rsv_"),
+        &grant.subscription_id,
+        reserve,
+        now,
+        window_ms,
+    );
+    // The guard settles the admission if this future is dropped while it is in flight (the client left).
+    let (ticket, seen) = match AdmitGuard::new(&gw.limiter, ticket)
+        .admit(&grant.limits, now)
         .await
     {
         Ok(admitted) => admitted,
@@ -178,11 +194,21 @@ async fn forward(
     rate_headers::apply(&mut out, &grant.limits, seen, reset_ms);
     inflight.streamed = req.stream;
     inflight.stream_wishes = (req.wants_usage_chunk, req.wants_continuous_usage);
-    let upstream_body = Bytes::from(req.upstream_body(&target.served_name));
+    // The engine is held to the completion tokens reserved, so a request never uses more than it was admitted for.
+    let budget = (endpoint != Endpoint::Embeddings)
+        .then(|| window::completion_budget(reserve, prompt_estimate, req.choices));
+    let upstream_body = Bytes::from(req.upstream_body(&target.served_name, budget));
     let stream = req.stream;
     drop(req);
-    let answer = upstream::send(gw, inflight, &target, endpoint, upstream_body, stream).await?;
-    Ok((answer, out))
+    let rename = ModelRename::new(&target.served_name, &grant.model);
+    let outgoing = upstream::Outgoing {
+        endpoint,
+        body: upstream_body,
+        stream,
+        rename: rename.as_ref(),
+    };
+    let answer = upstream::send(gw, inflight, &target, outgoing).await?;
+    Ok((answer, out, rename))
 }
 
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {

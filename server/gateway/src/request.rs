@@ -199,10 +199,15 @@ struct StreamOptions {
 }
 
 impl ClientRequest<'_> {
-    /// The body for the engine: `model` replaced by the engine's served name and, for streams, usage asked on every
-    /// chunk (so the gateway knows the exact count even when the stream is cut); every other field unchanged.
-    pub fn upstream_body(&self, served_model: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.size_hint() + served_model.len() + 96);
+    /// The body for the engine: `model` replaced by the engine's served name; for streams, usage asked on every
+    /// chunk (so the gateway knows the exact count even when the stream is cut); and the completion capped at
+    /// `budget` tokens per choice (what was reserved) when the client set no cap or a higher one. Every other field
+    /// unchanged.
+    pub fn upstream_body(&self, served_model: &str, budget: Option<u64>) -> Vec<u8> {
+        // The client's own cap stands when it fits the budget; otherwise one `max_tokens` replaces both caps (vLLM
+        // reads `max_completion_tokens` first, so it must not be left above the budget).
+        let cap = budget.filter(|b| self.max_tokens.is_none_or(|m| m > *b));
+        let mut out = Vec::with_capacity(self.size_hint() + served_model.len() + 128);
         out.push(b'{');
         let mut first = true;
         let mut comma = |out: &mut Vec<u8>| {
@@ -212,6 +217,9 @@ impl ClientRequest<'_> {
         };
         for (key, raw) in &self.fields {
             if self.stream && key == "stream_options" {
+                continue;
+            }
+            if cap.is_some() && (key == "max_tokens" || key == "max_completion_tokens") {
                 continue;
             }
             comma(&mut out);
@@ -225,9 +233,26 @@ impl ClientRequest<'_> {
         }
         if self.stream {
             comma(&mut out);
-            out.extend_from_slice(
-                br#""stream_options":{"include_usage":true,"continuous_usage_stats":true}"#,
-            );
+            out.extend_from_slice(br#""stream_options":{"#);
+            // The client's other options pass through; the two usage flags are the gateway's.
+            let client_options = self
+                .fields
+                .iter()
+                .find(|(k, _)| k == "stream_options")
+                .and_then(|(_, raw)| serde_json::from_str::<Fields<'_>>(raw.get()).ok());
+            for (key, raw) in client_options.iter().flat_map(|f| &f.0) {
+                if key != "include_usage" && key != "continuous_usage_stats" {
+                    write_json_str(&mut out, key);
+                    out.push(b':');
+                    out.extend_from_slice(raw.get().as_bytes());
+                    out.push(b',');
+                }
+            }
+            out.extend_from_slice(br#""include_usage":true,"continuous_usage_stats":true}"#);
+        }
+        if let Some(cap) = cap {
+            comma(&mut out);
+            out.extend_from_slice(format!("\"max_tokens\":{cap}").as_bytes());
         }
         out.push(b'}');
         out
@@ -314,7 +339,7 @@ mod tests {
         assert_eq!(r.max_tokens, Some(7));
         assert_eq!(r.choices, 2);
         assert!(!r.stream);
-        let out: Value = serde_json::from_slice(&r.upstream_body("meta/llama-3")).unwrap();
+        let out: Value = serde_json::from_slice(&r.upstream_body("meta/llama-3", None)).unwrap();
         let mut expected: Value = serde_json::from_str(body).unwrap();
         expected["model"] = json!("meta/llama-3");
         assert_eq!(out, expected);
@@ -324,7 +349,7 @@ mod tests {
     fn streams_always_ask_the_engine_for_usage() {
         let r = chat(r#"{"model":"m","messages":[],"stream":true}"#).unwrap();
         assert!(r.stream && !r.wants_usage_chunk && !r.wants_continuous_usage);
-        let out: Value = serde_json::from_slice(&r.upstream_body("m")).unwrap();
+        let out: Value = serde_json::from_slice(&r.upstream_body("m", None)).unwrap();
         assert_eq!(
             out["stream_options"],
             json!({"include_usage": true, "continuous_usage_stats": true})
@@ -335,9 +360,56 @@ mod tests {
         )
         .unwrap();
         assert!(r.wants_usage_chunk && !r.wants_continuous_usage);
-        let body = r.upstream_body("m");
+        let body = r.upstream_body("m", None);
         let text = std::str::from_utf8(&body).unwrap();
         assert_eq!(text.matches("stream_options").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn the_clients_other_stream_options_are_kept() {
+        let r = chat(
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":false,"x_vendor":{"a":[1]},"continuous_usage_stats":false}}"#,
+        )
+        .unwrap();
+        assert!(!r.wants_usage_chunk && !r.wants_continuous_usage);
+        let out: Value = serde_json::from_slice(&r.upstream_body("m", None)).unwrap();
+        assert_eq!(
+            out["stream_options"],
+            json!({"x_vendor": {"a": [1]}, "include_usage": true, "continuous_usage_stats": true})
+        );
+    }
+
+    #[test]
+    fn the_completion_is_capped_at_the_reserved_budget() {
+        let upstream = |body: &str, budget| -> Value {
+            let r = chat(body).unwrap();
+            serde_json::from_slice(&r.upstream_body("m", budget)).unwrap()
+        };
+        // No cap from the client: the budget is sent.
+        let out = upstream(
+            r#"{"model":"m","messages":[],"x":{"max_tokens":1}}"#,
+            Some(64),
+        );
+        assert_eq!(
+            out,
+            json!({"model":"m","messages":[],"x":{"max_tokens":1},"max_tokens":64})
+        );
+        // A higher cap (either name) is replaced by the budget.
+        let out = upstream(r#"{"model":"m","messages":[],"max_tokens":5000}"#, Some(64));
+        assert_eq!(out, json!({"model":"m","messages":[],"max_tokens":64}));
+        let out = upstream(
+            r#"{"model":"m","messages":[],"max_tokens":10,"max_completion_tokens":5000}"#,
+            Some(64),
+        );
+        assert_eq!(out, json!({"model":"m","messages":[],"max_tokens":64}));
+        // A cap within the budget is kept as the client wrote it.
+        let body = r#"{"model":"m","messages":[],"max_completion_tokens":  20}"#;
+        let r = chat(body).unwrap();
+        let text = String::from_utf8(r.upstream_body("m", Some(64))).unwrap();
+        assert_eq!(
+            text,
+            r#"{"model":"m","messages":[],"max_completion_tokens":20}"#
+        );
     }
 
     #[test]
@@ -354,7 +426,7 @@ mod tests {
         let body = r#"{"mod\u0065l":"a\"b","messages":[],"we\"ird":1}"#;
         let r = chat(body).unwrap();
         assert_eq!(r.model, "a\"b");
-        let out: Value = serde_json::from_slice(&r.upstream_body("x\\y")).unwrap();
+        let out: Value = serde_json::from_slice(&r.upstream_body("x\\y", None)).unwrap();
         assert_eq!(out, json!({"model": "x\\y", "messages": [], "we\"ird": 1}));
     }
 
@@ -431,7 +503,7 @@ mod tests {
             match chat(body) {
                 Ok(r) => {
                     // The only acceptable successes still produce valid JSON upstream.
-                    let out = r.upstream_body("s");
+                    let out = r.upstream_body("s", Some(8));
                     assert!(serde_json::from_slice::<Value>(&out).is_ok(), "{body}");
                 }
                 Err(e) => {
@@ -451,7 +523,7 @@ mod tests {
         );
         let r = chat(&deep).unwrap();
         assert_eq!(r.prompt_bytes, 200_000);
-        assert_eq!(r.upstream_body("m").len(), deep.len());
+        assert_eq!(r.upstream_body("m", None).len(), deep.len());
         // Invalid UTF-8 is a 400 too.
         assert!(parse(Endpoint::Chat, b"{\"model\":\"\xff\",\"messages\":[]}").is_err());
     }

@@ -9,6 +9,7 @@
 //! string the quote would be escaped), and it is accepted only as the last field of the event's object, which is
 //! where vLLM writes it.
 
+use crate::model_name::ModelRename;
 use memchr::memmem;
 use serde::Deserialize;
 
@@ -46,6 +47,8 @@ pub struct SseScanner {
     usage: Option<Usage>,
     data_events: u64,
     done: bool,
+    /// The engine's model name to put back to the client's, in each event.
+    rename: Option<ModelRename>,
 }
 
 enum Action {
@@ -65,6 +68,22 @@ impl SseScanner {
             usage: None,
             data_events: 0,
             done: false,
+            rename: None,
+        }
+    }
+
+    /// Also replaces the engine's served model name by the client's in each event's `model` field. An event is whole
+    /// when it is looked at (a cut one is held until its end arrives), so the field is never split.
+    pub fn renaming(mut self, rename: Option<ModelRename>) -> Self {
+        self.rename = rename;
+        self
+    }
+
+    /// Appends an event's bytes, renamed when that applies.
+    fn emit(&self, out: &mut Vec<u8>, piece: &[u8]) {
+        match &self.rename {
+            Some(r) => r.write(out, piece),
+            None => out.extend_from_slice(piece),
         }
     }
 
@@ -101,19 +120,25 @@ impl SseScanner {
         while let Some(i) = memmem::find(&data[pos..], b"\n\n") {
             let end = pos + i + 2;
             let event = &data[pos..end];
-            match self.on_event(event) {
-                Action::Keep => {
+            let action = self.on_event(event);
+            let renamed = self.rename.as_ref().is_some_and(|r| r.found_in(event));
+            match action {
+                Action::Keep if !renamed => {
                     if let Some(o) = &mut out {
                         o.extend_from_slice(event);
                     }
+                }
+                Action::Keep => {
+                    let o = out.get_or_insert_with(|| data[..pos].to_vec());
+                    self.emit(o, event);
                 }
                 Action::Drop => {
                     out.get_or_insert_with(|| data[..pos].to_vec());
                 }
                 Action::Cut(from, to) => {
                     let o = out.get_or_insert_with(|| data[..pos].to_vec());
-                    o.extend_from_slice(&event[..from]);
-                    o.extend_from_slice(&event[to..]);
+                    self.emit(o, &event[..from]);
+                    self.emit(o, &event[to..]);
                 }
             }
             pos = end;
@@ -135,7 +160,10 @@ impl SseScanner {
 
     /// Bytes held back when the stream ends (an unterminated last event), to forward as they are.
     pub fn finish(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.carry)
+        let tail = std::mem::take(&mut self.carry);
+        let mut out = Vec::with_capacity(tail.len());
+        self.emit(&mut out, &tail);
+        out
     }
 
     fn on_event(&mut self, event: &[u8]) -> Action {
@@ -392,6 +420,26 @@ mod tests {
                 };
                 let out = run(&mut s, input, &cuts);
                 assert!(out.len() <= input.len(), "output never grows: {input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_served_model_name_becomes_the_clients_in_every_event_however_cut() {
+        let served = |s: &str| s.replace("\"id\":\"c\"", "\"id\":\"c\",\"model\":\"meta/m\"");
+        let input = served(&whole_stream());
+        for wishes in [(false, false), (true, true)] {
+            let mut whole = SseScanner::new(wishes.0, wishes.1);
+            let plain = run(&mut whole, whole_stream().as_bytes(), &[]);
+            let expected = String::from_utf8(plain)
+                .unwrap()
+                .replace("\"id\":\"c\"", "\"id\":\"c\",\"model\":\"m\"");
+            for cut in 1..input.len() {
+                let mut s =
+                    SseScanner::new(wishes.0, wishes.1).renaming(ModelRename::new("meta/m", "m"));
+                let out = run(&mut s, input.as_bytes(), &[cut]);
+                assert_eq!(String::from_utf8(out).unwrap(), expected, "cut {cut}");
+                assert_eq!(s.usage(), whole.usage());
             }
         }
     }

@@ -51,6 +51,7 @@ impl ProxyBody {
         };
         if let Some(i) = &mut self.inflight {
             i.usage = self.scanner.usage();
+            i.keep_slot();
         }
         (!out.is_empty()).then_some(out)
     }

@@ -2,9 +2,11 @@
 //! engine answers 5xx, or nothing arrives in time, as long as nothing has been sent to the client. For streams
 //! that holds until the first chunk, which is awaited here before the client gets its headers.
 
+use crate::engine_error;
 use crate::error::GatewayError;
 use crate::gateway::Inner;
 use crate::inflight::Inflight;
+use crate::model_name::ModelRename;
 use crate::request::Endpoint;
 use crate::routes::{choose, ModelTarget};
 use bytes::Bytes;
@@ -39,23 +41,32 @@ enum Attempt {
     Refused(GatewayError),
 }
 
+/// What is sent to whichever replica serves the request.
+pub struct Outgoing<'a> {
+    pub endpoint: Endpoint,
+    pub body: Bytes,
+    pub stream: bool,
+    /// Puts the client's model name back in an engine's refusal.
+    pub rename: Option<&'a ModelRename>,
+}
+
 pub async fn send(
     gw: &Inner,
     inflight: &mut Inflight,
     target: &ModelTarget,
-    endpoint: Endpoint,
-    body: Bytes,
-    stream: bool,
+    out: Outgoing<'_>,
 ) -> Result<Answer, GatewayError> {
     let n = target.replicas.len();
     let attempts = gw.config.max_attempts.clamp(1, n.max(1));
     let start = gw.rotation.fetch_add(1, Ordering::Relaxed);
-    let deadline = Instant::from_std(inflight.started())
-        + if stream {
-            gw.config.first_token_timeout
-        } else {
-            gw.config.request_timeout
-        };
+    // Each attempt gets its own wait for the first byte, so a replica that hangs leaves time for the next one; the
+    // request timeout bounds them all.
+    let overall = Instant::from_std(inflight.started()) + gw.config.request_timeout;
+    let first_byte = if out.stream {
+        gw.config.first_token_timeout
+    } else {
+        gw.config.first_byte_timeout
+    };
     let mut tried: Vec<usize> = Vec::with_capacity(attempts);
     let mut last = GatewayError::UpstreamUnavailable;
     while tried.len() < attempts {
@@ -65,24 +76,15 @@ pub async fn send(
         tried.push(i);
         let replica = &target.replicas[i];
         inflight.serve_on(replica);
-        match attempt(
-            gw,
-            inflight,
-            &replica.base,
-            endpoint,
-            body.clone(),
-            stream,
-            deadline,
-        )
-        .await
-        {
+        let deadline = overall.min(Instant::now() + first_byte);
+        match attempt(gw, inflight, &replica.base, &out, deadline, overall).await {
             Attempt::Done(answer) => return Ok(answer),
             Attempt::Refused(e) => return Err(e),
             Attempt::Retry(e) => {
                 inflight.metrics.upstream_error();
                 tracing::warn!(request_id = %inflight.request_id(), replica = %replica.base, error = ?e, "engine attempt failed before the first byte");
                 last = e;
-                if Instant::now() >= deadline {
+                if Instant::now() >= overall {
                     break;
                 }
             }
@@ -95,17 +97,16 @@ async fn attempt(
     gw: &Inner,
     inflight: &mut Inflight,
     base: &str,
-    endpoint: Endpoint,
-    body: Bytes,
-    stream: bool,
+    out: &Outgoing<'_>,
     deadline: Instant,
+    overall: Instant,
 ) -> Attempt {
     let request = Request::builder()
         .method(Method::POST)
-        .uri(format!("{base}{}", endpoint.path()))
+        .uri(format!("{base}{}", out.endpoint.path()))
         .header(header::CONTENT_TYPE, "application/json")
         .header("x-request-id", inflight.request_id())
-        .body(Full::new(body));
+        .body(Full::new(out.body.clone()));
     let request = match request {
         Ok(r) => r,
         Err(_) => return Attempt::Retry(GatewayError::UpstreamUnavailable),
@@ -122,14 +123,18 @@ async fn attempt(
     }
     let mut incoming = response.into_body();
     if !status.is_success() {
-        // The engine's own OpenAI-style refusal (a prompt too long, say): passed on as it is.
+        // The engine's own refusal (a prompt too long, say): its message, in the client's terms, in our error body.
         return match read_whole(gw, incoming, deadline).await {
-            Ok(body) => Attempt::Refused(GatewayError::Upstream { status, body }),
+            Ok(body) => Attempt::Refused(GatewayError::EngineRefused {
+                status,
+                message: engine_error::message(&body, out.rename),
+            }),
             Err(e) => Attempt::Retry(e),
         };
     }
-    if !stream {
-        return match read_whole(gw, incoming, deadline).await {
+    if !out.stream {
+        // The answer has started: the rest of it may take until the request's own deadline.
+        return match read_whole(gw, incoming, overall).await {
             Ok(body) => Attempt::Done(Answer::Whole {
                 status,
                 content_type,

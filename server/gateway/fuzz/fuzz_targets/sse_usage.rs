@@ -6,7 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use tollgate_gateway::sse::{usage_of_body, Output, SseScanner};
 
 fn run(flags: u8, pieces: &[&[u8]]) -> (Vec<u8>, Option<tollgate_gateway::sse::Usage>) {
-    let mut s = SseScanner::new(flags & 1 == 1, flags & 2 == 2);
+    let mut s = SseScanner::new(flags & 1 == 1, flags & 2 == 2)
+        .renaming(tollgate_gateway::model_name::ModelRename::new("served/m", "m"));
     let mut out = Vec::new();
     for p in pieces {
         match s.push(p) {

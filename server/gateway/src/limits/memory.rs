@@ -1,14 +1,21 @@
 //! Counters in this process: the default for a single gateway. One short lock per admission and per settlement.
 
-use super::{retry_after_ms, slot_at, window, LimitError, Limiter, Seen, Ticket};
+use super::{retry_after_ms, window, LimitError, Limiter, Seen, Ticket};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use tollgate_domain::grant::Limits;
 
 pub struct MemoryLimiter {
-    counters: Mutex<HashMap<String, window::Counters>>,
+    counters: Mutex<HashMap<String, Subscription>>,
     window_ms: i64,
+}
+
+#[derive(Default)]
+struct Subscription {
+    counters: window::Counters,
+    /// Admitted tickets not yet settled: settling anything else is ignored (see `Limiter::settle`).
+    running: HashSet<String>,
 }
 
 impl MemoryLimiter {
@@ -26,10 +33,10 @@ impl MemoryLimiter {
 
     /// A subscription's counters, for tests and diagnostics.
     pub fn counters(&self, subscription_id: &str) -> Option<window::Counters> {
-        self.lock().get(subscription_id).copied()
+        self.lock().get(subscription_id).map(|s| s.counters)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, window::Counters>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Subscription>> {
         // The map holds plain counters: a panic elsewhere cannot leave it inconsistent, so poisoning is ignored.
         self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -45,29 +52,24 @@ impl Default for MemoryLimiter {
 impl Limiter for MemoryLimiter {
     async fn admit(
         &self,
-        subscription_id: &str,
+        ticket: &Ticket,
         limits: &Limits,
-        reserve: u64,
         now_ms: i64,
-    ) -> Result<(Ticket, Seen), LimitError> {
-        let slot = slot_at(now_ms, self.window_ms);
+    ) -> Result<Seen, LimitError> {
         let result = {
             let mut map = self.lock();
-            let counters = match map.get_mut(subscription_id) {
-                Some(c) => c,
-                None => map.entry(subscription_id.to_owned()).or_default(),
+            let sub = match map.get_mut(&ticket.subscription_id) {
+                Some(s) => s,
+                None => map.entry(ticket.subscription_id.clone()).or_default(),
             };
-            window::admit(counters, limits, reserve, slot)
+            let result = window::admit(&mut sub.counters, limits, ticket.reserved, ticket.slot);
+            if result.is_ok() {
+                sub.running.insert(ticket.id.clone());
+            }
+            result
         };
         match result {
-            Ok(seen) => Ok((
-                Ticket {
-                    subscription_id: subscription_id.to_owned(),
-                    reserved: reserve,
-                    slot,
-                },
-                seen,
-            )),
+            Ok(seen) => Ok(seen),
             Err((kind, seen)) => Err(LimitError::Refused {
                 kind,
                 seen,
@@ -77,8 +79,10 @@ impl Limiter for MemoryLimiter {
     }
 
     fn settle(&self, ticket: Ticket, used: u64) {
-        if let Some(c) = self.lock().get_mut(&ticket.subscription_id) {
-            window::settle(c, ticket.slot, ticket.reserved, used);
+        if let Some(s) = self.lock().get_mut(&ticket.subscription_id) {
+            if s.running.remove(&ticket.id) {
+                window::settle(&mut s.counters, ticket.slot, ticket.reserved, used);
+            }
         }
     }
 
@@ -89,7 +93,7 @@ impl Limiter for MemoryLimiter {
         tokens: u64,
     ) -> Result<(), String> {
         let mut map = self.lock();
-        let c = map.entry(subscription_id.to_owned()).or_default();
+        let c = &mut map.entry(subscription_id.to_owned()).or_default().counters;
         if c.month != month {
             c.month = month;
             c.month_tokens = tokens;
@@ -105,7 +109,11 @@ impl Limiter for MemoryLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::LimitKind;
+    use crate::limits::{slot_at, LimitKind};
+
+    fn ticket(id: &str, sub: &str, reserve: u64, now: i64) -> Ticket {
+        Ticket::new(id.into(), sub, reserve, now, 60_000)
+    }
 
     #[tokio::test]
     async fn admits_refuses_and_settles() {
@@ -114,9 +122,10 @@ mod tests {
             tokens_per_minute: Some(100),
             ..Limits::default()
         };
-        let (t, seen) = l.admit("s", &limits, 80, 1_000).await.unwrap();
+        let t = ticket("a", "s", 80, 1_000);
+        let seen = l.admit(&t, &limits, 1_000).await.unwrap();
         assert_eq!(seen.tokens, 80);
-        match l.admit("s", &limits, 30, 2_000).await {
+        match l.admit(&ticket("b", "s", 30, 2_000), &limits, 2_000).await {
             Err(LimitError::Refused {
                 kind,
                 retry_after_ms,
@@ -127,11 +136,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        l.settle(t, 20);
+        l.settle(t.clone(), 20);
         assert_eq!(l.counters("s").unwrap().tokens, 20);
-        assert!(l.admit("s", &limits, 30, 3_000).await.is_ok());
+        l.settle(t, 0);
+        assert_eq!(
+            l.counters("s").unwrap().tokens,
+            20,
+            "a second settlement is ignored"
+        );
+        l.settle(ticket("b", "s", 30, 2_000), 0);
+        assert_eq!(
+            l.counters("s").unwrap().tokens,
+            20,
+            "so is a refused ticket"
+        );
+        assert!(l
+            .admit(&ticket("c", "s", 30, 3_000), &limits, 3_000)
+            .await
+            .is_ok());
         assert!(
-            l.admit("other", &limits, 100, 3_000).await.is_ok(),
+            l.admit(&ticket("d", "other", 100, 3_000), &limits, 3_000)
+                .await
+                .is_ok(),
             "subscriptions are separate"
         );
     }
@@ -146,9 +172,12 @@ mod tests {
             monthly_tokens: Some(1000),
             ..Limits::default()
         };
-        assert!(l.admit("s", &limits, 10, now).await.is_ok());
+        assert!(l
+            .admit(&ticket("a", "s", 10, now), &limits, now)
+            .await
+            .is_ok());
         assert!(matches!(
-            l.admit("s", &limits, 1, now).await,
+            l.admit(&ticket("b", "s", 1, now), &limits, now).await,
             Err(LimitError::Refused {
                 kind: LimitKind::Monthly,
                 ..

@@ -4,6 +4,7 @@
 //! A request reserves an estimate before it is forwarded ([`Limiter::admit`]) and settles to the engine's count
 //! when it ends ([`Limiter::settle`]); a request that fails or is abandoned settles at what it used.
 
+pub mod guard;
 pub mod headers;
 pub mod memory;
 pub mod redis;
@@ -13,12 +14,33 @@ use async_trait::async_trait;
 use tollgate_domain::{grant::Limits, time::Millis};
 pub use window::{LimitKind, Seen, Slot};
 
-/// A reservation to settle exactly once.
+/// A reservation, made before it is admitted so that its id exists while the admission is in flight: settling it
+/// is then safe whatever became of the admission (see [`Limiter::settle`] and `guard.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
+    /// Unique across gateways and restarts (the Redis backend keeps it as a member of the running set).
+    pub id: String,
     pub subscription_id: String,
     pub reserved: u64,
     pub slot: Slot,
+}
+
+impl Ticket {
+    /// A reservation of `reserved` tokens at `now_ms`, counted in the window of a limiter with `window_ms`.
+    pub fn new(
+        id: String,
+        subscription_id: &str,
+        reserved: u64,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Self {
+        Self {
+            id,
+            subscription_id: subscription_id.to_owned(),
+            reserved,
+            slot: slot_at(now_ms, window_ms),
+        }
+    }
 }
 
 /// Why a request was not admitted.
@@ -35,19 +57,28 @@ pub enum LimitError {
 
 #[async_trait]
 pub trait Limiter: Send + Sync + 'static {
-    /// Admits a request reserving `reserve` tokens at `now_ms`, or refuses it. On success returns the counters after
-    /// the reservation (for the rate-limit headers) and the ticket to settle.
+    /// Admits `ticket`'s reservation at `now_ms`, or refuses it. On success returns the counters after the
+    /// reservation (for the rate-limit headers); the ticket must then be settled.
     async fn admit(
         &self,
-        subscription_id: &str,
+        ticket: &Ticket,
         limits: &Limits,
-        reserve: u64,
         now_ms: i64,
-    ) -> Result<(Ticket, Seen), LimitError>;
+    ) -> Result<Seen, LimitError>;
 
-    /// Replaces the ticket's reservation by `used` tokens and frees its concurrency slot. Never waits: a backend
-    /// that needs IO does it in the background.
+    /// Replaces the ticket's reservation by `used` tokens and frees its concurrency slot. A ticket that was never
+    /// admitted (refused, or its admission abandoned before it ran) or is already settled is ignored, so a caller
+    /// that cannot know whether an abandoned admission happened settles it anyway. Never waits: a backend that
+    /// needs IO does it in the background, after (in order) any admission already sent.
     fn settle(&self, ticket: Ticket, used: u64);
+
+    /// Tells the backend the ticket's request is still running (a long stream), for backends whose slots expire.
+    fn refresh(&self, _ticket: &Ticket, _now_ms: i64) {}
+
+    /// How often [`Limiter::refresh`] needs calling for a slot to stay held; None when slots never expire.
+    fn refresh_every_ms(&self) -> Option<i64> {
+        None
+    }
 
     /// Sets a subscription's month-to-date tokens when it has none yet (at start, from the usage records).
     async fn seed_month(

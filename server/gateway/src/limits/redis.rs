@@ -4,11 +4,14 @@
 //! Keys, all under a configurable prefix (tests use a fresh one, so runs never collide), with the subscription in a
 //! hash tag so one subscription's keys live on one cluster slot:
 //! - `{prefix}:{sub}:w:{window}`: hash of `r` (requests) and `t` (tokens), expiring after two windows;
-//! - `{prefix}:{sub}:c`: running requests, expiring 10 minutes after the last admission (so slots held by a
-//!   crashed replica come back);
+//! - `{prefix}:{sub}:c`: running requests, a sorted set of ticket ids scored by the time their slot lapses
+//!   (admission + the lease, pushed on by long streams). Each admission first drops the lapsed members, so a slot
+//!   lost by a crashed replica comes back one lease later however busy the subscription is, and a running request
+//!   never loses its slot to a key expiring under it (the key's own expiry only collects idle subscriptions: every
+//!   member lapses before it).
 //! - `{prefix}:{sub}:m:{month}`: tokens this month, expiring after 40 days.
 
-use super::{retry_after_ms, slot_at, LimitError, LimitKind, Limiter, Seen, Slot, Ticket};
+use super::{retry_after_ms, LimitError, LimitKind, Limiter, Seen, Slot, Ticket};
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use redis::Script;
@@ -16,9 +19,10 @@ use std::sync::Arc;
 use tollgate_domain::grant::Limits;
 
 const ADMIT: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[7])
 local r = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
 local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
-local c = tonumber(redis.call('GET', KEYS[2]) or '0')
+local c = redis.call('ZCARD', KEYS[2])
 local m = tonumber(redis.call('GET', KEYS[3]) or '0')
 local rpm, tpm, cmax, mmax = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local res = tonumber(ARGV[5])
@@ -29,16 +33,17 @@ if mmax >= 0 and m + res > mmax then return {4, r, t} end
 redis.call('HINCRBY', KEYS[1], 'r', 1)
 redis.call('HINCRBY', KEYS[1], 't', res)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], 600000)
+redis.call('ZADD', KEYS[2], ARGV[8], ARGV[10])
+redis.call('PEXPIRE', KEYS[2], ARGV[9])
 redis.call('INCRBY', KEYS[3], res)
 redis.call('EXPIRE', KEYS[3], 3456000)
 return {0, r + 1, t + res}
 "#;
 
+/// Only a ticket still in the running set is settled: a refused, abandoned-before-it-ran or already settled one
+/// changes nothing (see `Limiter::settle`).
 const SETTLE: &str = r#"
-local c = tonumber(redis.call('GET', KEYS[2]) or '0')
-if c > 0 then redis.call('DECR', KEYS[2]) end
+if redis.call('ZREM', KEYS[2], ARGV[3]) == 0 then return 0 end
 local delta = tonumber(ARGV[2]) - tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local t = redis.call('HINCRBY', KEYS[1], 't', delta)
@@ -51,12 +56,26 @@ end
 return 1
 "#;
 
+/// Pushes a running ticket's lapse time on (XX: a ticket already settled or lapsed is not brought back).
+const REFRESH: &str = r#"
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[2]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+"#;
+
+/// How long an admitted request holds its concurrency slot without a refresh: the longest non-streaming request
+/// (the default request timeout), after which a slot whose settlement was lost comes back.
+pub const DEFAULT_LEASE_MS: i64 = 600_000;
+
 pub struct RedisLimiter {
     conn: MultiplexedConnection,
     prefix: Arc<str>,
     window_ms: i64,
+    lease_ms: i64,
     admit: Arc<Script>,
     settle: Arc<Script>,
+    refresh: Arc<Script>,
 }
 
 impl RedisLimiter {
@@ -71,9 +90,42 @@ impl RedisLimiter {
             conn,
             prefix: prefix.into(),
             window_ms: window_ms.max(1),
+            lease_ms: DEFAULT_LEASE_MS,
             admit: Arc::new(Script::new(ADMIT)),
             settle: Arc::new(Script::new(SETTLE)),
+            refresh: Arc::new(Script::new(REFRESH)),
         })
+    }
+
+    /// Sets how long a slot is held without a refresh (at least a second).
+    pub fn with_lease_ms(mut self, lease_ms: i64) -> Self {
+        self.lease_ms = lease_ms.max(1000);
+        self
+    }
+
+    /// Runs `script` in the background, so settlement and refreshes never hold a request up. It goes over the shared
+    /// connection, so it reaches Redis after any admission of the same ticket already sent on it.
+    fn spawn(
+        &self,
+        script: &Arc<Script>,
+        keys: Vec<String>,
+        args: Vec<String>,
+        what: &'static str,
+    ) {
+        let mut conn = self.conn.clone();
+        let script = script.clone();
+        tokio::spawn(async move {
+            let mut invocation = script.prepare_invoke();
+            for k in keys {
+                invocation.key(k);
+            }
+            for a in args {
+                invocation.arg(a);
+            }
+            if let Err(e) = invocation.invoke_async::<i64>(&mut conn).await {
+                tracing::warn!(error = %e, what, "a redis limiter update failed; the slot lapses with its lease");
+            }
+        });
     }
 
     fn keys(prefix: &str, sub: &str, slot: Slot) -> [String; 3] {
@@ -94,13 +146,11 @@ fn arg(limit: Option<u64>) -> i64 {
 impl Limiter for RedisLimiter {
     async fn admit(
         &self,
-        subscription_id: &str,
+        ticket: &Ticket,
         limits: &Limits,
-        reserve: u64,
         now_ms: i64,
-    ) -> Result<(Ticket, Seen), LimitError> {
-        let slot = slot_at(now_ms, self.window_ms);
-        let [w, c, m] = Self::keys(&self.prefix, subscription_id, slot);
+    ) -> Result<Seen, LimitError> {
+        let [w, c, m] = Self::keys(&self.prefix, &ticket.subscription_id, ticket.slot);
         let mut conn = self.conn.clone();
         let (code, requests, tokens): (i64, i64, i64) = self
             .admit
@@ -111,8 +161,12 @@ impl Limiter for RedisLimiter {
             .arg(arg(limits.tokens_per_minute.map(u64::from)))
             .arg(arg(limits.max_concurrent.map(u64::from)))
             .arg(arg(limits.monthly_tokens))
-            .arg(arg(Some(reserve)))
+            .arg(arg(Some(ticket.reserved)))
             .arg(self.window_ms * 2)
+            .arg(now_ms)
+            .arg(now_ms.saturating_add(self.lease_ms))
+            .arg(self.lease_ms)
+            .arg(&ticket.id)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| LimitError::Unavailable(e.to_string()))?;
@@ -121,16 +175,7 @@ impl Limiter for RedisLimiter {
             tokens: tokens.max(0) as u64,
         };
         let kind = match code {
-            0 => {
-                return Ok((
-                    Ticket {
-                        subscription_id: subscription_id.to_owned(),
-                        reserved: reserve,
-                        slot,
-                    },
-                    seen,
-                ))
-            }
+            0 => return Ok(seen),
             1 => LimitKind::Concurrency,
             2 => LimitKind::Requests,
             3 => LimitKind::Tokens,
@@ -145,23 +190,26 @@ impl Limiter for RedisLimiter {
 
     fn settle(&self, ticket: Ticket, used: u64) {
         let [w, c, m] = Self::keys(&self.prefix, &ticket.subscription_id, ticket.slot);
-        let mut conn = self.conn.clone();
-        let script = self.settle.clone();
-        let reserved = arg(Some(ticket.reserved));
-        let used = arg(Some(used));
-        tokio::spawn(async move {
-            let done: Result<i64, _> = script
-                .key(w)
-                .key(c)
-                .key(m)
-                .arg(reserved)
-                .arg(used)
-                .invoke_async(&mut conn)
-                .await;
-            if let Err(e) = done {
-                tracing::warn!(error = %e, "could not settle a reservation in redis; it expires with its window");
-            }
-        });
+        let args = vec![
+            arg(Some(ticket.reserved)).to_string(),
+            arg(Some(used)).to_string(),
+            ticket.id,
+        ];
+        self.spawn(&self.settle, vec![w, c, m], args, "settle");
+    }
+
+    fn refresh(&self, ticket: &Ticket, now_ms: i64) {
+        let [_, c, _] = Self::keys(&self.prefix, &ticket.subscription_id, ticket.slot);
+        let args = vec![
+            now_ms.saturating_add(self.lease_ms).to_string(),
+            ticket.id.clone(),
+            self.lease_ms.to_string(),
+        ];
+        self.spawn(&self.refresh, vec![c], args, "refresh");
+    }
+
+    fn refresh_every_ms(&self) -> Option<i64> {
+        Some(self.lease_ms / 3)
     }
 
     async fn seed_month(

@@ -150,6 +150,13 @@ pub fn reservation(
     r
 }
 
+/// The completion tokens per choice a reservation leaves room for: what the engine is told it may generate
+/// (`max_tokens`), so no request exceeds what it reserved. At least 1, the smallest cap an engine accepts; a prompt
+/// estimate that fills the reservation by itself still gets an answer, charged its real size.
+pub fn completion_budget(reserved: u64, prompt_estimate: u64, choices: u64) -> u64 {
+    (reserved.saturating_sub(prompt_estimate) / choices.max(1)).max(1)
+}
+
 /// A prompt-token estimate from the raw JSON size of the prompt: about three bytes per token, a little high for
 /// English text so reservations err on the safe side; settlement corrects it to the engine's count.
 pub fn estimate_prompt_tokens(prompt_bytes: usize) -> u64 {
@@ -261,6 +268,19 @@ mod tests {
         let mut c = Counters::default();
         settle(&mut c, SLOT, 0, 0);
         assert_eq!(c.concurrent, 0);
+    }
+
+    #[test]
+    fn the_completion_budget_is_what_the_reservation_leaves_per_choice() {
+        let none = limits(None, None, None, None);
+        let r = reservation(10, None, 1, 4096, 100_000, &none);
+        assert_eq!(completion_budget(r, 10, 1), 4096);
+        let r = reservation(10, Some(u64::MAX), 4, 4096, 8192, &none);
+        assert_eq!(completion_budget(r, 10, 4), (8192 - 10) / 4);
+        let tight = limits(None, Some(50), None, None);
+        let r = reservation(10, Some(200), 1, 4096, 8192, &tight);
+        assert_eq!(completion_budget(r, 10, 1), 40);
+        assert_eq!(completion_budget(50, 80, 1), 1, "never 0");
     }
 
     #[test]

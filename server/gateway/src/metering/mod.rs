@@ -203,14 +203,22 @@ impl Writer {
                         }
                     }
                     Some(Msg::Flush(ack)) => {
-                        // Everything sent before the flush is already queued ahead of it or in the batch.
-                        while let Ok(Msg::Record(r)) = rx.try_recv() {
-                            self.batch.push(*r);
+                        // Everything sent before the flush is already queued ahead of it or in the batch. Flushes
+                        // queued meanwhile are answered by this one, but only once it is done: their callers' records
+                        // are ahead of them, so in this batch.
+                        let mut acks = vec![ack];
+                        while let Ok(msg) = rx.try_recv() {
+                            match msg {
+                                Msg::Record(r) => self.batch.push(*r),
+                                Msg::Flush(ack) => acks.push(ack),
+                            }
                         }
                         self.write().await;
                         self.last_failure = None;
                         self.replay().await;
-                        let _ = ack.send(());
+                        for ack in acks {
+                            let _ = ack.send(());
+                        }
                     }
                     None => {
                         self.write().await;
@@ -351,6 +359,69 @@ pub(crate) mod tests {
             spool_path: dir.join("spool.jsonl"),
             spool_max_bytes: 1 << 20,
         }
+    }
+
+    /// A store whose inserts each wait for a permit, saying when one starts.
+    struct GatedStore {
+        gate: tokio::sync::Semaphore,
+        entered: mpsc::UnboundedSender<()>,
+        rows: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl UsageStore for GatedStore {
+        async fn insert(&self, batch: &[UsageRecord]) -> Result<(), String> {
+            let _ = self.entered.send(());
+            self.gate
+                .acquire()
+                .await
+                .map_err(|e| e.to_string())?
+                .forget();
+            let mut rows = self.rows.lock().unwrap();
+            rows.extend(batch.iter().map(|r| r.id.clone()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flush_queued_behind_another_returns_only_once_its_records_are_written() {
+        use std::future::Future;
+        let (entered_tx, mut entered) = mpsc::unbounded_channel();
+        let store = Arc::new(GatedStore {
+            gate: tokio::sync::Semaphore::new(0),
+            entered: entered_tx,
+            rows: Mutex::new(Vec::new()),
+        });
+        let meter = Meter::start(
+            store.clone(),
+            MeteringConfig {
+                batch_size: 1,
+                ..config("two-flushes")
+            },
+        );
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // The writer is held in an insert while the queue fills: r1, flush A, r2, flush B.
+        meter.record(record("r0"));
+        entered.recv().await.unwrap();
+        meter.record(record("r1"));
+        let mut a = Box::pin(meter.flush());
+        assert!(a.as_mut().poll(&mut cx).is_pending());
+        meter.record(record("r2"));
+        let mut b = Box::pin(meter.flush());
+        assert!(b.as_mut().poll(&mut cx).is_pending());
+        // r0 and r1 go through; flush A takes r2 (and flush B) and its insert waits.
+        store.gate.add_permits(2);
+        for _ in ["r1", "r2"] {
+            entered.recv().await.unwrap();
+        }
+        assert!(
+            b.as_mut().poll(&mut cx).is_pending(),
+            "flush B returned while its record r2 was still being written"
+        );
+        store.gate.add_permits(1);
+        b.await;
+        assert_eq!(*store.rows.lock().unwrap(), ["r0", "r1", "r2"]);
+        a.await;
     }
 
     #[tokio::test]

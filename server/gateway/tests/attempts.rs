@@ -1,0 +1,127 @@
+//! Attempts over replicas and connections to engines: a replica that hangs before its first byte is left for
+//! another within the request's time, streaming or not; idle pooled connections are not kept past the engine's
+//! keep-alive.
+
+mod common;
+
+use common::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate_domain::grant::Limits;
+use tollgate_gateway::GatewayConfig;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_hangs_before_its_first_byte_is_left_for_the_next() {
+    let mut hanging = fast_sim();
+    // Every generation stalls before its first token for far longer than the test runs.
+    hanging.faults.stall_ms = 120_000;
+    hanging.faults.stall_after_tokens = 0;
+    let hung = sim(hanging).await;
+    let healthy = sim(fast_sim()).await;
+    let k = key(80, "sub_hang", MODEL, Limits::default());
+    let config = GatewayConfig {
+        first_token_timeout: Duration::from_millis(300),
+        first_byte_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(30),
+        ..GatewayConfig::default()
+    };
+    let g = gateway_with(
+        vec![k.entry.clone()],
+        &routes(&[hung, healthy], 0),
+        memory(),
+        config,
+    )
+    .await;
+    let c = client();
+    // Ties between idle replicas rotate, so some requests try the hung replica first.
+    let tries = [false, true, false, true, false, true];
+    for stream in tries {
+        let r = c
+            .post(g.url("/v1/chat/completions"))
+            .header("authorization", format!("Bearer {}", k.secret))
+            .json(&chat_body("are you there", 4, stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "stream {stream}");
+        let text = r.text().await.unwrap();
+        assert!(!text.contains("\"error\""), "{text}");
+    }
+    let records = g.wait_records(tries.len()).await;
+    assert!(records
+        .iter()
+        .all(|r| r.status == 200 && r.replica == format!("http://{healthy}")));
+    let metrics = g.gw.metrics_text();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("tollgate_gateway_upstream_errors_total"))
+        .unwrap();
+    let errors: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        errors >= 2.0,
+        "the hung replica was tried first at least twice: {line}"
+    );
+}
+
+/// Forwards connections to `to`, counting them.
+async fn counting_proxy(to: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_engine_connections_are_not_reused_past_the_pool_timeout() {
+    let engine = sim(fast_sim()).await;
+    let (proxy, connections) = counting_proxy(engine).await;
+    let k = key(81, "sub_pool", MODEL, Limits::default());
+    let config = GatewayConfig {
+        pool_idle_timeout: Duration::from_millis(200),
+        ..GatewayConfig::default()
+    };
+    let g = gateway_with(
+        vec![k.entry.clone()],
+        &routes(&[proxy], 0),
+        memory(),
+        config,
+    )
+    .await;
+    let c = client();
+    let send = || {
+        c.post(g.url("/v1/chat/completions"))
+            .header("authorization", format!("Bearer {}", k.secret))
+            .json(&chat_body("hello", 2, false))
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 200);
+    assert_eq!(send().await.unwrap().status(), 200);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "back to back: one pooled connection"
+    );
+    // Idle for longer than the pool keeps connections (the engine may be closing it): a fresh one is used.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(send().await.unwrap().status(), 200);
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn pooled_connections_are_dropped_before_the_engine_closes_them() {
+    // uvicorn's default keep-alive: an idle connection older than this may be closing under a new request.
+    const UVICORN_KEEP_ALIVE: Duration = Duration::from_secs(5);
+    assert!(GatewayConfig::default().pool_idle_timeout < UVICORN_KEEP_ALIVE);
+}
