@@ -17,7 +17,9 @@ pub fn is_tenant_admin(me: &Me) -> bool {
 
 #[component]
 pub fn Layout() -> impl IntoView {
-    let me = Resource::new(|| (), |_| get_me());
+    // Blocking: the shell renders once, after the user is known. Otherwise the Suspense renders the page twice on the
+    // server and drops the first copy while its server calls still run.
+    let me = Resource::new_blocking(|| (), |_| get_me());
     view! {
         <Suspense fallback=|| view! { <p class="p-6 text-slate-500">"Loading..."</p> }>
             {move || Suspend::new(async move {
