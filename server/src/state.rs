@@ -154,7 +154,9 @@ impl AppState {
         })
         .await
         .context("could not load the API keys")?;
-        let tasks = Arc::new(Tasks(vec![refresher]));
+        // Replica choice also weighs what each engine reports (queue, KV cache), read from its /metrics.
+        let load_poller = gateway.spawn_engine_load_poller(Duration::from_secs(2));
+        let tasks = Arc::new(Tasks(vec![refresher, load_poller]));
         let leptos = leptos::config::LeptosOptions::builder()
             .output_name("tollgate")
             .site_root(config.site_root.as_str())

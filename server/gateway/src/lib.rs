@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod config;
 pub mod engine_error;
+pub mod engine_load;
 pub mod error;
 mod gateway;
 pub mod ids;

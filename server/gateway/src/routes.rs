@@ -33,11 +33,31 @@ pub struct Replica {
     /// The base URL, without a trailing slash or `/v1` (also the label in metrics and usage records).
     pub base: String,
     outstanding: AtomicU64,
+    /// What the engine itself last reported as extra load (see `engine_load`): 0 when unknown.
+    reported: AtomicU64,
 }
 
 impl Replica {
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            outstanding: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+        }
+    }
+
     pub fn outstanding(&self) -> u64 {
         self.outstanding.load(Ordering::Relaxed)
+    }
+
+    /// The load replica choice compares: requests this gateway has in flight there, plus what the engine reports
+    /// beyond them (queued requests, a nearly full KV cache), which covers traffic from other gateway replicas.
+    pub fn load(&self) -> u64 {
+        self.outstanding() + self.reported.load(Ordering::Relaxed)
+    }
+
+    pub fn set_reported_load(&self, load: u64) {
+        self.reported.store(load, Ordering::Relaxed);
     }
 
     /// Counts a request on this replica until the lease drops.
@@ -101,12 +121,10 @@ impl ReplicaRegistry {
                     .iter()
                     .map(|url| {
                         let base = normalize_base(url);
-                        let r = known.get(&base).cloned().unwrap_or_else(|| {
-                            Arc::new(Replica {
-                                base: base.clone(),
-                                outstanding: AtomicU64::new(0),
-                            })
-                        });
+                        let r = known
+                            .get(&base)
+                            .cloned()
+                            .unwrap_or_else(|| Arc::new(Replica::new(base.clone())));
                         seen.insert(base, r.clone());
                         r
                     })
@@ -124,6 +142,16 @@ impl ReplicaRegistry {
         // Forget replicas no table lists any more (requests in flight keep theirs alive through their lease).
         *known = seen;
         RouteTable { models }
+    }
+
+    /// Every replica the current table lists, for the engine-load poller.
+    pub fn replicas(&self) -> Vec<Arc<Replica>> {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 }
 

@@ -70,7 +70,7 @@ pub async fn send(
     let mut tried: Vec<usize> = Vec::with_capacity(attempts);
     let mut last = GatewayError::UpstreamUnavailable;
     while tried.len() < attempts {
-        let Some(i) = choose(n, |i| target.replicas[i].outstanding(), &tried, start) else {
+        let Some(i) = choose(n, |i| target.replicas[i].load(), &tried, start) else {
             break;
         };
         tried.push(i);

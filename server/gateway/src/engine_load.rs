@@ -1,0 +1,132 @@
+//! Routing refined by the engines' own view of their load. Every few seconds the gateway reads each replica's
+//! Prometheus `/metrics` (vLLM's names) and records, per replica, how much load the engine reports beyond what this
+//! gateway has in flight there: requests waiting in its queue, and a penalty as its KV cache fills. Other gateway
+//! replicas' traffic shows up this way too. A replica that does not answer keeps its last figure (the request
+//! path's retries handle dead engines).
+
+use crate::gateway::Gateway;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use std::time::Duration;
+
+/// What the engine reports, from its metrics text.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EngineLoad {
+    pub waiting: f64,
+    /// KV-cache usage, 0..1.
+    pub kv_cache: f64,
+}
+
+impl EngineLoad {
+    /// Reads vLLM's gauges (summed over engines and models in one process). Unknown lines are skipped.
+    pub fn parse(metrics: &str) -> Self {
+        let mut load = Self::default();
+        for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            let value = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite());
+            match (name, value) {
+                ("vllm:num_requests_waiting", Some(v)) => load.waiting += v.max(0.0),
+                ("vllm:kv_cache_usage_perc", Some(v)) => {
+                    load.kv_cache = load.kv_cache.max(v.clamp(0.0, 1.0))
+                }
+                _ => {}
+            }
+        }
+        load
+    }
+
+    /// The extra load replica choice adds: one per waiting request, and up to 4 more as the KV cache goes from
+    /// 80% to full (new sequences there wait for cache, or preempt others).
+    pub fn penalty(self) -> u64 {
+        let kv = ((self.kv_cache - 0.8).max(0.0) / 0.2 * 4.0).round();
+        (self.waiting.round() + kv).min(1_000_000.0) as u64
+    }
+}
+
+impl Gateway {
+    /// Polls every replica's `/metrics` every `interval` until the returned task is aborted.
+    pub fn spawn_engine_load_poller(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let gw = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                for replica in gw.inner.registry.replicas() {
+                    match gw.engine_load(&replica.base, interval).await {
+                        Some(load) => replica.set_reported_load(load.penalty()),
+                        None => {
+                            tracing::debug!(replica = %replica.base, "no metrics from the engine")
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    async fn engine_load(&self, base: &str, timeout: Duration) -> Option<EngineLoad> {
+        let uri: http::Uri = format!("{base}/metrics").parse().ok()?;
+        let req = http::Request::get(uri).body(Full::new(Bytes::new())).ok()?;
+        let fetch = async {
+            let resp = self.inner.client.request(req).await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            let body = Limited::new(resp.into_body(), 4 << 20)
+                .collect()
+                .await
+                .ok()?
+                .to_bytes();
+            Some(EngineLoad::parse(std::str::from_utf8(&body).ok()?))
+        };
+        tokio::time::timeout(timeout, fetch).await.ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EngineLoad;
+
+    const VLLM: &str = r#"# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="m"} 3.0
+vllm:num_requests_running{engine="0",model_name="m"} 64.0
+vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.9
+vllm:gpu_cache_usage_perc{engine="0",model_name="m"} 0.9
+"#;
+
+    #[test]
+    fn reads_vllm_gauges() {
+        let l = EngineLoad::parse(VLLM);
+        assert_eq!(
+            l,
+            EngineLoad {
+                waiting: 3.0,
+                kv_cache: 0.9
+            }
+        );
+        assert_eq!(l.penalty(), 3 + 2);
+    }
+
+    #[test]
+    fn an_idle_engine_adds_nothing_and_garbage_is_ignored() {
+        assert_eq!(
+            EngineLoad::parse("vllm:num_requests_waiting{} 0\nvllm:kv_cache_usage_perc 0.3\n")
+                .penalty(),
+            0
+        );
+        for junk in [
+            "",
+            "vllm:num_requests_waiting NaN",
+            "vllm:num_requests_waiting -5",
+            "{{{",
+            "vllm:kv_cache_usage_perc 7",
+        ] {
+            assert!(EngineLoad::parse(junk).penalty() <= 4, "{junk}");
+        }
+    }
+}
