@@ -87,6 +87,10 @@ pub struct Cli {
     /// `llama-3.1-8b-instruct=http://127.0.0.1:8001|http://127.0.0.1:8002` [default: none].
     #[arg(long, env = "TOLLGATE_ENGINES")]
     pub engines: Option<String>,
+    /// Also serve the gateway (`/v1`, `/metrics`) on this address of its own, e.g. for a separate load balancer
+    /// or network policy; the main listener keeps serving it too [default: unset].
+    #[arg(long, env = "TOLLGATE_GATEWAY_LISTEN")]
+    pub gateway_listen: Option<SocketAddr>,
     /// Redis for rate-limit counters shared by several server replicas (e.g. redis://127.0.0.1:6379); without it
     /// counters live in this process [default: unset].
     #[arg(long, env = "TOLLGATE_REDIS_URL")]
@@ -126,6 +130,7 @@ struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileGateway {
+    listen: Option<SocketAddr>,
     key_refresh_ms: Option<u64>,
     /// Model id -> engine base URLs.
     engines: Option<std::collections::BTreeMap<String, Vec<String>>>,
@@ -196,6 +201,7 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Model id -> engine base URLs (until the fleet places replicas).
     pub engines: std::collections::BTreeMap<String, Vec<String>>,
+    pub gateway_listen: Option<SocketAddr>,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
     pub usage_spool: PathBuf,
@@ -341,6 +347,7 @@ impl Config {
                 Some(text) => parse_engines(&text)?,
                 None => f.gateway.engines.unwrap_or_default(),
             },
+            gateway_listen: cli.gateway_listen.or(f.gateway.listen),
             redis_url: cli
                 .redis_url
                 .or(f.gateway.redis_url)

@@ -15,7 +15,7 @@ pub mod telemetry;
 
 use anyhow::Context;
 use std::net::SocketAddr;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 pub use config::{Cli, Config};
 pub use state::AppState;
@@ -23,27 +23,33 @@ pub use state::AppState;
 /// A server running in this process: its address, its state, and the handle to stop it.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The gateway's own listener, when configured (`gateway_listen`); the portal's listener serves `/v1` too.
+    pub gateway_addr: Option<SocketAddr>,
     pub state: AppState,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), std::io::Error>>,
+    stop: Option<watch::Sender<bool>>,
+    tasks: Vec<JoinHandle<Result<(), std::io::Error>>>,
 }
 
 impl RunningServer {
     /// Stops accepting, finishes in-flight requests, and waits for the server to end.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
-        (&mut self.task).await.context("server task panicked")??;
-        self.state.gateway.flush_usage().await;
-        Ok(())
+        self.wait().await
     }
 
     /// Runs until SIGTERM / Ctrl-C has stopped the server (the signal is watched by the server task).
     pub async fn shutdown_on_signal(mut self) -> anyhow::Result<()> {
         let _keep_open = self.stop.take();
-        (&mut self.task).await.context("server task panicked")??;
-        // Usage records still in memory are written before the process ends.
+        self.wait().await
+    }
+
+    /// Waits for every listener to finish its in-flight requests, then writes the usage records still in memory.
+    async fn wait(&mut self) -> anyhow::Result<()> {
+        for task in &mut self.tasks {
+            task.await.context("server task panicked")??;
+        }
         self.state.gateway.flush_usage().await;
         Ok(())
     }
@@ -67,31 +73,56 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     }
     let state = AppState::build(&config).await?;
     let app = router::build(state.clone(), &config)?;
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = vec![serve(listener, app, stop_rx.clone())];
+    let gateway_addr = match config.gateway_listen {
+        None => None,
+        Some(at) => {
+            let gateway_listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen for the gateway on {at}"))?;
+            let gateway_addr = gateway_listener.local_addr()?;
+            tasks.push(serve(
+                gateway_listener,
+                router::gateway_only(&state),
+                stop_rx,
+            ));
+            Some(gateway_addr)
+        }
+    };
+    Ok(RunningServer {
+        addr,
+        gateway_addr,
+        state,
+        stop: Some(stop_tx),
+        tasks,
+    })
+}
+
+/// Serves `app` on `listener` until `stop` turns true or the process is asked to stop.
+fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<Result<(), std::io::Error>> {
     // Streams must not wait for Nagle's algorithm: each chunk goes out as it is written.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    let task = tokio::spawn(async move {
+    tokio::spawn(async move {
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             tokio::select! {
-                _ = stop_rx => {}
+                _ = stop.wait_for(|stopped| *stopped) => {}
                 _ = shutdown_signal() => {}
             }
         })
         .await
-    });
-    Ok(RunningServer {
-        addr,
-        state,
-        stop: Some(stop_tx),
-        task,
     })
 }
 

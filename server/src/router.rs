@@ -18,6 +18,12 @@ use tower_sessions::{
 /// Portal forms are small; anything larger is a mistake or an attack.
 const PORTAL_BODY_LIMIT: usize = 256 * 1024;
 
+/// The gateway alone, for its own listener (`gateway_listen`): `/v1` and `/metrics`, nothing of the portal.
+pub fn gateway_only(state: &AppState) -> Router {
+    tollgate_gateway::router(state.gateway.clone())
+        .merge(tollgate_gateway::metrics_router(state.gateway.clone()))
+}
+
 pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
     let services = Services {
         identity: state.identity.clone(),
