@@ -50,9 +50,62 @@ impl Histogram {
     }
 }
 
+/// Requests by HTTP status: an atomic per status in 100..=599 (every status an answer can have), a locked map for
+/// anything else.
+#[derive(Debug)]
+struct StatusCounts {
+    common: Box<[AtomicU64]>,
+    other: Mutex<BTreeMap<u16, u64>>,
+}
+
+const FIRST_STATUS: u16 = 100;
+const COMMON_STATUSES: usize = 500;
+
+impl Default for StatusCounts {
+    fn default() -> Self {
+        Self {
+            common: (0..COMMON_STATUSES).map(|_| AtomicU64::new(0)).collect(),
+            other: Mutex::default(),
+        }
+    }
+}
+
+impl StatusCounts {
+    fn add(&self, status: u16) {
+        match self
+            .common
+            .get(usize::from(status.wrapping_sub(FIRST_STATUS)))
+        {
+            Some(c) if status >= FIRST_STATUS => {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                *self
+                    .other
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(status)
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// The statuses seen so far, in order, with their counts.
+    fn snapshot(&self) -> BTreeMap<u16, u64> {
+        let mut all = self.other.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (i, c) in self.common.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                all.insert(FIRST_STATUS + i as u16, n);
+            }
+        }
+        all
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ModelMetrics {
-    statuses: Mutex<BTreeMap<u16, u64>>,
+    statuses: StatusCounts,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     latency: Histogram,
@@ -70,12 +123,7 @@ impl ModelMetrics {
         latency: Duration,
         ttft: Option<Duration>,
     ) {
-        *self
-            .statuses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(status)
-            .or_default() += 1;
+        self.statuses.add(status);
         self.prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
         self.completion_tokens
             .fetch_add(completion, Ordering::Relaxed);
@@ -170,12 +218,7 @@ impl Metrics {
             "Requests answered, by model and HTTP status.",
         );
         for n in &names {
-            for (status, count) in models[*n]
-                .statuses
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-            {
+            for (status, count) in models[*n].statuses.snapshot() {
                 let _ = writeln!(
                     out,
                     "tollgate_gateway_requests_total{{model=\"{}\",status=\"{status}\"}} {count}",
@@ -390,5 +433,32 @@ mod tests {
             "tollgate_gateway_request_duration_seconds_bucket{model=\"we\\\"ird\",le=\"120\"} 0"
         ));
         assert!(text.contains("tollgate_gateway_auth_failures_total{reason=\"revoked\"} 1"));
+    }
+
+    #[test]
+    fn statuses_are_counted_and_listed_in_order_whatever_their_range() {
+        let m = Metrics::default();
+        let model = m.model("m");
+        for status in [499, 200, 99, 600, 200, 100, 599, 0] {
+            model.finished(status, 0, 0, Duration::from_millis(1), None);
+        }
+        let text = m.render(&Default::default(), 0);
+        let seen: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("tollgate_gateway_requests_total{"))
+            .collect();
+        let want: Vec<String> = [
+            (0, 1),
+            (99, 1),
+            (100, 1),
+            (200, 2),
+            (499, 1),
+            (599, 1),
+            (600, 1),
+        ]
+        .iter()
+        .map(|(s, n)| format!("tollgate_gateway_requests_total{{model=\"m\",status=\"{s}\"}} {n}"))
+        .collect();
+        assert_eq!(seen, want);
     }
 }

@@ -2,6 +2,7 @@
 //! (from configuration now, from the fleet later); replicas keep their in-flight counters across swaps, so a new
 //! table does not forget the load on an engine it still lists.
 
+use crate::request::Endpoint;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,8 @@ pub struct ModelRoute {
 pub struct Replica {
     /// The base URL, without a trailing slash or `/v1` (also the label in metrics and usage records).
     pub base: String,
+    /// The engine URI of each endpoint, parsed once (None when the base does not make a valid URI).
+    uris: [Option<http::Uri>; 3],
     outstanding: AtomicU64,
     /// What the engine itself last reported as extra load (see `engine_load`): 0 when unknown.
     reported: AtomicU64,
@@ -39,11 +42,28 @@ pub struct Replica {
 
 impl Replica {
     pub fn new(base: String) -> Self {
+        let uri = |e: Endpoint| format!("{base}{}", e.path()).parse::<http::Uri>().ok();
+        let uris = [
+            uri(Endpoint::Chat),
+            uri(Endpoint::Completions),
+            uri(Endpoint::Embeddings),
+        ];
         Self {
             base,
+            uris,
             outstanding: AtomicU64::new(0),
             reported: AtomicU64::new(0),
         }
+    }
+
+    /// The URI to send `endpoint` requests to, or None when the base URL does not make one.
+    pub fn uri(&self, endpoint: Endpoint) -> Option<&http::Uri> {
+        let i = match endpoint {
+            Endpoint::Chat => 0,
+            Endpoint::Completions => 1,
+            Endpoint::Embeddings => 2,
+        };
+        self.uris[i].as_ref()
     }
 
     pub fn outstanding(&self) -> u64 {

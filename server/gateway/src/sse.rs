@@ -11,6 +11,18 @@
 
 use crate::model_name::ModelRename;
 use memchr::memmem;
+use std::sync::LazyLock;
+
+// Searchers built once: `memmem::find`/`rfind` build one per call, which costs more than the search itself on
+// events this small.
+static EVENT_END: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\n\n"));
+static USAGE_FIELD: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b",\"usage\":"));
+static EMPTY_CHOICES: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"choices\":[]"));
+static USAGE_KEY: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b"\"usage\":"));
 use serde::Deserialize;
 
 /// Token counts as the engine reports them.
@@ -117,7 +129,7 @@ impl SseScanner {
         // Built only once the output differs from the input.
         let mut out: Option<Vec<u8>> = had_carry.then(|| Vec::with_capacity(data.len()));
         let mut pos = 0;
-        while let Some(i) = memmem::find(&data[pos..], b"\n\n") {
+        while let Some(i) = EVENT_END.find(&data[pos..]) {
             let end = pos + i + 2;
             let event = &data[pos..end];
             let action = self.on_event(event);
@@ -176,7 +188,7 @@ impl SseScanner {
             return Action::Keep;
         }
         self.data_events += 1;
-        let Some(key_at) = memmem::rfind(event, b",\"usage\":") else {
+        let Some(key_at) = USAGE_FIELD.rfind(event) else {
             return Action::Keep;
         };
         let value_at = key_at + b",\"usage\":".len();
@@ -196,7 +208,7 @@ impl SseScanner {
             return Action::Keep;
         };
         self.usage = Some(usage);
-        if memmem::find(event, b"\"choices\":[]").is_some() {
+        if EMPTY_CHOICES.find(event).is_some() {
             // The final usage chunk: all or nothing.
             if self.strip_usage_chunk {
                 Action::Drop
@@ -214,7 +226,7 @@ impl SseScanner {
 /// The usage of a whole (non-streamed) response body. vLLM writes `usage` last, so it is looked for from the end
 /// first; a body laid out differently is parsed whole.
 pub fn usage_of_body(body: &[u8]) -> Option<Usage> {
-    if let Some(at) = memmem::rfind(body, b"\"usage\":") {
+    if let Some(at) = USAGE_KEY.rfind(body) {
         let v = at + b"\"usage\":".len();
         let v = v + leading_spaces(&body[v..]);
         if let Some(len) = object_len(&body[v..]) {

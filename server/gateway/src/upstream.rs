@@ -8,13 +8,15 @@ use crate::gateway::Inner;
 use crate::inflight::Inflight;
 use crate::model_name::ModelRename;
 use crate::request::Endpoint;
-use crate::routes::{choose, ModelTarget};
+use crate::routes::{choose, ModelTarget, Replica};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::atomic::Ordering;
 use tokio::time::{timeout_at, Instant};
+
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// What the engine answered.
 pub enum Answer {
@@ -77,7 +79,7 @@ pub async fn send(
         let replica = &target.replicas[i];
         inflight.serve_on(replica);
         let deadline = overall.min(Instant::now() + first_byte);
-        match attempt(gw, inflight, &replica.base, &out, deadline, overall).await {
+        match attempt(gw, inflight, replica, &out, deadline, overall).await {
             Attempt::Done(answer) => return Ok(answer),
             Attempt::Refused(e) => return Err(e),
             Attempt::Retry(e) => {
@@ -96,21 +98,27 @@ pub async fn send(
 async fn attempt(
     gw: &Inner,
     inflight: &mut Inflight,
-    base: &str,
+    replica: &Replica,
     out: &Outgoing<'_>,
     deadline: Instant,
     overall: Instant,
 ) -> Attempt {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{base}{}", out.endpoint.path()))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("x-request-id", inflight.request_id())
-        .body(Full::new(out.body.clone()));
-    let request = match request {
-        Ok(r) => r,
-        Err(_) => return Attempt::Retry(GatewayError::UpstreamUnavailable),
+    let (Some(uri), Ok(request_id)) = (
+        replica.uri(out.endpoint),
+        HeaderValue::from_str(inflight.request_id()),
+    ) else {
+        return Attempt::Retry(GatewayError::UpstreamUnavailable);
     };
+    let mut request = Request::new(Full::new(out.body.clone()));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri.clone();
+    let headers = request.headers_mut();
+    headers.reserve(2);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(X_REQUEST_ID, request_id);
     let response = match timeout_at(deadline, gw.client.request(request)).await {
         Err(_) => return Attempt::Retry(GatewayError::UpstreamTimeout),
         Ok(Err(_)) => return Attempt::Retry(GatewayError::UpstreamUnavailable),

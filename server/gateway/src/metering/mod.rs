@@ -1,5 +1,5 @@
-//! Usage records: one per request, handed off the request path through a bounded channel to a writer task that
-//! inserts them in batches. When the database fails, batches go to a bounded spool on disk and are replayed when
+//! Usage records: one per request, handed off the request path into a bounded queue that a writer task drains,
+//! inserting them in batches. When the database fails, batches go to a bounded spool on disk and are replayed when
 //! it answers again; shutdown flushes everything. Ids are made before the first attempt and inserts skip stored
 //! ids, so a record is never counted twice.
 
@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use spool::Spool;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
@@ -101,11 +101,6 @@ impl Default for MeteringConfig {
     }
 }
 
-enum Msg {
-    Record(Box<UsageRecord>),
-    Flush(oneshot::Sender<()>),
-}
-
 /// Counts for `/metrics`.
 #[derive(Debug, Default)]
 pub struct MeterStats {
@@ -115,67 +110,169 @@ pub struct MeterStats {
     pub write_failures: AtomicU64,
 }
 
+/// Records handed over and not yet taken by the writer. The request path only pushes under a short lock; the
+/// writer is woken when a whole batch is waiting (partial batches go on its tick), not once per record.
+struct Queue {
+    records: Vec<UsageRecord>,
+    /// Records that found the queue full, waiting for the spooler (a blocking task, off the request path).
+    overflow: Vec<UsageRecord>,
+    /// A spooler task is running (it clears this, under the lock, once `overflow` is empty).
+    spooling: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    capacity: usize,
+    batch_size: usize,
+    /// Wakes the writer: a whole batch is waiting.
+    batch_ready: Notify,
+    /// Signalled when the spooler has emptied `overflow`.
+    spooled: Notify,
+    spool: Arc<Spool>,
+    stats: Arc<MeterStats>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn spool_overflow(&self, records: &[UsageRecord]) {
+        let a = self.spool.append(records);
+        self.stats
+            .spooled
+            .fetch_add(a.kept as u64, Ordering::Relaxed);
+        self.stats
+            .dropped
+            .fetch_add(a.dropped as u64, Ordering::Relaxed);
+    }
+
+    /// Appends overflow to the spool until none is left. Runs on a blocking thread.
+    fn run_spooler(&self) {
+        loop {
+            let records = {
+                let mut q = self.lock();
+                if q.overflow.is_empty() {
+                    q.spooling = false;
+                    break;
+                }
+                std::mem::take(&mut q.overflow)
+            };
+            self.spool_overflow(&records);
+        }
+        self.spooled.notify_waiters();
+    }
+
+    /// Waits until every record that overflowed so far is in the spool.
+    async fn overflow_spooled(&self) {
+        loop {
+            let done = self.spooled.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            {
+                let q = self.lock();
+                if !q.spooling && q.overflow.is_empty() {
+                    return;
+                }
+            }
+            done.await;
+        }
+    }
+}
+
 /// The request path's handle: cheap to clone, never waits.
 #[derive(Clone)]
 pub struct Meter {
-    tx: mpsc::Sender<Msg>,
-    spool: Arc<Spool>,
-    stats: Arc<MeterStats>,
+    shared: Arc<Shared>,
+    /// Flush requests for the writer; the writer stops (after writing what is left) once every handle is dropped.
+    flush_tx: mpsc::Sender<oneshot::Sender<()>>,
 }
 
 impl Meter {
     /// Starts the writer task (replaying what an earlier run left spooled) and returns the handle.
     pub fn start(store: Arc<dyn UsageStore>, config: MeteringConfig) -> Self {
-        let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
+        let (flush_tx, flush_rx) = mpsc::channel(64);
         let spool = Arc::new(Spool::open(&config.spool_path, config.spool_max_bytes));
         let stats = Arc::new(MeterStats::default());
-        let writer = Writer {
-            store,
+        let capacity = config.channel_capacity.max(1);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                records: Vec::with_capacity(capacity.min(4096)),
+                overflow: Vec::new(),
+                spooling: false,
+            }),
+            capacity,
+            batch_size: config.batch_size.max(1),
+            batch_ready: Notify::new(),
+            spooled: Notify::new(),
             spool: spool.clone(),
             stats: stats.clone(),
+        });
+        let writer = Writer {
+            store,
+            spool,
+            stats,
+            shared: shared.clone(),
             batch: Vec::with_capacity(config.batch_size),
             config,
             last_failure: None,
         };
-        tokio::spawn(writer.run(rx));
-        Self { tx, spool, stats }
+        tokio::spawn(writer.run(flush_rx));
+        Self { shared, flush_tx }
     }
 
-    /// Hands a record to the writer. If the writer is behind by a whole channel, the record goes to the spool
-    /// right here rather than being dropped.
+    /// Hands a record to the writer. If the writer is behind by a whole queue, the record goes to the spool (from a
+    /// blocking task, never this thread) rather than being dropped.
     pub fn record(&self, r: UsageRecord) {
-        match self.tx.try_send(Msg::Record(Box::new(r))) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Msg::Record(r)))
-            | Err(mpsc::error::TrySendError::Closed(Msg::Record(r))) => {
-                let a = self.spool.append(std::slice::from_ref(&*r));
-                self.stats
-                    .spooled
-                    .fetch_add(a.kept as u64, Ordering::Relaxed);
-                self.stats
-                    .dropped
-                    .fetch_add(a.dropped as u64, Ordering::Relaxed);
+        let s = &*self.shared;
+        let mut q = s.lock();
+        if q.records.len() < s.capacity {
+            q.records.push(r);
+            let full = q.records.len() >= s.batch_size;
+            drop(q);
+            if full {
+                s.batch_ready.notify_one();
             }
-            Err(_) => {}
+            return;
+        }
+        q.overflow.push(r);
+        if q.spooling {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                q.spooling = true;
+                drop(q);
+                s.batch_ready.notify_one();
+                let shared = self.shared.clone();
+                rt.spawn_blocking(move || shared.run_spooler());
+            }
+            Err(_) => {
+                // No runtime to hand the file IO to (not the request path): spool here.
+                let records = std::mem::take(&mut q.overflow);
+                drop(q);
+                s.spool_overflow(&records);
+            }
         }
     }
 
     /// Writes everything handed over so far (to the database, or to the spool if it fails) and tries to replay the
     /// spool. Call it at shutdown, after the listener stopped taking requests.
     pub async fn flush(&self) {
+        self.shared.overflow_spooled().await;
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
+        if self.flush_tx.send(ack).await.is_ok() {
             let _ = done.await;
         }
     }
 
     pub fn stats(&self) -> &MeterStats {
-        &self.stats
+        &self.shared.stats
     }
 
     /// Bytes waiting in the spool.
     pub fn spooled_bytes(&self) -> u64 {
-        self.spool.bytes()
+        self.shared.spool.bytes()
     }
 }
 
@@ -183,36 +280,33 @@ struct Writer {
     store: Arc<dyn UsageStore>,
     spool: Arc<Spool>,
     stats: Arc<MeterStats>,
+    shared: Arc<Shared>,
     batch: Vec<UsageRecord>,
     config: MeteringConfig,
     last_failure: Option<Instant>,
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    async fn run(mut self, mut flushes: mpsc::Receiver<oneshot::Sender<()>>) {
         self.replay().await;
         let mut tick = tokio::time::interval(self.config.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shared = self.shared.clone();
         loop {
             tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(Msg::Record(r)) => {
-                        self.batch.push(*r);
-                        if self.batch.len() >= self.config.batch_size {
-                            self.write().await;
-                        }
-                    }
-                    Some(Msg::Flush(ack)) => {
-                        // Everything sent before the flush is already queued ahead of it or in the batch. Flushes
-                        // queued meanwhile are answered by this one, but only once it is done: their callers' records
-                        // are ahead of them, so in this batch.
+                _ = shared.batch_ready.notified() => {
+                    self.take_queued();
+                    self.write_full_batches().await;
+                }
+                ack = flushes.recv() => match ack {
+                    Some(ack) => {
+                        // Every record handed over before the flush is in the queue or the batch. Flushes queued
+                        // meanwhile are answered by this one, once it is done: their records are in this batch too.
                         let mut acks = vec![ack];
-                        while let Ok(msg) = rx.try_recv() {
-                            match msg {
-                                Msg::Record(r) => self.batch.push(*r),
-                                Msg::Flush(ack) => acks.push(ack),
-                            }
+                        while let Ok(ack) = flushes.try_recv() {
+                            acks.push(ack);
                         }
+                        self.take_queued();
                         self.write().await;
                         self.last_failure = None;
                         self.replay().await;
@@ -221,11 +315,13 @@ impl Writer {
                         }
                     }
                     None => {
+                        self.take_queued();
                         self.write().await;
                         return;
                     }
                 },
                 _ = tick.tick() => {
+                    self.take_queued();
                     self.write().await;
                     let due = self.last_failure.is_none_or(|at| at.elapsed() >= self.config.retry_interval);
                     if due && !self.spool.is_empty() {
@@ -236,7 +332,49 @@ impl Writer {
         }
     }
 
+    /// Moves what the request path queued into the batch.
+    fn take_queued(&mut self) {
+        let mut fresh = Vec::with_capacity(self.shared.capacity.min(4096));
+        {
+            let mut q = self.shared.lock();
+            if q.records.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut q.records, &mut fresh);
+        }
+        if self.batch.is_empty() {
+            self.batch = fresh;
+        } else {
+            self.batch.append(&mut fresh);
+        }
+    }
+
+    /// Writes whole batches, keeping a partial one for later.
+    async fn write_full_batches(&mut self) {
+        let size = self.config.batch_size.max(1);
+        while self.batch.len() >= size {
+            let rest = self.batch.split_off(size);
+            self.write_now().await;
+            self.batch = rest;
+            if self.batch.len() < size {
+                // More may have arrived while writing.
+                self.take_queued();
+            }
+        }
+    }
+
+    /// Writes everything in the batch, `batch_size` records at a time.
     async fn write(&mut self) {
+        let size = self.config.batch_size.max(1);
+        while self.batch.len() > size {
+            let rest = self.batch.split_off(size);
+            self.write_now().await;
+            self.batch = rest;
+        }
+        self.write_now().await;
+    }
+
+    async fn write_now(&mut self) {
         if self.batch.is_empty() {
             return;
         }
