@@ -23,8 +23,6 @@ pub struct AppState {
     pub store: Store,
     pub identity: Identity,
     pub catalog: Catalog,
-    /// Every API key the gateway accepts, rebuilt in the background when keys, subscriptions or plans change.
-    pub keys: Arc<ArcSwap<KeySnapshot>>,
     /// The OpenAI-compatible gateway under /v1.
     pub gateway: Gateway,
     /// Background tasks that live as long as the state: aborted when its last clone drops.
@@ -118,7 +116,6 @@ impl AppState {
             }
         }
         let catalog = Catalog::new(store.clone(), identity.clone());
-        let keys = Arc::new(ArcSwap::from_pointee(KeySnapshot::default()));
         let limiter: Arc<dyn Limiter> = match &config.redis_url {
             Some(url) => Arc::new(
                 RedisLimiter::connect(url, &config.redis_prefix, 60_000)
@@ -129,7 +126,8 @@ impl AppState {
         };
         let gateway = Gateway::new(GatewayParts {
             config: GatewayConfig::default(),
-            keys: keys.clone(),
+            // Empty until the refresher below publishes the first snapshot, before the server accepts requests.
+            keys: Arc::new(ArcSwap::from_pointee(KeySnapshot::default())),
             limiter,
             usage: Arc::new(store.clone()),
             metering: MeteringConfig {
@@ -141,7 +139,7 @@ impl AppState {
             .load_month_to_date(&store)
             .await
             .context("could not read this month's usage")?;
-        let (published, routed, engines) = (keys.clone(), gateway.clone(), config.engines.clone());
+        let (routed, engines) = (gateway.clone(), config.engines.clone());
         let refresher = KeyDirectoryRefresher::new(
             store.clone(),
             catalog.changes(),
@@ -150,7 +148,7 @@ impl AppState {
         )
         .start(move |p: Published| {
             routed.replace_routes(&crate::engines::routes(&p.models, &engines));
-            published.store(Arc::new(p.keys));
+            routed.replace_keys(p.keys);
         })
         .await
         .context("could not load the API keys")?;
@@ -167,7 +165,6 @@ impl AppState {
             store,
             identity,
             catalog,
-            keys,
             gateway,
             _tasks: tasks,
             leptos,

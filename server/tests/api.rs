@@ -456,7 +456,8 @@ async fn suite(flavor: Flavor) {
     let resolves = || {
         app.server
             .state
-            .keys
+            .gateway
+            .keys()
             .load()
             .resolve(Some(&secret), Millis(tollgate_store::now_millis()))
             .map(|(_, g)| g.subscription_id.clone())
@@ -506,7 +507,8 @@ async fn suite(flavor: Flavor) {
     let limits = || {
         app.server
             .state
-            .keys
+            .gateway
+            .keys()
             .load()
             .resolve(Some(&secret), Millis(tollgate_store::now_millis()))
             .map(|(_, g)| g.limits)

@@ -112,7 +112,7 @@ fn ModelForm(model: Option<ModelView>) -> impl IntoView {
         family: String::new(),
         provider: String::new(),
         description: String::new(),
-        description_html: String::new(),
+
         parameters_millions: 0,
         context_length: 8192,
         task: Task::Chat,

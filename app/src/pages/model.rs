@@ -58,7 +58,7 @@ fn ModelDetails(detail: ModelDetail) -> impl IntoView {
         <div class="grid gap-6 lg:grid-cols-3">
             <div class="space-y-6 lg:col-span-2">
                 <section class=CARD>
-                    <div class="markdown" inner_html=m.description_html.clone()></div>
+                    <div class="markdown" inner_html=detail.description_html.clone()></div>
                     <dl class="mt-4 grid grid-cols-2 gap-3 text-sm sm:grid-cols-4">
                         <Fact label="Provider" value=m.provider.clone() />
                         <Fact label="Family" value=m.family.clone() />

@@ -1,7 +1,6 @@
 //! Rows from the store into the domain's views. Stored enums were written from the domain's own `as_str`, so a
 //! value that does not parse means a hand-edited database: it is logged and read as the most cautious value.
 
-use crate::markdown::to_safe_html;
 use tollgate_domain::{
     api_key::{KeyState, KeyView},
     catalog::{ModelStatus, ModelView, Price, Task, Visibility},
@@ -33,7 +32,6 @@ fn parsed<T>(what: &str, raw: &str, parse: impl Fn(&str) -> Option<T>, fallback:
 
 pub fn model_view(r: ModelRow) -> ModelView {
     ModelView {
-        description_html: to_safe_html(&r.description),
         task: parsed("task", &r.task, |s| Task::parse(s).ok(), Task::Chat),
         status: parsed(
             "status",

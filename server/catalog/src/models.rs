@@ -64,6 +64,7 @@ impl Catalog {
             .collect();
         let gateway_url = format!("{}/v1", self.identity.settings.public_url);
         Ok(ModelDetail {
+            description_html: crate::markdown::to_safe_html(&model.description),
             model,
             plans,
             gateway_url,

@@ -78,12 +78,7 @@ impl Catalog {
             .identity
             .authorize(caller, tenant_id, Action::UseModels)
             .await?;
-        let team = self
-            .store
-            .team(tenant_id, team_id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| DomainError::not_found("team"))?;
+        let team = self.identity.team_in(tenant_id, team_id).await?;
         if !self.acts_for_team(caller, role, &team.id).await? {
             return Err(DomainError::forbidden(format!(
                 "subscribe the team {} (you are not a member)",

@@ -18,7 +18,7 @@ use tollgate_domain::{
     },
     DomainError, TenantRole,
 };
-use tollgate_store::{now_millis, InvitationRow, NewInvitation};
+use tollgate_store::{now_millis, InvitationRow, NewInvitation, TeamRow};
 
 fn page_of<T>(items: Vec<T>, total: i64, page: PageRequest) -> Page<T> {
     Page {
@@ -68,6 +68,15 @@ impl Identity {
             action,
         )?;
         Ok(role)
+    }
+
+    /// A team of `tenant_id`, or NotFound (also for another tenant's team id).
+    pub async fn team_in(&self, tenant_id: &str, team_id: &str) -> Result<TeamRow, DomainError> {
+        self.store
+            .team(tenant_id, team_id)
+            .await
+            .map_err(internal)?
+            .ok_or(DomainError::not_found("team"))
     }
 
     fn require_platform_admin(caller: &Caller, action: Action) -> Result<(), DomainError> {
@@ -177,12 +186,7 @@ impl Identity {
         team_id: &str,
     ) -> Result<(TeamView, Vec<TeamMemberView>), DomainError> {
         self.authorize(caller, tenant_id, Action::ViewTeams).await?;
-        let team = self
-            .store
-            .team(tenant_id, team_id)
-            .await
-            .map_err(internal)?
-            .ok_or(DomainError::not_found("team"))?;
+        let team = self.team_in(tenant_id, team_id).await?;
         let members = self
             .store
             .team_members(&team.id)
@@ -242,12 +246,7 @@ impl Identity {
     ) -> Result<(), DomainError> {
         self.authorize(caller, tenant_id, Action::ManageTeams)
             .await?;
-        let team = self
-            .store
-            .team(tenant_id, team_id)
-            .await
-            .map_err(internal)?
-            .ok_or(DomainError::not_found("team"))?;
+        let team = self.team_in(tenant_id, team_id).await?;
         self.store
             .delete_team(tenant_id, team_id)
             .await
@@ -274,12 +273,7 @@ impl Identity {
     ) -> Result<(), DomainError> {
         self.authorize(caller, tenant_id, Action::ManageTeams)
             .await?;
-        let team = self
-            .store
-            .team(tenant_id, team_id)
-            .await
-            .map_err(internal)?
-            .ok_or(DomainError::not_found("team"))?;
+        let team = self.team_in(tenant_id, team_id).await?;
         let email = text::email(email)?;
         let user = self.store.user_by_email(&email).await.map_err(internal)?;
         let member = match user {
@@ -324,12 +318,7 @@ impl Identity {
     ) -> Result<(), DomainError> {
         self.authorize(caller, tenant_id, Action::ManageTeams)
             .await?;
-        let team = self
-            .store
-            .team(tenant_id, team_id)
-            .await
-            .map_err(internal)?
-            .ok_or(DomainError::not_found("team"))?;
+        let team = self.team_in(tenant_id, team_id).await?;
         if !self
             .store
             .remove_team_member(&team.id, user_id)
@@ -470,11 +459,7 @@ impl Identity {
             .transpose()?;
         let team_id = team_id.map(str::trim).filter(|t| !t.is_empty());
         if let Some(team) = team_id {
-            self.store
-                .team(tenant_id, team)
-                .await
-                .map_err(internal)?
-                .ok_or(DomainError::not_found("team"))?;
+            self.team_in(tenant_id, team).await?;
         }
         if let Some(e) = &email {
             if let Some(u) = self.store.user_by_email(e).await.map_err(internal)? {

@@ -8,6 +8,7 @@ mod error;
 pub mod openapi;
 mod subscriptions;
 mod tenancy;
+mod usage;
 
 use crate::state::AppState;
 use axum::{
@@ -89,7 +90,7 @@ pub fn routes() -> Router<AppState> {
             get(tenancy::list_invitations).post(tenancy::invite),
         )
         .route("/audit", get(tenancy::audit))
-        .route("/usage", get(subscriptions::usage))
+        .route("/usage", get(usage::list))
         .fallback(|| async {
             error::ApiError::from(tollgate_domain::DomainError::not_found("API route"))
         })

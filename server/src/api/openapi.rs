@@ -170,7 +170,6 @@ fn schemas() -> Value {
         &["id", "display_name", "task", "status", "visibility"],
         json!({
         "id": s, "display_name": s, "family": s, "provider": s, "description": s,
-        "description_html": { "type": "string", "description": "the description rendered to safe HTML" },
         "parameters_millions": int, "context_length": int,
         "task": { "type": "string", "enum": ["chat", "completion", "embeddings"] }, "license": s, "tags": strings, "versions": strings,
         "input_price": { "type": "integer", "description": "micro-units per million input tokens" },
@@ -235,7 +234,8 @@ fn schemas() -> Value {
         "ModelList": obj(&["items", "total", "page", "per_page", "facets"], json!({
             "items": { "type": "array", "items": schema_ref("Model") }, "total": int, "page": int, "per_page": int,
             "facets": obj(&["families", "tags"], json!({ "families": strings, "tags": strings })) })),
-        "ModelDetail": obj(&["model", "plans", "gateway_url"], json!({ "model": schema_ref("Model"),
+        "ModelDetail": obj(&["model", "description_html", "plans", "gateway_url"], json!({ "model": schema_ref("Model"),
+            "description_html": { "type": "string", "description": "the description rendered to safe HTML" },
             "plans": { "type": "array", "items": schema_ref("Plan") }, "gateway_url": s })),
         "ModelInput": obj(&["id", "display_name", "family", "provider", "context_length", "task", "status", "visibility"], json!({
             "id": s, "display_name": s, "family": s, "provider": s, "description": s, "parameters_millions": int,

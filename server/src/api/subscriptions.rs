@@ -12,9 +12,6 @@ use tollgate_domain::{
     api_key::{KeyCreated, KeyView},
     page::Page,
     subscription::{Change, SubscriptionFilter, SubscriptionView},
-    time::Millis,
-    usage::{UsageFilter, UsageView},
-    DomainError,
 };
 
 #[derive(Deserialize)]
@@ -201,71 +198,4 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<KeyView>> {
     Ok(Json(s.catalog.revoke_key(&caller, &id).await?))
-}
-
-#[derive(Deserialize)]
-pub struct UsageQuery {
-    #[serde(default)]
-    pub subscription_id: String,
-    #[serde(default)]
-    pub key_id: String,
-    #[serde(default)]
-    pub model: String,
-    #[serde(default)]
-    pub team_id: String,
-    /// `YYYY-MM-DD` or epoch milliseconds.
-    pub from: Option<String>,
-    /// `YYYY-MM-DD` (inclusive) or epoch milliseconds (exclusive).
-    pub until: Option<String>,
-    /// Platform admins: every tenant instead of the current one.
-    #[serde(default)]
-    pub all_tenants: bool,
-    pub page: Option<u32>,
-    pub per_page: Option<u32>,
-}
-
-fn instant(raw: &Option<String>, end_of_day: bool) -> Result<Option<Millis>, DomainError> {
-    let Some(raw) = raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    if let Ok(ms) = raw.parse::<i64>() {
-        return Ok(Some(Millis(ms)));
-    }
-    let day = Millis::parse_date(raw).ok_or_else(|| {
-        DomainError::invalid(format!(
-            "'{raw}' is not a date (YYYY-MM-DD) or epoch milliseconds"
-        ))
-    })?;
-    Ok(Some(if end_of_day { day.plus_hours(24) } else { day }))
-}
-
-pub async fn usage(
-    caller: ApiCaller,
-    State(s): State<AppState>,
-    query: Result<Query<UsageQuery>, QueryRejection>,
-) -> ApiResult<Json<Page<UsageView>>> {
-    let Query(q) = query?;
-    let filter = UsageFilter {
-        subscription_id: q.subscription_id,
-        key_id: q.key_id,
-        model: q.model,
-        team_id: q.team_id,
-        from: instant(&q.from, false)?,
-        until: instant(&q.until, true)?,
-    };
-    let tenant = if q.all_tenants {
-        None
-    } else {
-        Some(caller.tenant()?)
-    };
-    let page = PageQuery {
-        page: q.page,
-        per_page: q.per_page,
-    }
-    .request();
-    Ok(Json(
-        s.catalog
-            .usage(&caller.0, tenant.as_deref(), &filter, page)
-            .await?,
-    ))
 }

@@ -46,17 +46,20 @@ pub struct SubscriptionQuery<'a> {
     pub limit: i64,
 }
 
-const SELECT: &str = "SELECT s.id, s.tenant_id, s.team_id, t.name AS team_name, s.model_id,
+/// The columns lists show, with the count of usable keys as of the instant bound at placeholder `now`.
+fn select(now: &str) -> String {
+    format!("SELECT s.id, s.tenant_id, s.team_id, t.name AS team_name, s.model_id,
         m.display_name AS model_name, s.plan_id, p.name AS plan_name, s.state, s.note, s.reason, s.requested_by,
         COALESCE(ru.email, '') AS requested_by_email, du.email AS decided_by_email, s.created_at, s.updated_at,
         (SELECT COUNT(*) FROM api_keys k WHERE k.subscription_id = s.id AND k.revoked_at IS NULL
-            AND (k.expires_at IS NULL OR k.expires_at > $1)) AS active_keys
+            AND (k.expires_at IS NULL OR k.expires_at > {now})) AS active_keys
     FROM subscriptions s
     JOIN teams t ON t.id = s.team_id
     JOIN models m ON m.id = s.model_id
     JOIN plans p ON p.id = s.plan_id
     LEFT JOIN users ru ON ru.id = s.requested_by
-    LEFT JOIN users du ON du.id = s.decided_by";
+    LEFT JOIN users du ON du.id = s.decided_by")
+}
 
 impl Store {
     pub async fn create_subscription(&self, s: NewSubscription<'_>) -> Result<String> {
@@ -83,7 +86,7 @@ impl Store {
 
     /// One subscription by id, whatever its tenant: callers authorize against the returned tenant id.
     pub async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRow>> {
-        Ok(sqlx::query_as(&format!("{SELECT} WHERE s.id = $2"))
+        Ok(sqlx::query_as(&format!("{} WHERE s.id = $2", select("$1")))
             .bind(now_millis())
             .bind(id)
             .fetch_optional(&self.pool)
@@ -94,12 +97,13 @@ impl Store {
         &self,
         q: &SubscriptionQuery<'_>,
     ) -> Result<(Vec<SubscriptionRow>, i64)> {
-        // Placeholders are numbered as they are added, so optional filters stay one query on both backends.
+        // Placeholders are numbered as they are added, so optional filters stay one query on both backends; the
+        // count binds the filters only, the rows query then the time, the limit and the offset.
         let mut clauses = vec![
-            "(LOWER(m.display_name) LIKE $2 OR LOWER(s.model_id) LIKE $2 OR LOWER(t.name) LIKE $2)"
+            "(LOWER(m.display_name) LIKE $1 OR LOWER(s.model_id) LIKE $1 OR LOWER(t.name) LIKE $1)"
                 .to_string(),
         ];
-        let mut n = 2;
+        let mut n = 1;
         let mut next = || {
             n += 1;
             format!("${n}")
@@ -114,24 +118,19 @@ impl Store {
             let marks: Vec<String> = q.states.iter().map(|_| next()).collect();
             clauses.push(format!("s.state IN ({})", marks.join(", ")));
         }
-        let limit_mark = next();
-        let offset_mark = next();
+        let (now_mark, limit_mark, offset_mark) = (next(), next(), next());
         let filter = clauses.join(" AND ");
         let pattern = like_pattern(q.search);
-        let rows_sql = format!("{SELECT} WHERE {filter} ORDER BY s.updated_at DESC, s.id LIMIT {limit_mark} OFFSET {offset_mark}");
-        // The count binds the same parameters as the row query; `$1` (the time, used by the key count there) is
-        // referenced trivially so the numbering matches.
+        let rows_sql = format!(
+            "{} WHERE {filter} ORDER BY s.updated_at DESC, s.id LIMIT {limit_mark} OFFSET {offset_mark}",
+            select(&now_mark)
+        );
         let count_sql = format!(
             "SELECT COUNT(*) FROM subscriptions s JOIN teams t ON t.id = s.team_id JOIN models m ON m.id = s.model_id
-             WHERE ($1 = $1) AND {filter}"
+             WHERE {filter}"
         );
-        let now = now_millis();
-        let mut rows = sqlx::query_as::<_, SubscriptionRow>(&rows_sql)
-            .bind(now)
-            .bind(&pattern);
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql)
-            .bind(now)
-            .bind(&pattern);
+        let mut rows = sqlx::query_as::<_, SubscriptionRow>(&rows_sql).bind(&pattern);
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(&pattern);
         if let Some(t) = q.tenant_id {
             rows = rows.bind(t);
             count = count.bind(t);
@@ -145,6 +144,7 @@ impl Store {
             count = count.bind(*s);
         }
         let rows = rows
+            .bind(now_millis())
             .bind(q.limit)
             .bind(q.offset)
             .fetch_all(&self.pool)

@@ -14,6 +14,9 @@ pub use query::{CatalogFacets, CatalogQuery, CatalogSort};
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelDetail {
     pub model: ModelView,
+    /// The description rendered to safe HTML on the server (raw HTML and unsafe links removed), only here: lists
+    /// and the gateway's snapshot never need it.
+    pub description_html: String,
     pub plans: Vec<crate::plan::PlanView>,
     /// The OpenAI-compatible base URL of this platform's gateway, for the code snippets.
     pub gateway_url: String,

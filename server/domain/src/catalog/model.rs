@@ -120,8 +120,6 @@ pub struct ModelView {
     pub provider: String,
     /// Markdown, as written by the platform admin.
     pub description: String,
-    /// The description rendered to safe HTML on the server (raw HTML and unsafe links removed).
-    pub description_html: String,
     pub parameters_millions: i64,
     pub context_length: i64,
     pub task: Task,

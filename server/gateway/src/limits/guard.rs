@@ -27,19 +27,21 @@ impl<'a> AdmitGuard<'a> {
         limits: &Limits,
         now_ms: i64,
     ) -> Result<(Ticket, Seen), LimitError> {
-        let result = match &self.ticket {
-            Some(t) => self.limiter.admit(t, limits, now_ms).await,
-            None => unreachable!("the ticket is only taken below"),
+        // The ticket is held (Some) from `new` until this call hands it over or the refusal drops it.
+        let Some(ticket) = self.ticket.as_ref() else {
+            return Err(LimitError::Unavailable("admission attempted twice".into()));
         };
-        match result {
-            Ok(seen) => Ok((self.ticket.take().expect("held until here"), seen)),
-            Err(e) => {
-                // Refused: nothing was counted. Unavailable: it may have been; the drop settles it to be sure.
-                if matches!(e, LimitError::Refused { .. }) {
-                    self.ticket = None;
-                }
+        let result = self.limiter.admit(ticket, limits, now_ms).await;
+        match (result, self.ticket.take()) {
+            (Ok(seen), Some(ticket)) => Ok((ticket, seen)),
+            // Refused: nothing was counted, so there is nothing to settle.
+            (Err(e @ LimitError::Refused { .. }), _) => Err(e),
+            // Unavailable: it may have been counted; putting the ticket back lets the drop settle it to be sure.
+            (Err(e), ticket) => {
+                self.ticket = ticket;
                 Err(e)
             }
+            (Ok(_), None) => Err(LimitError::Unavailable("admission attempted twice".into())),
         }
     }
 }
