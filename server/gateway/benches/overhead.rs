@@ -33,10 +33,14 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = if std::env::var("BENCH_RUNTIME").as_deref() == Ok("current_thread") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
+    .expect("runtime");
     rt.block_on(run());
 }
 
@@ -118,6 +122,24 @@ async fn run() {
         a
     };
 
+    // The floor any proxy pays here: a relay that copies bytes both ways without reading them.
+    let relay = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let a = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let _ = inbound.set_nodelay(true);
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(engine).await {
+                        let _ = outbound.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        a
+    };
+
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
@@ -135,19 +157,28 @@ async fn run() {
             .to_string(),
         );
         // Warm both paths (connections, pools).
-        latencies(&client, engine, None, &body, 200).await;
-        latencies(&client, gateway, Some(&auth), &body, 200).await;
-        let direct = latencies(&client, engine, None, &body, samples).await;
-        let via = latencies(&client, gateway, Some(&auth), &body, samples).await;
+        let targets = [
+            (engine, None),
+            (gateway, Some(auth.as_str())),
+            (relay, None),
+        ];
+        latencies(&client, &targets, &body, 200).await;
+        let [direct, via, relayed] = latencies(&client, &targets, &body, samples).await;
         let (d50, d99) = (pct(&direct, 50.0), pct(&direct, 99.0));
         let (g50, g99) = (pct(&via, 50.0), pct(&via, 99.0));
-        println!("\n{kind}, concurrency 1, {samples} requests each:");
+        let (r50, r99) = (pct(&relayed, 50.0), pct(&relayed, 99.0));
+        println!("\n{kind}, concurrency 1, {samples} requests each, interleaved:");
         println!("  direct   p50 {:>7.1} µs  p99 {:>7.1} µs", d50, d99);
         println!("  gateway  p50 {:>7.1} µs  p99 {:>7.1} µs", g50, g99);
         println!(
             "  added    p50 {:>7.1} µs  p99 {:>7.1} µs",
             g50 - d50,
             g99 - d99
+        );
+        println!(
+            "  (a TCP relay, copying bytes only, adds p50 {:>5.1} µs  p99 {:>5.1} µs on this machine)",
+            r50 - d50,
+            r99 - d99
         );
         let d = throughput(&client, engine, None, &body, concurrency, secs).await;
         let g = throughput(&client, gateway, Some(&auth), &body, concurrency, secs).await;
@@ -175,21 +206,25 @@ async fn one(client: &HttpClient, addr: SocketAddr, auth: Option<&str>, body: &B
     resp.into_body().collect().await.expect("body");
 }
 
-/// Microseconds per request, one at a time.
+/// Microseconds per request, one at a time, for each target in turn (direct, gateway, relay, direct, ...), so
+/// that whatever else the machine does at a moment weighs on all three alike.
 async fn latencies(
     client: &HttpClient,
-    addr: SocketAddr,
-    auth: Option<&str>,
+    targets: &[(SocketAddr, Option<&str>); 3],
     body: &Bytes,
     n: usize,
-) -> Vec<f64> {
-    let mut out = Vec::with_capacity(n);
+) -> [Vec<f64>; 3] {
+    let mut out: [Vec<f64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
     for _ in 0..n {
-        let t = Instant::now();
-        one(client, addr, auth, body).await;
-        out.push(t.elapsed().as_secs_f64() * 1e6);
+        for (series, (addr, auth)) in out.iter_mut().zip(targets) {
+            let t = Instant::now();
+            one(client, *addr, *auth, body).await;
+            series.push(t.elapsed().as_secs_f64() * 1e6);
+        }
     }
-    out.sort_by(|a, b| a.total_cmp(b));
+    for series in &mut out {
+        series.sort_by(|a, b| a.total_cmp(b));
+    }
     out
 }
 

@@ -27,8 +27,10 @@ pub struct GatewayConfig {
     pub max_attempts: usize,
     /// Completion tokens reserved when a request sets no `max_tokens`.
     pub default_max_tokens: u64,
-    /// No reservation exceeds this (settlement charges the real count either way).
-    pub max_reservation: u64,
+    /// The most completion tokens one request reserves (all choices together), whatever its `max_tokens`; the
+    /// engine is then told it may generate that many. The prompt estimate comes on top: capping it too would leave
+    /// a long prompt no room to answer. Settlement charges the real count either way.
+    pub max_completion_reservation: u64,
     /// Largest engine response read whole (non-streaming answers and error bodies).
     pub max_response_bytes: usize,
 }
@@ -45,7 +47,7 @@ impl Default for GatewayConfig {
             pool_idle_timeout: Duration::from_secs(4),
             max_attempts: 3,
             default_max_tokens: 4096,
-            max_reservation: 32_768,
+            max_completion_reservation: 32_768,
             max_response_bytes: 64 << 20,
         }
     }

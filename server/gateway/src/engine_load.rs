@@ -1,12 +1,12 @@
 //! Routing refined by the engines' own view of their load. Every few seconds the gateway reads each replica's
 //! Prometheus `/metrics` (vLLM's names) and records, per replica, how much load the engine reports beyond what this
 //! gateway has in flight there: requests waiting in its queue, and a penalty as its KV cache fills. Other gateway
-//! replicas' traffic shows up this way too. A replica that does not answer keeps its last figure (the request
-//! path's retries handle dead engines).
+//! replicas' traffic shows up this way too. The same read is the health probe: a replica that does not answer is
+//! not routed to (`routes::Health`) until it does, and a model whose replicas have never answered is "starting".
 
 use crate::gateway::Gateway;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use crate::routes::{Health, Replica};
+use http_body_util::{BodyExt, Limited};
 use std::time::Duration;
 
 /// What the engine reports, from its metrics text.
@@ -57,22 +57,31 @@ impl Gateway {
             loop {
                 tick.tick().await;
                 for replica in gw.inner.registry.replicas() {
-                    match gw.engine_load(&replica.base, interval).await {
-                        Some(load) => replica.set_reported_load(load.penalty()),
-                        None => {
-                            tracing::debug!(replica = %replica.base, "no metrics from the engine")
+                    replica.pool().sweep(gw.inner.config.pool_idle_timeout);
+                    let load = gw.engine_load(&replica, interval).await;
+                    if let Some(load) = load {
+                        replica.set_reported_load(load.penalty());
+                    }
+                    match replica.probed(load.is_some()) {
+                        (Health::Ready, Health::Down) => {
+                            tracing::warn!(replica = %replica.base, "engine stopped answering; not routing to it")
                         }
+                        (Health::Starting | Health::Down, Health::Ready) => {
+                            tracing::info!(replica = %replica.base, "engine ready")
+                        }
+                        (Health::Unprobed, Health::Starting) => {
+                            tracing::info!(replica = %replica.base, "engine not answering yet; waiting for it to start")
+                        }
+                        _ => {}
                     }
                 }
             }
         })
     }
 
-    async fn engine_load(&self, base: &str, timeout: Duration) -> Option<EngineLoad> {
-        let uri: http::Uri = format!("{base}/metrics").parse().ok()?;
-        let req = http::Request::get(uri).body(Full::new(Bytes::new())).ok()?;
+    async fn engine_load(&self, replica: &Replica, timeout: Duration) -> Option<EngineLoad> {
         let fetch = async {
-            let resp = self.inner.client.request(req).await.ok()?;
+            let resp = replica.get("/metrics", &self.inner.config).await.ok()?;
             if !resp.status().is_success() {
                 return None;
             }

@@ -1,5 +1,5 @@
 //! The gateway's shared state, built once: keys and routes (both swapped whole while requests run), the limiter,
-//! the usage meter, metrics and the pooled client to the engines.
+//! the usage meter and metrics. Connections to the engines are pooled per replica (`routes::Replica`).
 
 use crate::config::GatewayConfig;
 use crate::ids::IdGen;
@@ -8,15 +8,9 @@ use crate::metering::{Meter, MeteringConfig, UsageStore};
 use crate::metrics::Metrics;
 use crate::routes::{ReplicaRegistry, RouteTable, Routes};
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use tollgate_domain::{grant::KeySnapshot, time::Millis};
-
-pub(crate) type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
 
 /// What a gateway is made of.
 pub struct GatewayParts {
@@ -44,7 +38,6 @@ pub(crate) struct Inner {
     pub limiter: Arc<dyn Limiter>,
     pub meter: Meter,
     pub metrics: Metrics,
-    pub client: UpstreamClient,
     pub ids: IdGen,
     /// Rotates the starting point among equally loaded replicas.
     pub rotation: AtomicUsize,
@@ -53,16 +46,6 @@ pub(crate) struct Inner {
 impl Gateway {
     /// Builds the gateway and starts its usage writer (so call it inside the Tokio runtime). Routes start empty.
     pub fn new(parts: GatewayParts) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(parts.config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(parts.config.pool_idle_timeout)
-            // A request given a pooled connection found closed before the request was written is sent again on a
-            // fresh one: safe, as the engine never saw it, and needed even when the model has a single replica
-            // (the gateway's own retries move to other replicas only). hyper's default, set here on purpose.
-            .retry_canceled_requests(true)
-            .build(connector);
         Self {
             inner: Arc::new(Inner {
                 meter: Meter::start(parts.usage, parts.metering),
@@ -72,7 +55,6 @@ impl Gateway {
                 registry: ReplicaRegistry::default(),
                 limiter: parts.limiter,
                 metrics: Metrics::default(),
-                client,
                 ids: IdGen::new(),
                 rotation: AtomicUsize::new(0),
             }),
@@ -102,9 +84,12 @@ impl Gateway {
 
     /// Prometheus text for `/metrics`.
     pub fn metrics_text(&self) -> String {
-        self.inner
+        let mut text = self
+            .inner
             .metrics
-            .render(self.inner.meter.stats(), self.inner.meter.spooled_bytes())
+            .render(self.inner.meter.stats(), self.inner.meter.spooled_bytes());
+        crate::metrics::render_replicas(&mut text, &self.inner.registry.replicas());
+        text
     }
 
     /// Writes every usage record handed over so far (or spools it) and retries the spool. Call at shutdown after

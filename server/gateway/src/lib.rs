@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod engine_conn;
 pub mod engine_error;
 pub mod engine_load;
 pub mod error;

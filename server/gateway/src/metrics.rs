@@ -383,6 +383,47 @@ impl Metrics {
     }
 }
 
+/// A per-replica series: name, type, help, and its value for a replica.
+type ReplicaSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::routes::Replica) -> u64,
+);
+
+/// Per replica: whether it is routed to, requests in flight, connections opened (a pool that works opens few).
+pub fn render_replicas(out: &mut String, replicas: &[std::sync::Arc<crate::routes::Replica>]) {
+    let mut replicas: Vec<_> = replicas.iter().collect();
+    replicas.sort_by(|a, b| a.base.cmp(&b.base));
+    let series: [ReplicaSeries; 3] = [
+        (
+            "tollgate_gateway_replica_ready",
+            "gauge",
+            "1 when the replica answers its probes (or has not been probed yet) and gets requests.",
+            |r| u64::from(r.health().routable()),
+        ),
+        (
+            "tollgate_gateway_replica_in_flight_requests",
+            "gauge",
+            "Requests this gateway has in flight on the replica.",
+            |r| r.outstanding(),
+        ),
+        (
+            "tollgate_gateway_engine_connections_opened_total",
+            "counter",
+            "Connections opened to the replica's engine.",
+            |r| r.pool().opened(),
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+        for r in &replicas {
+            let _ = writeln!(out, "{name}{{replica=\"{}\"}} {}", esc(&r.base), value(r));
+        }
+    }
+}
+
 /// Escapes a label value.
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")

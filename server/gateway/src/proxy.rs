@@ -10,6 +10,7 @@ use crate::limits::guard::AdmitGuard;
 use crate::limits::{headers as rate_headers, window, window_reset_ms, LimitError, Ticket};
 use crate::model_name::ModelRename;
 use crate::request::{self, Endpoint};
+use crate::routes::Availability;
 use crate::sse::{usage_of_body, SseScanner};
 use crate::stream::ProxyBody;
 use crate::upstream::{self, Answer};
@@ -138,12 +139,15 @@ async fn forward(
         return Err(GatewayError::ModelNotFound(req.model.into_owned()));
     }
     let target = gw.routes.load().get(&grant.model).cloned();
-    let target = match target {
-        Some(t) if !t.replicas.is_empty() => t,
-        other => {
+    let availability = target
+        .as_ref()
+        .map_or(Availability::Unavailable, |t| t.availability());
+    let target = match (target, availability) {
+        (Some(t), Availability::Ready) => t,
+        _ => {
             return Err(GatewayError::NoReplica {
                 model: grant.model.clone(),
-                starting: other.is_some_and(|t| t.starting > 0),
+                starting: availability == Availability::Starting,
             })
         }
     };
@@ -153,7 +157,7 @@ async fn forward(
         req.max_tokens,
         req.choices,
         gw.config.default_max_tokens,
-        gw.config.max_reservation,
+        gw.config.max_completion_reservation,
         &grant.limits,
     );
     let window_ms = gw.limiter.window_ms();

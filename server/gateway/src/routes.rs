@@ -2,11 +2,17 @@
 //! (from configuration now, from the fleet later); replicas keep their in-flight counters across swaps, so a new
 //! table does not forget the load on an engine it still lists.
 
+use crate::config::GatewayConfig;
+use crate::engine_conn::{EngineAddress, EngineBody, EnginePool, SendError};
 use crate::request::Endpoint;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Response};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// The routes as configured: API model id -> served name and replica base URLs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -28,21 +34,76 @@ pub struct ModelRoute {
     pub starting: u32,
 }
 
-/// One engine, with the requests the gateway has in flight on it.
-#[derive(Debug)]
+/// What the gateway's probes (the engine-load poller) last saw of a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Health {
+    /// Not probed yet: routed to, so a gateway serves from its first request (a dead engine is then left for
+    /// another replica by the request path's retries).
+    Unprobed = 0,
+    /// Its last probe answered.
+    Ready = 1,
+    /// Never answered yet: a vLLM engine does not listen until its model is loaded. Not routed to; a model with
+    /// only such replicas tells clients to retry soon.
+    Starting = 2,
+    /// Answered before, fails now. Not routed to until it answers again.
+    Down = 3,
+}
+
+impl Health {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Ready,
+            2 => Self::Starting,
+            3 => Self::Down,
+            _ => Self::Unprobed,
+        }
+    }
+
+    /// The state after a probe that answered (`ok`) or not.
+    pub fn after_probe(self, ok: bool) -> Self {
+        match (ok, self) {
+            (true, _) => Self::Ready,
+            (false, Self::Unprobed | Self::Starting) => Self::Starting,
+            (false, Self::Ready | Self::Down) => Self::Down,
+        }
+    }
+
+    pub fn routable(self) -> bool {
+        matches!(self, Self::Unprobed | Self::Ready)
+    }
+}
+
+/// One engine, with the requests the gateway has in flight on it and its pooled connections.
 pub struct Replica {
     /// The base URL, without a trailing slash or `/v1` (also the label in metrics and usage records).
     pub base: String,
-    /// The engine URI of each endpoint, parsed once (None when the base does not make a valid URI).
+    /// None when the base URL is not one the gateway can reach (requests to it fail over to other replicas).
+    address: Option<EngineAddress>,
+    /// The origin-form URI of each endpoint, parsed once.
     uris: [Option<http::Uri>; 3],
+    pool: Arc<EnginePool>,
     outstanding: AtomicU64,
     /// What the engine itself last reported as extra load (see `engine_load`): 0 when unknown.
     reported: AtomicU64,
+    /// A `Health`, as set by the probes.
+    health: AtomicU8,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("base", &self.base)
+            .field("outstanding", &self.outstanding())
+            .field("health", &self.health())
+            .finish()
+    }
 }
 
 impl Replica {
     pub fn new(base: String) -> Self {
-        let uri = |e: Endpoint| format!("{base}{}", e.path()).parse::<http::Uri>().ok();
+        let address = EngineAddress::parse(&base);
+        let uri = |e: Endpoint| address.as_ref().and_then(|a| a.uri(e.path()));
         let uris = [
             uri(Endpoint::Chat),
             uri(Endpoint::Completions),
@@ -50,20 +111,84 @@ impl Replica {
         ];
         Self {
             base,
+            address,
             uris,
+            pool: Arc::default(),
             outstanding: AtomicU64::new(0),
             reported: AtomicU64::new(0),
+            health: AtomicU8::new(Health::Unprobed as u8),
         }
     }
 
-    /// The URI to send `endpoint` requests to, or None when the base URL does not make one.
-    pub fn uri(&self, endpoint: Endpoint) -> Option<&http::Uri> {
-        let i = match endpoint {
-            Endpoint::Chat => 0,
-            Endpoint::Completions => 1,
-            Endpoint::Embeddings => 2,
+    /// Sends `body` to `endpoint` on this engine, on a pooled connection, and waits for the response head.
+    pub async fn post(
+        &self,
+        endpoint: Endpoint,
+        body: Bytes,
+        request_id: HeaderValue,
+        config: &GatewayConfig,
+    ) -> Result<Response<EngineBody>, SendError> {
+        let (Some(address), Some(uri)) = (&self.address, &self.uris[endpoint as usize]) else {
+            return Err(SendError::BadAddress);
         };
-        self.uris[i].as_ref()
+        let make = || {
+            let mut request = address.request(Method::POST, uri.clone(), body.clone());
+            let headers = request.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(X_REQUEST_ID, request_id.clone());
+            request
+        };
+        self.send(address, make, config).await
+    }
+
+    /// `GET path` on this engine (its `/metrics`, say).
+    pub async fn get(
+        &self,
+        path: &str,
+        config: &GatewayConfig,
+    ) -> Result<Response<EngineBody>, SendError> {
+        let Some((address, uri)) = self.address.as_ref().and_then(|a| Some((a, a.uri(path)?)))
+        else {
+            return Err(SendError::BadAddress);
+        };
+        let make = || address.request(Method::GET, uri.clone(), Bytes::new());
+        self.send(address, make, config).await
+    }
+
+    async fn send(
+        &self,
+        address: &EngineAddress,
+        make: impl Fn() -> http::Request<http_body_util::Full<Bytes>>,
+        config: &GatewayConfig,
+    ) -> Result<Response<EngineBody>, SendError> {
+        self.pool
+            .send(
+                address.authority(),
+                make,
+                config.connect_timeout,
+                config.pool_idle_timeout,
+            )
+            .await
+    }
+
+    /// The replica's connection pool.
+    pub fn pool(&self) -> &EnginePool {
+        &self.pool
+    }
+
+    pub fn health(&self) -> Health {
+        Health::from_u8(self.health.load(Ordering::Relaxed))
+    }
+
+    /// Records a probe's outcome; returns the state before and after (only the poller writes it).
+    pub fn probed(&self, ok: bool) -> (Health, Health) {
+        let before = self.health();
+        let after = before.after_probe(ok);
+        self.health.store(after as u8, Ordering::Relaxed);
+        (before, after)
     }
 
     pub fn outstanding(&self) -> u64 {
@@ -108,6 +233,28 @@ pub struct ModelTarget {
     pub served_name: String,
     pub replicas: Vec<Arc<Replica>>,
     pub starting: u32,
+}
+
+/// Whether a model can take a request now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Ready,
+    /// No replica to route to, but some are starting: worth retrying soon.
+    Starting,
+    Unavailable,
+}
+
+impl ModelTarget {
+    pub fn availability(&self) -> Availability {
+        if self.replicas.iter().any(|r| r.health().routable()) {
+            Availability::Ready
+        } else if self.starting > 0 || self.replicas.iter().any(|r| r.health() == Health::Starting)
+        {
+            Availability::Starting
+        } else {
+            Availability::Unavailable
+        }
+    }
 }
 
 /// The table the request path reads.
@@ -180,18 +327,21 @@ fn normalize_base(url: &str) -> String {
     t.strip_suffix("/v1").unwrap_or(t).to_string()
 }
 
-/// The replica to try next: the fewest requests in flight among those not tried yet; ties go to the first at or
-/// after `start` (a rotating offset), so equally loaded replicas share the traffic.
+/// The replica to try next: the least loaded among those routable and not tried yet (`load` is None for a
+/// replica not to route to); ties go to the first at or after `start` (a rotating offset), so equally loaded
+/// replicas share the traffic.
 pub fn choose(
     n: usize,
-    load: impl Fn(usize) -> u64,
+    load: impl Fn(usize) -> Option<u64>,
     tried: &[usize],
     start: usize,
 ) -> Option<usize> {
     (0..n)
         .map(|i| (start + i) % n)
         .filter(|i| !tried.contains(i))
-        .min_by_key(|&i| load(i))
+        .filter_map(|i| Some((i, load(i)?)))
+        .min_by_key(|&(_, l)| l)
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -199,7 +349,60 @@ mod tests {
     use super::*;
 
     fn pick(loads: &[u64], tried: &[usize], start: usize) -> Option<usize> {
-        choose(loads.len(), |i| loads[i], tried, start)
+        choose(loads.len(), |i| Some(loads[i]), tried, start)
+    }
+
+    #[test]
+    fn replicas_not_to_route_to_are_never_chosen() {
+        let loads = [Some(5), None, Some(9)];
+        assert_eq!(choose(3, |i| loads[i], &[], 1), Some(0));
+        assert_eq!(choose(3, |i| loads[i], &[0], 1), Some(2));
+        assert_eq!(choose(3, |i| loads[i], &[0, 2], 1), None);
+    }
+
+    #[test]
+    fn health_follows_the_probes() {
+        use Health::*;
+        assert_eq!(Unprobed.after_probe(false), Starting);
+        assert_eq!(Starting.after_probe(false), Starting);
+        assert_eq!(Starting.after_probe(true), Ready);
+        assert_eq!(Ready.after_probe(false), Down);
+        assert_eq!(Down.after_probe(false), Down);
+        assert_eq!(Down.after_probe(true), Ready);
+        assert!(Unprobed.routable() && Ready.routable());
+        assert!(!Starting.routable() && !Down.routable());
+    }
+
+    #[test]
+    fn availability_of_a_model() {
+        let registry = ReplicaRegistry::default();
+        let table = registry.build(&Routes {
+            models: [(
+                "m".to_string(),
+                ModelRoute {
+                    served_name: "s".into(),
+                    replicas: vec!["http://a:1".into(), "http://b:2".into()],
+                    starting: 0,
+                },
+            )]
+            .into(),
+        });
+        let m = table.get("m").unwrap();
+        let (a, b) = (&m.replicas[0], &m.replicas[1]);
+        assert_eq!(
+            m.availability(),
+            Availability::Ready,
+            "unprobed replicas serve"
+        );
+        a.probed(false);
+        b.probed(true);
+        assert_eq!(m.availability(), Availability::Ready);
+        b.probed(false);
+        assert_eq!((a.health(), b.health()), (Health::Starting, Health::Down));
+        assert_eq!(m.availability(), Availability::Starting);
+        a.probed(true);
+        a.probed(false);
+        assert_eq!(m.availability(), Availability::Unavailable);
     }
 
     #[test]

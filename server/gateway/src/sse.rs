@@ -56,7 +56,9 @@ pub struct SseScanner {
     carry: Vec<u8>,
     strip_usage_chunk: bool,
     strip_usage_field: bool,
-    usage: Option<Usage>,
+    /// The latest usage object the engine reported, as raw JSON (empty: none yet). Parsed only when asked for,
+    /// once per request rather than once per chunk.
+    usage_json: Vec<u8>,
     data_events: u64,
     done: bool,
     /// The engine's model name to put back to the client's, in each event.
@@ -77,7 +79,7 @@ impl SseScanner {
             carry: Vec::new(),
             strip_usage_chunk: !client_wants_usage_chunk,
             strip_usage_field: !client_wants_continuous_usage,
-            usage: None,
+            usage_json: Vec::new(),
             data_events: 0,
             done: false,
             rename: None,
@@ -99,9 +101,13 @@ impl SseScanner {
         }
     }
 
-    /// The latest usage the engine reported (cumulative, so the latest is the most complete).
+    /// The latest usage the engine reported (cumulative, so the latest is the most complete); None if there was
+    /// none, or the latest was not a usage object.
     pub fn usage(&self) -> Option<Usage> {
-        self.usage
+        if self.usage_json.is_empty() {
+            return None;
+        }
+        serde_json::from_slice(&self.usage_json).ok()
     }
 
     /// Whether `data: [DONE]` went by.
@@ -204,10 +210,9 @@ impl SseScanner {
         if trim_ascii(&event[value_end..]) != b"}" {
             return Action::Keep;
         }
-        let Ok(usage) = serde_json::from_slice::<Usage>(&event[value_at..value_end]) else {
-            return Action::Keep;
-        };
-        self.usage = Some(usage);
+        self.usage_json.clear();
+        self.usage_json
+            .extend_from_slice(&event[value_at..value_end]);
         if EMPTY_CHOICES.find(event).is_some() {
             // The final usage chunk: all or nothing.
             if self.strip_usage_chunk {

@@ -3,11 +3,11 @@
 //! ends it with one clean error event; the request's usage record is emitted when the body ends or is dropped
 //! (a client that goes away drops it).
 
+use crate::engine_conn::EngineBody;
 use crate::inflight::Inflight;
 use crate::sse::{self, Output, SseScanner};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 
 pub struct ProxyBody {
     first: Option<Bytes>,
-    upstream: Incoming,
+    upstream: EngineBody,
     scanner: SseScanner,
     /// Some until the stream ends; dropping it emits the record.
     inflight: Option<Inflight>,
@@ -28,7 +28,7 @@ pub struct ProxyBody {
 impl ProxyBody {
     pub fn new(
         first: Bytes,
-        upstream: Incoming,
+        upstream: EngineBody,
         scanner: SseScanner,
         inflight: Inflight,
         idle: Duration,
@@ -50,7 +50,6 @@ impl ProxyBody {
             Output::Rewritten(v) => Bytes::from(v),
         };
         if let Some(i) = &mut self.inflight {
-            i.usage = self.scanner.usage();
             i.keep_slot();
         }
         (!out.is_empty()).then_some(out)
@@ -78,6 +77,15 @@ impl ProxyBody {
         Bytes::from(sse::error_event(&format!(
             "The model's engine failed during the response ({why}); the tokens produced so far are billed."
         )))
+    }
+}
+
+impl Drop for ProxyBody {
+    /// A stream dropped before its end (the client left): the request is recorded with the usage seen so far.
+    fn drop(&mut self) {
+        if let Some(i) = &mut self.inflight {
+            i.usage = self.scanner.usage();
+        }
     }
 }
 

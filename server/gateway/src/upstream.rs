@@ -2,6 +2,7 @@
 //! engine answers 5xx, or nothing arrives in time, as long as nothing has been sent to the client. For streams
 //! that holds until the first chunk, which is awaited here before the client gets its headers.
 
+use crate::engine_conn::{EngineBody, SendError};
 use crate::engine_error;
 use crate::error::GatewayError;
 use crate::gateway::Inner;
@@ -10,13 +11,10 @@ use crate::model_name::ModelRename;
 use crate::request::Endpoint;
 use crate::routes::{choose, ModelTarget, Replica};
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use std::sync::atomic::Ordering;
 use tokio::time::{timeout_at, Instant};
-
-const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// What the engine answered.
 pub enum Answer {
@@ -31,7 +29,7 @@ pub enum Answer {
         status: StatusCode,
         content_type: Option<HeaderValue>,
         first: Bytes,
-        rest: Incoming,
+        rest: EngineBody,
     },
 }
 
@@ -72,7 +70,11 @@ pub async fn send(
     let mut tried: Vec<usize> = Vec::with_capacity(attempts);
     let mut last = GatewayError::UpstreamUnavailable;
     while tried.len() < attempts {
-        let Some(i) = choose(n, |i| target.replicas[i].load(), &tried, start) else {
+        let load = |i: usize| {
+            let r = &target.replicas[i];
+            r.health().routable().then(|| r.load())
+        };
+        let Some(i) = choose(n, load, &tried, start) else {
             break;
         };
         tried.push(i);
@@ -103,24 +105,13 @@ async fn attempt(
     deadline: Instant,
     overall: Instant,
 ) -> Attempt {
-    let (Some(uri), Ok(request_id)) = (
-        replica.uri(out.endpoint),
-        HeaderValue::from_str(inflight.request_id()),
-    ) else {
+    let Ok(request_id) = HeaderValue::from_str(inflight.request_id()) else {
         return Attempt::Retry(GatewayError::UpstreamUnavailable);
     };
-    let mut request = Request::new(Full::new(out.body.clone()));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri.clone();
-    let headers = request.headers_mut();
-    headers.reserve(2);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(X_REQUEST_ID, request_id);
-    let response = match timeout_at(deadline, gw.client.request(request)).await {
+    let sent = replica.post(out.endpoint, out.body.clone(), request_id, &gw.config);
+    let response = match timeout_at(deadline, sent).await {
         Err(_) => return Attempt::Retry(GatewayError::UpstreamTimeout),
+        Ok(Err(SendError::ConnectTimeout)) => return Attempt::Retry(GatewayError::UpstreamTimeout),
         Ok(Err(_)) => return Attempt::Retry(GatewayError::UpstreamUnavailable),
         Ok(Ok(r)) => r,
     };
@@ -175,7 +166,11 @@ async fn attempt(
     }
 }
 
-async fn read_whole(gw: &Inner, body: Incoming, deadline: Instant) -> Result<Bytes, GatewayError> {
+async fn read_whole(
+    gw: &Inner,
+    body: EngineBody,
+    deadline: Instant,
+) -> Result<Bytes, GatewayError> {
     match timeout_at(
         deadline,
         Limited::new(body, gw.config.max_response_bytes).collect(),

@@ -64,18 +64,22 @@ async fn a_replica_that_hangs_before_its_first_byte_is_left_for_the_next() {
     );
 }
 
-/// Forwards connections to `to`, counting them.
-async fn counting_proxy(to: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+/// Forwards connections to `to`, counting them; with `close_when_idle`, closes any that stays idle that long (as an
+/// engine's keep-alive would).
+async fn counting_proxy(
+    to: std::net::SocketAddr,
+    close_when_idle: Option<Duration>,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
     let counted = count.clone();
     tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
+        while let Ok((inbound, _)) = listener.accept().await {
             counted.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                if let Ok(outbound) = tokio::net::TcpStream::connect(to).await {
+                    forward(inbound, outbound, close_when_idle).await;
                 }
             });
         }
@@ -83,10 +87,41 @@ async fn counting_proxy(to: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<
     (addr, count)
 }
 
+/// Copies both ways until either side closes or, with `idle`, nothing moves for that long (dropping both closes
+/// them).
+async fn forward(
+    mut a: tokio::net::TcpStream,
+    mut b: tokio::net::TcpStream,
+    idle: Option<Duration>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(idle) = idle else {
+        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+        return;
+    };
+    let (mut from_a, mut from_b) = ([0u8; 16384], [0u8; 16384]);
+    loop {
+        let moved = tokio::select! {
+            r = a.read(&mut from_a) => match r {
+                Ok(n) if n > 0 => b.write_all(&from_a[..n]).await.is_ok(),
+                _ => false,
+            },
+            r = b.read(&mut from_b) => match r {
+                Ok(n) if n > 0 => a.write_all(&from_b[..n]).await.is_ok(),
+                _ => false,
+            },
+            _ = tokio::time::sleep(idle) => false,
+        };
+        if !moved {
+            return;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_engine_connections_are_not_reused_past_the_pool_timeout() {
     let engine = sim(fast_sim()).await;
-    let (proxy, connections) = counting_proxy(engine).await;
+    let (proxy, connections) = counting_proxy(engine, None).await;
     let k = key(81, "sub_pool", MODEL, Limits::default());
     let config = GatewayConfig {
         pool_idle_timeout: Duration::from_millis(200),
@@ -124,4 +159,35 @@ fn pooled_connections_are_dropped_before_the_engine_closes_them() {
     // uvicorn's default keep-alive: an idle connection older than this may be closing under a new request.
     const UVICORN_KEEP_ALIVE: Duration = Duration::from_secs(5);
     assert!(GatewayConfig::default().pool_idle_timeout < UVICORN_KEEP_ALIVE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_engine_closed_while_idle_is_not_used() {
+    let engine = sim(fast_sim()).await;
+    let (proxy, connections) = counting_proxy(engine, Some(Duration::from_millis(100))).await;
+    let k = key(82, "sub_closed", MODEL, Limits::default());
+    // The pool would keep the connection for 4 s; the "engine" closes it after 100 ms.
+    let g = gateway(vec![k.entry.clone()], &routes(&[proxy], 0), memory()).await;
+    let c = client();
+    for (i, stream) in [false, true, false, true].into_iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let r = c
+            .post(g.url("/v1/chat/completions"))
+            .bearer_auth(&k.secret)
+            .json(&chat_body("hello", 2, stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+        assert!(!r.text().await.unwrap().contains("\"error\""));
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        4,
+        "a fresh connection each time"
+    );
+    let records = g.wait_records(4).await;
+    assert!(records.iter().all(|r| r.status == 200));
 }

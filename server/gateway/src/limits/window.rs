@@ -126,21 +126,22 @@ pub fn settle(c: &mut Counters, slot: Slot, reserved: u64, used: u64) {
     }
 }
 
-/// How many tokens to reserve for a request: the prompt estimate plus what it may generate, capped by the
-/// configured maximum and by the per-minute and monthly limits themselves (so a request bigger than a limit can
+/// How many tokens to reserve for a request: the prompt estimate plus what it may generate (at most
+/// `completion_cap`), capped by the per-minute and monthly limits themselves (so a request bigger than a limit can
 /// still run in an empty window, and is then charged its real size).
 pub fn reservation(
     prompt_estimate: u64,
     max_tokens: Option<u64>,
     choices: u64,
     default_max_tokens: u64,
-    cap: u64,
+    completion_cap: u64,
     limits: &Limits,
 ) -> u64 {
     let completion = max_tokens
         .unwrap_or(default_max_tokens)
-        .saturating_mul(choices.max(1));
-    let mut r = prompt_estimate.saturating_add(completion).min(cap);
+        .saturating_mul(choices.max(1))
+        .min(completion_cap);
+    let mut r = prompt_estimate.saturating_add(completion);
     if let Some(tpm) = limits.tokens_per_minute {
         r = r.min(u64::from(tpm));
     }
@@ -276,11 +277,22 @@ mod tests {
         let r = reservation(10, None, 1, 4096, 100_000, &none);
         assert_eq!(completion_budget(r, 10, 1), 4096);
         let r = reservation(10, Some(u64::MAX), 4, 4096, 8192, &none);
-        assert_eq!(completion_budget(r, 10, 4), (8192 - 10) / 4);
+        assert_eq!(completion_budget(r, 10, 4), 8192 / 4);
         let tight = limits(None, Some(50), None, None);
         let r = reservation(10, Some(200), 1, 4096, 8192, &tight);
         assert_eq!(completion_budget(r, 10, 1), 40);
         assert_eq!(completion_budget(50, 80, 1), 1, "never 0");
+    }
+
+    #[test]
+    fn a_long_prompt_keeps_its_full_completion_budget() {
+        // 300 KB of prompt estimates 100,000 tokens: more than the completion cap, which must not eat into the
+        // answer's room (it used to cap the whole reservation, leaving a one-token answer).
+        let none = limits(None, None, None, None);
+        let prompt = estimate_prompt_tokens(300_000);
+        let r = reservation(prompt, None, 1, 4096, 32_768, &none);
+        assert_eq!(r, prompt + 4096);
+        assert_eq!(completion_budget(r, prompt, 1), 4096);
     }
 
     #[test]
@@ -291,7 +303,7 @@ mod tests {
         assert_eq!(reservation(10, None, 1, 4096, 100_000, &none), 4106);
         assert_eq!(
             reservation(10, Some(u64::MAX), 128, 4096, 8192, &none),
-            8192
+            10 + 8192
         );
         let tight = limits(None, Some(50), None, None);
         assert_eq!(reservation(10, Some(200), 1, 4096, 8192, &tight), 50);

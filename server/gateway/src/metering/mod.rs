@@ -114,7 +114,8 @@ pub struct MeterStats {
 /// writer is woken when a whole batch is waiting (partial batches go on its tick), not once per record.
 struct Queue {
     records: Vec<UsageRecord>,
-    /// Records that found the queue full, waiting for the spooler (a blocking task, off the request path).
+    /// Records that found the queue full, waiting for the spooler (a blocking task, off the request path); at
+    /// most `capacity` of them, beyond which the request path appends to the spool itself.
     overflow: Vec<UsageRecord>,
     /// A spooler task is running (it clears this, under the lock, once `overflow` is empty).
     spooling: bool,
@@ -233,6 +234,13 @@ impl Meter {
             if full {
                 s.batch_ready.notify_one();
             }
+            return;
+        }
+        if q.overflow.len() >= s.capacity {
+            // The spooler is behind by a whole queue too (the database is down and the disk slower than the
+            // requests): this record goes to disk from here, so memory stays bounded at two queues.
+            drop(q);
+            s.spool_overflow(std::slice::from_ref(&r));
             return;
         }
         q.overflow.push(r);
@@ -593,6 +601,45 @@ pub(crate) mod tests {
         let rows = store.rows.lock().unwrap();
         assert_eq!(rows.len(), 20);
         assert_eq!(meter.spooled_bytes(), 0);
+        assert_eq!(meter.stats().dropped.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn memory_stays_bounded_when_the_spooler_falls_behind() {
+        let store = Arc::new(FlakyStore::default());
+        let cfg = config("bounded");
+        let meter = Meter::start(store.clone(), cfg.clone());
+        store.down.store(true, Ordering::SeqCst);
+        // The spool is locked here, so the spooler cannot take anything: the queue and the overflow fill up, and
+        // what comes after waits on that lock in the request path rather than piling up in memory. This thread
+        // only sleeps meanwhile (the writer, on this runtime, would block on the lock too).
+        let held = meter.shared.spool.lock();
+        let runtime = tokio::runtime::Handle::current();
+        let recorder = {
+            let meter = meter.clone();
+            std::thread::spawn(move || {
+                let _in_runtime = runtime.enter();
+                for i in 0..20 {
+                    meter.record(record(&format!("r{i}")));
+                }
+            })
+        };
+        // Unbounded, the 20 records would be in memory within microseconds.
+        std::thread::sleep(Duration::from_millis(200));
+        // (The spooler may have taken one overflow's worth before it blocked.)
+        assert!(meter.shared.lock().overflow.len() <= cfg.channel_capacity);
+        assert_eq!(meter.shared.lock().records.len(), cfg.channel_capacity);
+        assert!(
+            !recorder.is_finished(),
+            "past the cap, recording waits for the disk"
+        );
+        drop(held);
+        recorder.join().unwrap();
+        meter.flush().await;
+        assert!(store.rows.lock().unwrap().is_empty());
+        store.down.store(false, Ordering::SeqCst);
+        meter.flush().await;
+        assert_eq!(store.rows.lock().unwrap().len(), 20, "nothing lost");
         assert_eq!(meter.stats().dropped.load(Ordering::SeqCst), 0);
     }
 

@@ -126,7 +126,7 @@ impl Spool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
         self.bytes.lock().unwrap_or_else(|p| p.into_inner())
     }
 

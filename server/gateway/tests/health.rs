@@ -1,0 +1,116 @@
+//! Replica health from the engine probes: a replica that has never answered is not routed to, a model with no
+//! other replica tells clients to retry soon (503 with `Retry-After`), and the replica serves once it answers.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tollgate_domain::grant::Limits;
+
+async fn chat(gw: &TestGateway, secret: &str) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(secret)
+        .json(&chat_body("hello", 4, false))
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Waits until the poller has probed every replica at least once more.
+async fn a_few_probes() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn a_model_whose_engine_is_starting_says_when_to_retry_and_serves_once_it_answers() {
+    let engine = dead_addr().await;
+    let k = key(1, "sub_starting", MODEL, Limits::default());
+    let gw = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
+    let poller = gw.gw.spawn_engine_load_poller(Duration::from_millis(30));
+    a_few_probes().await;
+
+    let r = chat(&gw, &k.secret).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "no_replica");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is starting"),
+        "{body}"
+    );
+
+    // The engine comes up on its port.
+    let listener = TcpListener::bind(engine)
+        .await
+        .expect("rebind the engine's port");
+    tokio::spawn(tollgate_sim::serve(fast_sim(), listener));
+    a_few_probes().await;
+    let r = chat(&gw, &k.secret).await;
+    assert_eq!(r.status(), 200);
+
+    let records = gw.wait_records(2).await;
+    let mut statuses: Vec<i64> = records.iter().map(|r| r.status).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 503], "the refusal is metered too");
+    poller.abort();
+}
+
+#[tokio::test]
+async fn a_replica_that_does_not_answer_its_probe_gets_no_requests() {
+    let dead = dead_addr().await;
+    let live = sim(fast_sim()).await;
+    let k = key(2, "sub_skip", MODEL, Limits::default());
+    let gw = gateway(vec![k.entry.clone()], &routes(&[dead, live], 0), memory()).await;
+    let poller = gw.gw.spawn_engine_load_poller(Duration::from_millis(30));
+    a_few_probes().await;
+
+    for _ in 0..6 {
+        assert_eq!(chat(&gw, &k.secret).await.status(), 200);
+    }
+    let records = gw.wait_records(6).await;
+    assert!(
+        records
+            .iter()
+            .all(|r| r.replica == format!("http://{live}")),
+        "a request went to the replica that is down"
+    );
+    let upstream_errors: f64 = gw
+        .gw
+        .metrics_text()
+        .lines()
+        .filter(|l| l.starts_with("tollgate_gateway_upstream_errors_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(upstream_errors, 0.0, "no attempt was wasted on it");
+    let text = gw.gw.metrics_text();
+    assert!(
+        text.contains(&format!(
+            "tollgate_gateway_replica_ready{{replica=\"http://{dead}\"}} 0"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "tollgate_gateway_replica_ready{{replica=\"http://{live}\"}} 1"
+    )));
+    // Six requests one after another and the probes share pooled connections (two at most, when a probe and a
+    // request overlap).
+    let opened: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "tollgate_gateway_engine_connections_opened_total{{replica=\"http://{live}\"}} "
+            ))
+        })
+        .and_then(|v| v.parse().ok())
+        .expect("connections opened");
+    assert!((1..=2).contains(&opened), "{opened} connections opened");
+    poller.abort();
+}
