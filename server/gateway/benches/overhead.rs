@@ -140,6 +140,54 @@ async fn run() {
         a
     };
 
+    // What HTTP proxying alone costs here: the same hyper server and engine connections as the gateway, and
+    // nothing else (no key, limits, body parsing, scanning or metering).
+    let bare = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let a = l.local_addr().expect("addr");
+        let pool = Arc::new(tollgate_gateway::engine_conn::EnginePool::default());
+        let address =
+            tollgate_gateway::engine_conn::EngineAddress::parse(&format!("http://{engine}"))
+                .expect("engine address");
+        let forward = move |body: Bytes| {
+            let (pool, address) = (pool.clone(), address.clone());
+            async move {
+                let uri = address.uri("/v1/chat/completions").expect("uri");
+                let make = || {
+                    let mut r = address.request(http::Method::POST, uri.clone(), body.clone());
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                    r
+                };
+                let secs = Duration::from_secs(4);
+                let response = pool
+                    .send(address.authority(), make, secs, secs)
+                    .await
+                    .expect("engine");
+                // Like the gateway: a whole answer is read whole and sent in one write, a stream is forwarded.
+                let streamed = memchr::memmem::find(&body, b"\"stream\":true").is_some();
+                let (parts, engine_body) = response.into_parts();
+                let body = if streamed {
+                    axum::body::Body::new(engine_body)
+                } else {
+                    axum::body::Body::from(engine_body.collect().await.expect("body").to_bytes())
+                };
+                http::Response::from_parts(parts, body)
+            }
+        };
+        let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(forward));
+        tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            let l = l.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let _ = axum::serve(l, app).await;
+        });
+        a
+    };
+
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
@@ -161,12 +209,12 @@ async fn run() {
             (engine, None),
             (gateway, Some(auth.as_str())),
             (relay, None),
+            (bare, None),
         ];
         latencies(&client, &targets, &body, 200).await;
-        let [direct, via, relayed] = latencies(&client, &targets, &body, samples).await;
-        let (d50, d99) = (pct(&direct, 50.0), pct(&direct, 99.0));
-        let (g50, g99) = (pct(&via, 50.0), pct(&via, 99.0));
-        let (r50, r99) = (pct(&relayed, 50.0), pct(&relayed, 99.0));
+        let [direct, via, relayed, bared] = latencies(&client, &targets, &body, samples).await;
+        let p = |s: &[f64]| (pct(s, 50.0), pct(s, 99.0));
+        let ((d50, d99), (g50, g99)) = (p(&direct), p(&via));
         println!("\n{kind}, concurrency 1, {samples} requests each, interleaved:");
         println!("  direct   p50 {:>7.1} µs  p99 {:>7.1} µs", d50, d99);
         println!("  gateway  p50 {:>7.1} µs  p99 {:>7.1} µs", g50, g99);
@@ -175,11 +223,20 @@ async fn run() {
             g50 - d50,
             g99 - d99
         );
-        println!(
-            "  (a TCP relay, copying bytes only, adds p50 {:>5.1} µs  p99 {:>5.1} µs on this machine)",
-            r50 - d50,
-            r99 - d99
-        );
+        for (what, series) in [
+            ("a TCP relay, copying bytes only,", &relayed),
+            (
+                "a bare HTTP proxy (same server and engine connections, nothing else)",
+                &bared,
+            ),
+        ] {
+            let (x50, x99) = p(series);
+            println!(
+                "  ({what} adds p50 {:>5.1} µs  p99 {:>5.1} µs)",
+                x50 - d50,
+                x99 - d99
+            );
+        }
         let d = throughput(&client, engine, None, &body, concurrency, secs).await;
         let g = throughput(&client, gateway, Some(&auth), &body, concurrency, secs).await;
         println!("{kind}, concurrency {concurrency}, {secs} s each:");
@@ -206,15 +263,15 @@ async fn one(client: &HttpClient, addr: SocketAddr, auth: Option<&str>, body: &B
     resp.into_body().collect().await.expect("body");
 }
 
-/// Microseconds per request, one at a time, for each target in turn (direct, gateway, relay, direct, ...), so
+/// Microseconds per request, one at a time, for each target in turn (direct, gateway, relay, ..., direct, ...), so
 /// that whatever else the machine does at a moment weighs on all three alike.
-async fn latencies(
+async fn latencies<const N: usize>(
     client: &HttpClient,
-    targets: &[(SocketAddr, Option<&str>); 3],
+    targets: &[(SocketAddr, Option<&str>); N],
     body: &Bytes,
     n: usize,
-) -> [Vec<f64>; 3] {
-    let mut out: [Vec<f64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+) -> [Vec<f64>; N] {
+    let mut out: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(n));
     for _ in 0..n {
         for (series, (addr, auth)) in out.iter_mut().zip(targets) {
             let t = Instant::now();

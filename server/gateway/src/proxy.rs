@@ -7,7 +7,7 @@ use crate::gateway::{now_ms, Gateway, Inner};
 use crate::ids;
 use crate::inflight::Inflight;
 use crate::limits::guard::AdmitGuard;
-use crate::limits::{headers as rate_headers, window, window_reset_ms, LimitError, Ticket};
+use crate::limits::{headers as rate_headers, window, window_reset_ms, LimitError, Seen, Ticket};
 use crate::model_name::ModelRename;
 use crate::request::{self, Endpoint};
 use crate::routes::Availability;
@@ -71,7 +71,7 @@ async fn serve(
                 content_type,
                 body,
             },
-            mut out,
+            rate,
             rename,
         )) => {
             inflight.usage = usage_of_body(&body);
@@ -80,10 +80,13 @@ async fn serve(
                 None => body,
             };
             inflight.finish(status.as_u16());
+            let mut response = (status, body).into_response();
+            let headers = response.headers_mut();
             if let Some(ct) = content_type {
-                out.insert(header::CONTENT_TYPE, ct);
+                headers.insert(header::CONTENT_TYPE, ct);
             }
-            (status, out, body).into_response()
+            rate.apply(headers);
+            response
         }
         Ok((
             Answer::Stream {
@@ -92,19 +95,22 @@ async fn serve(
                 first,
                 rest,
             },
-            mut out,
+            rate,
             rename,
         )) => {
             inflight.status = status.as_u16();
             let (wants_chunk, wants_continuous) = inflight.stream_wishes;
             let scanner = SseScanner::new(wants_chunk, wants_continuous).renaming(rename);
-            out.insert(
+            let body = ProxyBody::new(first, rest, scanner, inflight, gw.config.idle_timeout);
+            let mut response = (status, Body::new(body)).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
                 header::CONTENT_TYPE,
                 content_type.unwrap_or(HeaderValue::from_static("text/event-stream")),
             );
-            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            let body = ProxyBody::new(first, rest, scanner, inflight, gw.config.idle_timeout);
-            (status, out, Body::new(body)).into_response()
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            rate.apply(headers);
+            response
         }
         Err(e) => {
             if let GatewayError::RateLimited { kind, .. } = &e {
@@ -131,7 +137,7 @@ async fn forward(
     headers: &HeaderMap,
     body: Body,
     now: i64,
-) -> Result<(Answer, HeaderMap, Option<ModelRename>), GatewayError> {
+) -> Result<(Answer, RateHeaders, Option<ModelRename>), GatewayError> {
     let bytes = read_body(body, headers, gw.config.body_limit).await?;
     let req = request::parse(endpoint, &bytes).map_err(GatewayError::BadRequest)?;
     let grant = inflight.grant().clone();
@@ -194,8 +200,11 @@ async fn forward(
         }
     };
     inflight.ticket = Some(ticket);
-    let mut out = HeaderMap::new();
-    rate_headers::apply(&mut out, &grant.limits, seen, reset_ms);
+    let rate = RateHeaders {
+        limits: grant.limits,
+        seen,
+        reset_ms,
+    };
     inflight.streamed = req.stream;
     inflight.stream_wishes = (req.wants_usage_chunk, req.wants_continuous_usage);
     // The engine is held to the completion tokens reserved, so a request never uses more than it was admitted for.
@@ -212,7 +221,21 @@ async fn forward(
         rename: rename.as_ref(),
     };
     let answer = upstream::send(gw, inflight, &target, outgoing).await?;
-    Ok((answer, out, rename))
+    Ok((answer, rate, rename))
+}
+
+/// What the `x-ratelimit-*` headers of an answer say, written straight into the response's headers (no map built
+/// and merged per request).
+struct RateHeaders {
+    limits: tollgate_domain::grant::Limits,
+    seen: Seen,
+    reset_ms: i64,
+}
+
+impl RateHeaders {
+    fn apply(&self, headers: &mut HeaderMap) {
+        rate_headers::apply(headers, &self.limits, self.seen, self.reset_ms);
+    }
 }
 
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {

@@ -22,6 +22,9 @@ pub struct ProxyBody {
     /// Some until the stream ends; dropping it emits the record.
     inflight: Option<Inflight>,
     idle: Duration,
+    /// When the engine last sent something; the timer is moved to `last_data + idle` only when the stream waits
+    /// (once per network read, not once per chunk).
+    last_data: Instant,
     idle_timer: Pin<Box<Sleep>>,
 }
 
@@ -39,6 +42,7 @@ impl ProxyBody {
             scanner,
             inflight: Some(inflight),
             idle,
+            last_data: Instant::now(),
             idle_timer: Box::pin(tokio::time::sleep(idle)),
         }
     }
@@ -109,7 +113,7 @@ impl Body for ProxyBody {
             }
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    this.idle_timer.as_mut().reset(Instant::now() + this.idle);
+                    this.last_data = Instant::now();
                     if let Ok(data) = frame.into_data() {
                         if let Some(out) = this.pass(data) {
                             return Poll::Ready(Some(Ok(Frame::data(out))));
@@ -124,6 +128,10 @@ impl Body for ProxyBody {
                     return Poll::Ready(this.end().map(|tail| Ok(Frame::data(tail))));
                 }
                 Poll::Pending => {
+                    let due = this.last_data + this.idle;
+                    if this.idle_timer.deadline() != due {
+                        this.idle_timer.as_mut().reset(due);
+                    }
                     if this.idle_timer.as_mut().poll(cx).is_ready() {
                         let event = this.fail("no data within the idle timeout");
                         return Poll::Ready(Some(Ok(Frame::data(event))));

@@ -191,3 +191,56 @@ async fn a_pooled_connection_the_engine_closed_while_idle_is_not_used() {
     let records = g.wait_records(4).await;
     assert!(records.iter().all(|r| r.status == 200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_goes_silent_ends_with_an_error_event_after_the_idle_timeout() {
+    let mut stalling = fast_sim();
+    // Three tokens, then nothing for far longer than the test runs.
+    stalling.faults.stall_after_tokens = 3;
+    stalling.faults.stall_ms = 120_000;
+    let engine = sim(stalling).await;
+    let k = key(83, "sub_silent", MODEL, Limits::default());
+    let config = GatewayConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..GatewayConfig::default()
+    };
+    let g = gateway_with(
+        vec![k.entry.clone()],
+        &routes(&[engine], 0),
+        memory(),
+        config,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let r = client()
+        .post(g.url("/v1/chat/completions"))
+        .bearer_auth(&k.secret)
+        .json(&chat_body("then silence", 50, true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.expect("the stream ends cleanly");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ended by the idle timeout, not the stall"
+    );
+    let events = sse_data(&text);
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_error", "{text}");
+    assert!(last["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("idle timeout"));
+    assert!(
+        events.len() >= 2,
+        "the tokens before the silence arrived: {text}"
+    );
+    let records = g.wait_records(1).await;
+    assert_eq!(records[0].status, 502);
+    assert!(
+        (1..=3).contains(&records[0].completion_tokens),
+        "{:?}",
+        records[0]
+    );
+}
