@@ -127,13 +127,7 @@ async fn idle_engine_connections_are_not_reused_past_the_pool_timeout() {
         pool_idle_timeout: Duration::from_millis(200),
         ..GatewayConfig::default()
     };
-    let g = gateway_with(
-        vec![k.entry.clone()],
-        &routes(&[proxy], 0),
-        memory(),
-        config,
-    )
-    .await;
+    let g = one_engine_gateway(&k, proxy, config).await;
     let c = client();
     let send = || {
         c.post(g.url("/v1/chat/completions"))
@@ -204,13 +198,7 @@ async fn a_stream_that_goes_silent_ends_with_an_error_event_after_the_idle_timeo
         idle_timeout: Duration::from_millis(300),
         ..GatewayConfig::default()
     };
-    let g = gateway_with(
-        vec![k.entry.clone()],
-        &routes(&[engine], 0),
-        memory(),
-        config,
-    )
-    .await;
+    let g = one_engine_gateway(&k, engine, config).await;
     let started = std::time::Instant::now();
     let r = client()
         .post(g.url("/v1/chat/completions"))

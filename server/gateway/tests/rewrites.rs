@@ -25,13 +25,7 @@ async fn without_max_tokens_the_engine_is_held_to_the_reserved_budget() {
         default_max_tokens: 20,
         ..GatewayConfig::default()
     };
-    let g = gateway_with(
-        vec![k.entry.clone()],
-        &routes(&[engine], 0),
-        memory(),
-        config,
-    )
-    .await;
+    let g = one_engine_gateway(&k, engine, config).await;
     for stream in [false, true] {
         let mut body = chat_body("tell me everything", 0, stream);
         body.as_object_mut().unwrap().remove("max_tokens");

@@ -195,6 +195,21 @@ pub async fn gateway_with(
     }
 }
 
+/// A gateway in front of one engine, for one key, with in-memory limits.
+pub async fn one_engine_gateway(
+    key: &TestKey,
+    engine: SocketAddr,
+    config: GatewayConfig,
+) -> TestGateway {
+    gateway_with(
+        vec![key.entry.clone()],
+        &routes(&[engine], 0),
+        memory(),
+        config,
+    )
+    .await
+}
+
 pub fn memory() -> Arc<MemoryLimiter> {
     Arc::new(MemoryLimiter::with_window(3_600_000))
 }
