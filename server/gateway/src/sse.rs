@@ -147,14 +147,14 @@ impl SseScanner {
                     }
                 }
                 Action::Keep => {
-                    let o = out.get_or_insert_with(|| data[..pos].to_vec());
+                    let o = out.get_or_insert_with(|| rewritten_from(data, pos));
                     self.emit(o, event);
                 }
                 Action::Drop => {
-                    out.get_or_insert_with(|| data[..pos].to_vec());
+                    out.get_or_insert_with(|| rewritten_from(data, pos));
                 }
                 Action::Cut(from, to) => {
-                    let o = out.get_or_insert_with(|| data[..pos].to_vec());
+                    let o = out.get_or_insert_with(|| rewritten_from(data, pos));
                     self.emit(o, &event[..from]);
                     self.emit(o, &event[to..]);
                 }
@@ -163,7 +163,7 @@ impl SseScanner {
         }
         let rest = &data[pos..];
         if !rest.is_empty() {
-            let o = out.get_or_insert_with(|| data[..pos].to_vec());
+            let o = out.get_or_insert_with(|| rewritten_from(data, pos));
             if rest.len() > MAX_EVENT_BYTES {
                 o.extend_from_slice(rest);
             } else {
@@ -226,6 +226,14 @@ impl SseScanner {
             Action::Keep
         }
     }
+}
+
+/// The output for a chunk that differs from the input from `pos` on: what came before, with room for the rest
+/// (and for a model name longer than the served one) so that it is allocated once.
+fn rewritten_from(data: &[u8], pos: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 64);
+    out.extend_from_slice(&data[..pos]);
+    out
 }
 
 /// The usage of a whole (non-streamed) response body. vLLM writes `usage` last, so it is looked for from the end
