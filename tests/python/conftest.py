@@ -51,10 +51,10 @@ class Sim:
         self.process.wait(timeout=10)
 
 
-def start_sim(*args: str, timeout: float = 10.0) -> Sim:
-    """Starts the binary with `args` (MODEL first) on a random local port."""
+def start_sim(*args: str, timeout: float = 10.0, port: int = 0) -> Sim:
+    """Starts the binary with `args` (MODEL first) on `port` (default: a random local port)."""
     proc = subprocess.Popen(
-        [str(sim_binary()), *args, "--host", "127.0.0.1", "--port", "0"],
+        [str(sim_binary()), *args, "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
