@@ -56,27 +56,36 @@ impl Gateway {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                // All at once: an engine that hangs must not delay the others' probes.
+                let mut probes = tokio::task::JoinSet::new();
                 for replica in gw.inner.registry.replicas() {
-                    replica.pool().sweep(gw.inner.config.pool_idle_timeout);
-                    let load = gw.engine_load(&replica, interval).await;
-                    if let Some(load) = load {
-                        replica.set_reported_load(load.penalty());
-                    }
-                    match replica.probed(load.is_some()) {
-                        (Health::Ready, Health::Down) => {
-                            tracing::warn!(replica = %replica.base, "engine stopped answering; not routing to it")
-                        }
-                        (Health::Starting | Health::Down, Health::Ready) => {
-                            tracing::info!(replica = %replica.base, "engine ready")
-                        }
-                        (Health::Unprobed, Health::Starting) => {
-                            tracing::info!(replica = %replica.base, "engine not answering yet; waiting for it to start")
-                        }
-                        _ => {}
-                    }
+                    let gw = gw.clone();
+                    probes.spawn(async move { gw.probe(&replica, interval).await });
                 }
+                while probes.join_next().await.is_some() {}
             }
         })
+    }
+
+    /// Reads one replica's load from its engine, which is also its health probe.
+    async fn probe(&self, replica: &Replica, interval: Duration) {
+        replica.pool().sweep(self.inner.config.pool_idle_timeout);
+        let load = self.engine_load(replica, interval).await;
+        if let Some(load) = load {
+            replica.set_reported_load(load.penalty());
+        }
+        match replica.probed(load.is_some()) {
+            (Health::Ready, Health::Down) => {
+                tracing::warn!(replica = %replica.base, "engine stopped answering; not routing to it while another does")
+            }
+            (Health::Starting | Health::Down, Health::Ready) => {
+                tracing::info!(replica = %replica.base, "engine ready")
+            }
+            (Health::Unprobed, Health::Starting) => {
+                tracing::info!(replica = %replica.base, "engine not answering yet; waiting for it to start")
+            }
+            _ => {}
+        }
     }
 
     async fn engine_load(&self, replica: &Replica, timeout: Duration) -> Option<EngineLoad> {

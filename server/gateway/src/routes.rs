@@ -109,6 +109,14 @@ impl Replica {
             uri(Endpoint::Completions),
             uri(Endpoint::Embeddings),
         ];
+        // A base URL the gateway cannot send to is down from the start (not "starting": it never will).
+        let health = match &address {
+            Some(_) => Health::Unprobed,
+            None => {
+                tracing::error!(replica = %base, "not a plain http:// engine URL; requests to it will fail");
+                Health::Down
+            }
+        };
         Self {
             base,
             address,
@@ -116,7 +124,7 @@ impl Replica {
             pool: Arc::default(),
             outstanding: AtomicU64::new(0),
             reported: AtomicU64::new(0),
-            health: AtomicU8::new(Health::Unprobed as u8),
+            health: AtomicU8::new(health as u8),
         }
     }
 
@@ -245,15 +253,26 @@ pub enum Availability {
 }
 
 impl ModelTarget {
+    /// Ready when a replica answers its probes; Starting when none does but some have never answered yet; and
+    /// when every replica is down, still Ready, as a last resort: a probe can miss under load (vLLM answers
+    /// `/metrics` on its busy event loop), and trying a dead engine costs one failed connect, which the request
+    /// path retries elsewhere or reports.
     pub fn availability(&self) -> Availability {
-        if self.replicas.iter().any(|r| r.health().routable()) {
+        let health = || self.replicas.iter().map(|r| r.health());
+        if health().any(Health::routable) {
             Availability::Ready
-        } else if self.starting > 0 || self.replicas.iter().any(|r| r.health() == Health::Starting)
-        {
+        } else if self.starting > 0 || health().any(|h| h == Health::Starting) {
             Availability::Starting
+        } else if health().any(|h| h == Health::Down) {
+            Availability::Ready
         } else {
             Availability::Unavailable
         }
+    }
+
+    /// Whether replica choice should skip replicas that fail their probes: only while another one answers.
+    pub fn skip_unhealthy(&self) -> bool {
+        self.replicas.iter().any(|r| r.health().routable())
     }
 }
 
@@ -402,7 +421,21 @@ mod tests {
         assert_eq!(m.availability(), Availability::Starting);
         a.probed(true);
         a.probed(false);
-        assert_eq!(m.availability(), Availability::Unavailable);
+        assert_eq!(
+            m.availability(),
+            Availability::Ready,
+            "all down: tried anyway, as a last resort"
+        );
+        assert!(!m.skip_unhealthy());
+        let empty = registry.build(&Routes {
+            models: [("e".to_string(), ModelRoute::default())].into(),
+        });
+        assert_eq!(
+            empty.get("e").unwrap().availability(),
+            Availability::Unavailable
+        );
+        let bad = Replica::new("https://tls.example:443".into());
+        assert_eq!(bad.health(), Health::Down, "never \"starting\"");
     }
 
     #[test]

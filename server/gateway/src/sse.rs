@@ -21,6 +21,8 @@ static USAGE_FIELD: LazyLock<memmem::FinderRev<'static>> =
     LazyLock::new(|| memmem::FinderRev::new(b",\"usage\":"));
 static EMPTY_CHOICES: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"choices\":[]"));
+static PROMPT_TOKENS: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"prompt_tokens\""));
 static USAGE_KEY: LazyLock<memmem::FinderRev<'static>> =
     LazyLock::new(|| memmem::FinderRev::new(b"\"usage\":"));
 use serde::Deserialize;
@@ -210,9 +212,13 @@ impl SseScanner {
         if trim_ascii(&event[value_end..]) != b"}" {
             return Action::Keep;
         }
+        let usage = &event[value_at..value_end];
+        if PROMPT_TOKENS.find(usage).is_none() {
+            // Not a usage object as vLLM writes it: left alone, and the last good one stands.
+            return Action::Keep;
+        }
         self.usage_json.clear();
-        self.usage_json
-            .extend_from_slice(&event[value_at..value_end]);
+        self.usage_json.extend_from_slice(usage);
         if EMPTY_CHOICES.find(event).is_some() {
             // The final usage chunk: all or nothing.
             if self.strip_usage_chunk {
@@ -332,6 +338,19 @@ mod tests {
         }
         out.extend_from_slice(&scanner.finish());
         out
+    }
+
+    #[test]
+    fn a_usage_field_that_is_not_usage_is_left_alone_and_the_last_good_one_stands() {
+        let odd = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}],\"usage\":{\"note\":\"hi\"}}\n\n";
+        let mut s = SseScanner::new(false, false);
+        let input = [ROLE, TOKEN, odd].concat();
+        let out = run(&mut s, input.as_bytes(), &[]);
+        assert!(
+            String::from_utf8(out).unwrap().ends_with(odd),
+            "kept as sent"
+        );
+        assert_eq!(s.usage().map(|u| u.completion_tokens), Some(1));
     }
 
     fn without_usage_field(s: &str) -> String {

@@ -67,12 +67,13 @@ pub async fn send(
     } else {
         gw.config.first_byte_timeout
     };
+    let skip_unhealthy = target.skip_unhealthy();
     let mut tried: Vec<usize> = Vec::with_capacity(attempts);
     let mut last = GatewayError::UpstreamUnavailable;
     while tried.len() < attempts {
         let load = |i: usize| {
             let r = &target.replicas[i];
-            r.health().routable().then(|| r.load())
+            (!skip_unhealthy || r.health().routable()).then(|| r.load())
         };
         let Some(i) = choose(n, load, &tried, start) else {
             break;

@@ -93,10 +93,14 @@ impl Spool {
     /// Moves the spooled records aside for replay and returns them (with those of an unfinished earlier replay).
     /// Call [`Spool::replayed`] once they are stored; until then they stay on disk.
     pub fn take_for_replay(&self) -> Vec<UsageRecord> {
-        let _held = self.lock();
-        if !self.replay_path.exists() && self.path.exists() {
-            if let Err(e) = fs::rename(&self.path, &self.replay_path) {
-                tracing::error!(error = %e, "cannot move the usage spool aside for replay");
+        {
+            // Held for the rename only: appends go to the fresh file meanwhile, and reading the one set aside
+            // (only the writer task replays) must not hold up appends for as long as it takes.
+            let _held = self.lock();
+            if !self.replay_path.exists() && self.path.exists() {
+                if let Err(e) = fs::rename(&self.path, &self.replay_path) {
+                    tracing::error!(error = %e, "cannot move the usage spool aside for replay");
+                }
             }
         }
         let Ok(file) = File::open(&self.replay_path) else {
