@@ -208,9 +208,6 @@ impl Metrics {
         let models = self.models.read().unwrap_or_else(|p| p.into_inner());
         let mut names: Vec<&String> = models.keys().collect();
         names.sort();
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
         family(
             &mut out,
             "tollgate_gateway_requests",
@@ -416,12 +413,16 @@ pub fn render_replicas(out: &mut String, replicas: &[std::sync::Arc<crate::route
         ),
     ];
     for (name, kind, help, value) in series {
-        let family = name.strip_suffix("_total").unwrap_or(name);
-        let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+        family(out, name.strip_suffix("_total").unwrap_or(name), kind, help);
         for r in &replicas {
             let _ = writeln!(out, "{name}{{replica=\"{}\"}} {}", esc(&r.base), value(r));
         }
     }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// Escapes a label value.

@@ -19,6 +19,9 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, in declaration order, so `ALL[e as usize] == e` (tables indexed by endpoint rely on it).
+    pub const ALL: [Endpoint; 3] = [Self::Chat, Self::Completions, Self::Embeddings];
+
     pub fn path(self) -> &'static str {
         match self {
             Self::Chat => "/v1/chat/completions",
@@ -324,6 +327,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_index_their_tables() {
+        for (i, e) in Endpoint::ALL.into_iter().enumerate() {
+            assert_eq!(e as usize, i);
+        }
+    }
     use serde_json::{json, Value};
 
     fn chat(body: &str) -> Result<ClientRequest<'_>, Invalid> {

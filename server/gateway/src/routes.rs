@@ -80,7 +80,7 @@ pub struct Replica {
     pub base: String,
     /// None when the base URL is not one the gateway can reach (requests to it fail over to other replicas).
     address: Option<EngineAddress>,
-    /// The origin-form URI of each endpoint, parsed once.
+    /// The origin-form URI of each endpoint (indexed by `Endpoint as usize`), parsed once.
     uris: [Option<http::Uri>; 3],
     pool: Arc<EnginePool>,
     outstanding: AtomicU64,
@@ -103,12 +103,7 @@ impl std::fmt::Debug for Replica {
 impl Replica {
     pub fn new(base: String) -> Self {
         let address = EngineAddress::parse(&base);
-        let uri = |e: Endpoint| address.as_ref().and_then(|a| a.uri(e.path()));
-        let uris = [
-            uri(Endpoint::Chat),
-            uri(Endpoint::Completions),
-            uri(Endpoint::Embeddings),
-        ];
+        let uris = Endpoint::ALL.map(|e| address.as_ref().and_then(|a| a.uri(e.path())));
         // A base URL the gateway cannot send to is down from the start (not "starting": it never will).
         let health = match &address {
             Some(_) => Health::Unprobed,
