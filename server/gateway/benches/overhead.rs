@@ -32,24 +32,37 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn main() {
-    let rt = if std::env::var("BENCH_RUNTIME").as_deref() == Ok("current_thread") {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    }
-    .enable_all()
-    .build()
-    .expect("runtime");
-    rt.block_on(run());
+/// The proxies under test and what they hold.
+struct Proxies {
+    gw: Gateway,
+    db: tollgate_store::testing::TestDatabase,
+    auth: String,
+    gateway: SocketAddr,
+    relay: SocketAddr,
+    bare: SocketAddr,
 }
 
-async fn run() {
-    let secs = env("BENCH_SECS", 3);
-    let concurrency = env("BENCH_CONCURRENCY", 32) as usize;
-    let samples = env("BENCH_SAMPLES", 3000) as usize;
-
-    let engine = {
+fn main() {
+    // Each part runs on a runtime of its own, as each is a process of its own in production: the engine with two
+    // workers (as `tollgate-sim`, and as vLLM's server is a process apart), the proxies under test with two (as
+    // `tollgate` on this machine), and the load generator on one thread. Sharing one runtime instead made tasks of
+    // the client, the gateway and the engine wake each other across its two workers, and the figures swung by 2x
+    // from run to run with where the tasks happened to land.
+    let runtime = |name: &str, workers: usize| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let engine_rt = runtime("engine", 2);
+    let proxy_rt = runtime("proxy", 2);
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let engine = engine_rt.block_on(async {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let a = l.local_addr().expect("addr");
         tokio::spawn(tollgate_sim::serve(
@@ -57,7 +70,16 @@ async fn run() {
             l,
         ));
         a
-    };
+    });
+    let proxies = proxy_rt.block_on(start_proxies(engine));
+    client_rt.block_on(measure(engine, &proxies));
+    proxy_rt.block_on(async {
+        proxies.gw.flush_usage().await;
+        let _ = proxies.db.cleanup().await;
+    });
+}
+
+async fn start_proxies(engine: SocketAddr) -> Proxies {
     let mut random = [7u8; ID_LEN + SECRET_LEN];
     random[0] = 1;
     let key = mint(SecretKind::ApiKey, &random);
@@ -149,32 +171,37 @@ async fn run() {
         let address =
             tollgate_gateway::engine_conn::EngineAddress::parse(&format!("http://{engine}"))
                 .expect("engine address");
+        let head = Arc::new(
+            address
+                .head("POST", "/v1/chat/completions", Some("application/json"))
+                .expect("head"),
+        );
         let forward = move |body: Bytes| {
-            let (pool, address) = (pool.clone(), address.clone());
+            let (pool, address, head) = (pool.clone(), address.clone(), head.clone());
             async move {
-                let uri = address.uri("/v1/chat/completions").expect("uri");
-                let make = || {
-                    let mut r = address.request(http::Method::POST, uri.clone(), body.clone());
-                    r.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/json"),
-                    );
-                    r
+                let request = tollgate_gateway::engine_conn::EngineRequest {
+                    head: &head,
+                    request_id: None,
+                    body: Some(&body),
                 };
                 let secs = Duration::from_secs(4);
                 let response = pool
-                    .send(address.authority(), make, secs, secs)
+                    .send(address.authority(), request, secs, secs)
                     .await
                     .expect("engine");
                 // Like the gateway: a whole answer is read whole and sent in one write, a stream is forwarded.
                 let streamed = memchr::memmem::find(&body, b"\"stream\":true").is_some();
-                let (parts, engine_body) = response.into_parts();
                 let body = if streamed {
-                    axum::body::Body::new(engine_body)
+                    axum::body::Body::new(response.body)
                 } else {
-                    axum::body::Body::from(engine_body.collect().await.expect("body").to_bytes())
+                    axum::body::Body::from(response.body.collect().await.expect("body").to_bytes())
                 };
-                http::Response::from_parts(parts, body)
+                let mut answer = http::Response::new(body);
+                *answer.status_mut() = response.status;
+                if let Some(ct) = response.content_type {
+                    answer.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+                }
+                answer
             }
         };
         let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(forward));
@@ -188,13 +215,34 @@ async fn run() {
         a
     };
 
+    Proxies {
+        gw,
+        db,
+        auth: format!("Bearer {}", key.full),
+        gateway,
+        relay,
+        bare,
+    }
+}
+
+async fn measure(engine: SocketAddr, proxies: &Proxies) {
+    let secs = env("BENCH_SECS", 3);
+    let concurrency = env("BENCH_CONCURRENCY", 32) as usize;
+    let samples = env("BENCH_SAMPLES", 3000) as usize;
+    let Proxies {
+        auth,
+        gateway,
+        relay,
+        bare,
+        ..
+    } = proxies;
+    let (gateway, relay, bare) = (*gateway, *relay, *bare);
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
-    let auth = format!("Bearer {}", key.full);
 
-    println!("tollgate-gateway overhead benchmark (client, gateway and simulator share this machine's cores)");
-    println!("engine: tollgate-sim in-process, zero latency, 16 output tokens per request");
+    println!("tollgate-gateway overhead benchmark (client, proxies and engine each on a runtime of their own, sharing this machine's cores)");
+    println!("engine: tollgate-sim, zero latency, 16 output tokens per request");
     for stream in [false, true] {
         let kind = if stream { "streaming" } else { "non-streaming" };
         let body = Bytes::from(
@@ -212,10 +260,24 @@ async fn run() {
             (bare, None),
         ];
         latencies(&client, &targets, &body, 200).await;
+        if let Ok(only) = std::env::var("BENCH_ONLY") {
+            // For a profiler or strace: one path alone, e.g. BENCH_ONLY=gateway.
+            let names = ["direct", "gateway", "relay", "bare"];
+            let i = names
+                .iter()
+                .position(|n| *n == only)
+                .expect("BENCH_ONLY: direct, gateway, relay or bare");
+            let [alone] = latencies(&client, &[targets[i]], &body, samples).await;
+            println!(
+                "{kind}: {only} alone, p50 {:.1} µs over {samples} requests",
+                pct(&alone, 50.0)
+            );
+            continue;
+        }
         let [direct, via, relayed, bared] = latencies(&client, &targets, &body, samples).await;
         let p = |s: &[f64]| (pct(s, 50.0), pct(s, 99.0));
         let ((d50, d99), (g50, g99)) = (p(&direct), p(&via));
-        println!("\n{kind}, concurrency 1, {samples} requests each, interleaved:");
+        println!("\n{kind}, concurrency 1, {samples} requests each, in alternating blocks:");
         println!("  direct   p50 {:>7.1} µs  p99 {:>7.1} µs", d50, d99);
         println!("  gateway  p50 {:>7.1} µs  p99 {:>7.1} µs", g50, g99);
         println!(
@@ -247,8 +309,6 @@ async fn run() {
             100.0 * g / d
         );
     }
-    gw.flush_usage().await;
-    let _ = db.cleanup().await;
 }
 
 async fn one(client: &HttpClient, addr: SocketAddr, auth: Option<&str>, body: &Bytes) {
@@ -263,20 +323,26 @@ async fn one(client: &HttpClient, addr: SocketAddr, auth: Option<&str>, body: &B
     resp.into_body().collect().await.expect("body");
 }
 
-/// Microseconds per request, one at a time, for each target in turn (direct, gateway, relay, ..., direct, ...), so
-/// that whatever else the machine does at a moment weighs on all three alike.
+/// Microseconds per request, one at a time, for each target in turn: `BLOCK` requests to the first, then to the
+/// next, and round again until each has had `n`. Blocks keep each path in its steady state (its code and data warm
+/// in the caches, as in a server that does nothing else), and the rounds spread every path over the whole run, so
+/// whatever else the machine does at a moment weighs on all of them alike.
 async fn latencies<const N: usize>(
     client: &HttpClient,
     targets: &[(SocketAddr, Option<&str>); N],
     body: &Bytes,
     n: usize,
 ) -> [Vec<f64>; N] {
+    const BLOCK: usize = 100;
     let mut out: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(n));
-    for _ in 0..n {
+    while out[0].len() < n {
+        let block = BLOCK.min(n - out[0].len());
         for (series, (addr, auth)) in out.iter_mut().zip(targets) {
-            let t = Instant::now();
-            one(client, *addr, *auth, body).await;
-            series.push(t.elapsed().as_secs_f64() * 1e6);
+            for _ in 0..block {
+                let t = Instant::now();
+                one(client, *addr, *auth, body).await;
+                series.push(t.elapsed().as_secs_f64() * 1e6);
+            }
         }
     }
     for series in &mut out {

@@ -91,10 +91,10 @@ impl Gateway {
     async fn engine_load(&self, replica: &Replica, timeout: Duration) -> Option<EngineLoad> {
         let fetch = async {
             let resp = replica.get("/metrics", &self.inner.config).await.ok()?;
-            if !resp.status().is_success() {
+            if !resp.status.is_success() {
                 return None;
             }
-            let body = Limited::new(resp.into_body(), 4 << 20)
+            let body = Limited::new(resp.body, 4 << 20)
                 .collect()
                 .await
                 .ok()?

@@ -3,16 +3,15 @@
 //! table does not forget the load on an engine it still lists.
 
 use crate::config::GatewayConfig;
-use crate::engine_conn::{EngineAddress, EngineBody, EnginePool, SendError};
+use crate::engine_conn::{
+    EngineAddress, EnginePool, EngineRequest, EngineResponse, RequestHead, SendError,
+};
 use crate::request::Endpoint;
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, Response};
+use http::HeaderValue;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-
-const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// The routes as configured: API model id -> served name and replica base URLs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -80,8 +79,8 @@ pub struct Replica {
     pub base: String,
     /// None when the base URL is not one the gateway can reach (requests to it fail over to other replicas).
     address: Option<EngineAddress>,
-    /// The origin-form URI of each endpoint (indexed by `Endpoint as usize`), parsed once.
-    uris: [Option<http::Uri>; 3],
+    /// The request head of each endpoint (indexed by `Endpoint as usize`), built once.
+    heads: [Option<RequestHead>; 3],
     pool: Arc<EnginePool>,
     outstanding: AtomicU64,
     /// What the engine itself last reported as extra load (see `engine_load`): 0 when unknown.
@@ -103,7 +102,11 @@ impl std::fmt::Debug for Replica {
 impl Replica {
     pub fn new(base: String) -> Self {
         let address = EngineAddress::parse(&base);
-        let uris = Endpoint::ALL.map(|e| address.as_ref().and_then(|a| a.uri(e.path())));
+        let heads = Endpoint::ALL.map(|e| {
+            address
+                .as_ref()
+                .and_then(|a| a.head("POST", e.path(), Some("application/json")))
+        });
         // A base URL the gateway cannot send to is down from the start (not "starting": it never will).
         let health = match &address {
             Some(_) => Health::Unprobed,
@@ -115,7 +118,7 @@ impl Replica {
         Self {
             base,
             address,
-            uris,
+            heads,
             pool: Arc::default(),
             outstanding: AtomicU64::new(0),
             reported: AtomicU64::new(0),
@@ -123,28 +126,23 @@ impl Replica {
         }
     }
 
-    /// Sends `body` to `endpoint` on this engine, on a pooled connection, and waits for the response head.
+    /// Sends `body` to `endpoint` on this engine, on a pooled connection, and reads the answer's head.
     pub async fn post(
         &self,
         endpoint: Endpoint,
-        body: Bytes,
-        request_id: HeaderValue,
+        body: &[u8],
+        request_id: &HeaderValue,
         config: &GatewayConfig,
-    ) -> Result<Response<EngineBody>, SendError> {
-        let (Some(address), Some(uri)) = (&self.address, &self.uris[endpoint as usize]) else {
+    ) -> Result<EngineResponse, SendError> {
+        let (Some(address), Some(head)) = (&self.address, &self.heads[endpoint as usize]) else {
             return Err(SendError::BadAddress);
         };
-        let make = || {
-            let mut request = address.request(Method::POST, uri.clone(), body.clone());
-            let headers = request.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            headers.insert(X_REQUEST_ID, request_id.clone());
-            request
+        let request = EngineRequest {
+            head,
+            request_id: Some(request_id),
+            body: Some(body),
         };
-        self.send(address, make, config).await
+        self.send(address, request, config).await
     }
 
     /// `GET path` on this engine (its `/metrics`, say).
@@ -152,25 +150,32 @@ impl Replica {
         &self,
         path: &str,
         config: &GatewayConfig,
-    ) -> Result<Response<EngineBody>, SendError> {
-        let Some((address, uri)) = self.address.as_ref().and_then(|a| Some((a, a.uri(path)?)))
+    ) -> Result<EngineResponse, SendError> {
+        let Some((address, head)) = self
+            .address
+            .as_ref()
+            .and_then(|a| Some((a, a.head("GET", path, None)?)))
         else {
             return Err(SendError::BadAddress);
         };
-        let make = || address.request(Method::GET, uri.clone(), Bytes::new());
-        self.send(address, make, config).await
+        let request = EngineRequest {
+            head: &head,
+            request_id: None,
+            body: None,
+        };
+        self.send(address, request, config).await
     }
 
     async fn send(
         &self,
         address: &EngineAddress,
-        make: impl Fn() -> http::Request<http_body_util::Full<Bytes>>,
+        request: EngineRequest<'_>,
         config: &GatewayConfig,
-    ) -> Result<Response<EngineBody>, SendError> {
+    ) -> Result<EngineResponse, SendError> {
         self.pool
             .send(
                 address.authority(),
-                make,
+                request,
                 config.connect_timeout,
                 config.pool_idle_timeout,
             )

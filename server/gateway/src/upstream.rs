@@ -11,7 +11,7 @@ use crate::model_name::ModelRename;
 use crate::request::Endpoint;
 use crate::routes::{choose, ModelTarget, Replica};
 use bytes::Bytes;
-use http::{header, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use std::sync::atomic::Ordering;
 use tokio::time::{timeout_at, Instant};
@@ -109,19 +109,18 @@ async fn attempt(
     let Ok(request_id) = HeaderValue::from_str(inflight.request_id()) else {
         return Attempt::Retry(GatewayError::UpstreamUnavailable);
     };
-    let sent = replica.post(out.endpoint, out.body.clone(), request_id, &gw.config);
+    let sent = replica.post(out.endpoint, &out.body, &request_id, &gw.config);
     let response = match timeout_at(deadline, sent).await {
         Err(_) => return Attempt::Retry(GatewayError::UpstreamTimeout),
         Ok(Err(SendError::ConnectTimeout)) => return Attempt::Retry(GatewayError::UpstreamTimeout),
         Ok(Err(_)) => return Attempt::Retry(GatewayError::UpstreamUnavailable),
         Ok(Ok(r)) => r,
     };
-    let status = response.status();
-    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let (status, content_type) = (response.status, response.content_type);
     if status.is_server_error() {
         return Attempt::Retry(GatewayError::UpstreamUnavailable);
     }
-    let mut incoming = response.into_body();
+    let mut incoming = response.body;
     if !status.is_success() {
         // The engine's own refusal (a prompt too long, say): its message, in the client's terms, in our error body.
         return match read_whole(gw, incoming, deadline).await {

@@ -148,6 +148,36 @@ async fn suite(flavor: Flavor) {
         vec![("s1".to_string(), 20 + 14), ("s2".to_string(), 2)]
     );
 
+    // A batch larger than one INSERT statement takes (several multi-row statements), replayed in part with new
+    // records between old ones: every record is stored once, and each column lands where it belongs.
+    let ids: Vec<String> = (0..300).map(|i| format!("big{i:03}")).collect();
+    let big: Vec<NewUsage> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| usage(id, "s3", "k9", "big", 10_000 + i as i64, i as i64, 1))
+        .collect();
+    assert_eq!(store.insert_usage_batch(&big[..200]).await.unwrap(), 200);
+    assert_eq!(store.insert_usage_batch(&big).await.unwrap(), 100);
+    let s3 = |q: &mut UsageQuery| q.subscription_id = Some("s3".into());
+    let (newest, total) = store.list_usage(&q(s3)).await.unwrap();
+    assert_eq!(total, 300);
+    let last = &newest[0];
+    assert_eq!(
+        (
+            last.id.as_str(),
+            last.at,
+            last.prompt_tokens,
+            last.completion_tokens,
+            last.ttft_ms
+        ),
+        ("big299", 10_299, 299, 1, Some(3))
+    );
+    let totals = store.usage_tokens_since(10_000).await.unwrap();
+    assert_eq!(
+        totals,
+        vec![("s3".to_string(), (0..300).sum::<i64>() + 300)]
+    );
+
     store.close().await;
     db.cleanup()
         .await
