@@ -91,6 +91,10 @@ pub struct Cli {
     /// or network policy; the main listener keeps serving it too [default: unset].
     #[arg(long, env = "TOLLGATE_GATEWAY_LISTEN")]
     pub gateway_listen: Option<SocketAddr>,
+    /// Threads serving the gateway's own listener, each a single-threaded runtime with a socket of its own
+    /// [default: one per core].
+    #[arg(long, env = "TOLLGATE_GATEWAY_WORKERS")]
+    pub gateway_workers: Option<usize>,
     /// Redis for rate-limit counters shared by several server replicas (e.g. redis://127.0.0.1:6379); without it
     /// counters live in this process [default: unset].
     #[arg(long, env = "TOLLGATE_REDIS_URL")]
@@ -131,6 +135,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileGateway {
     listen: Option<SocketAddr>,
+    workers: Option<usize>,
     key_refresh_ms: Option<u64>,
     /// Model id -> engine base URLs.
     engines: Option<std::collections::BTreeMap<String, Vec<String>>>,
@@ -202,6 +207,8 @@ pub struct Config {
     /// Model id -> engine base URLs (until the fleet places replicas).
     pub engines: std::collections::BTreeMap<String, Vec<String>>,
     pub gateway_listen: Option<SocketAddr>,
+    /// Threads serving `gateway_listen` (at least 1).
+    pub gateway_workers: usize,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
     pub usage_spool: PathBuf,
@@ -348,6 +355,11 @@ impl Config {
                 None => f.gateway.engines.unwrap_or_default(),
             },
             gateway_listen: cli.gateway_listen.or(f.gateway.listen),
+            gateway_workers: cli
+                .gateway_workers
+                .or(f.gateway.workers)
+                .unwrap_or_else(tollgate_gateway::listener::default_workers)
+                .max(1),
             redis_url: cli
                 .redis_url
                 .or(f.gateway.redis_url)

@@ -78,15 +78,21 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let gateway_addr = match config.gateway_listen {
         None => None,
         Some(at) => {
-            let gateway_listener = TcpListener::bind(at)
-                .await
-                .with_context(|| format!("cannot listen for the gateway on {at}"))?;
-            let gateway_addr = gateway_listener.local_addr()?;
-            tasks.push(serve(
-                gateway_listener,
+            let mut stop = stop_rx;
+            let (gateway_addr, task) = tollgate_gateway::listener::serve_per_core(
+                at,
+                config.gateway_workers,
                 router::gateway_only(&state),
-                stop_rx,
-            ));
+                async move {
+                    tokio::select! {
+                        _ = stop.wait_for(|stopped| *stopped) => {}
+                        _ = shutdown_signal() => {}
+                    }
+                },
+            )
+            .await
+            .with_context(|| format!("cannot listen for the gateway on {at}"))?;
+            tasks.push(task);
             Some(gateway_addr)
         }
     };

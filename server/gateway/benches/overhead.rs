@@ -38,6 +38,7 @@ struct Proxies {
     db: tollgate_store::testing::TestDatabase,
     auth: String,
     gateway: SocketAddr,
+    shared: SocketAddr,
     relay: SocketAddr,
     bare: SocketAddr,
 }
@@ -130,19 +131,10 @@ async fn start_proxies(engine: SocketAddr) -> Proxies {
         )]
         .into(),
     });
-    let gateway = {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let a = l.local_addr().expect("addr");
-        let app = tollgate_gateway::router(gw.clone());
-        tokio::spawn(async move {
-            use axum::serve::ListenerExt;
-            let l = l.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let _ = axum::serve(l, app).await;
-        });
-        a
-    };
+    // As `TOLLGATE_GATEWAY_LISTEN` serves it: a single-threaded runtime per core.
+    let gateway = per_core(tollgate_gateway::router(gw.clone())).await;
+    // As the portal's listener serves `/v1`: the work-stealing runtime the rest of the server runs on.
+    let shared = work_stealing(tollgate_gateway::router(gw.clone())).await;
 
     // The floor any proxy pays here: a relay that copies bytes both ways without reading them.
     let relay = {
@@ -165,8 +157,6 @@ async fn start_proxies(engine: SocketAddr) -> Proxies {
     // What HTTP proxying alone costs here: the same hyper server and engine connections as the gateway, and
     // nothing else (no key, limits, body parsing, scanning or metering).
     let bare = {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let a = l.local_addr().expect("addr");
         let pool = Arc::new(tollgate_gateway::engine_conn::EnginePool::default());
         let address =
             tollgate_gateway::engine_conn::EngineAddress::parse(&format!("http://{engine}"))
@@ -204,15 +194,8 @@ async fn start_proxies(engine: SocketAddr) -> Proxies {
                 answer
             }
         };
-        let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(forward));
-        tokio::spawn(async move {
-            use axum::serve::ListenerExt;
-            let l = l.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let _ = axum::serve(l, app).await;
-        });
-        a
+        per_core(axum::Router::new().route("/v1/chat/completions", axum::routing::post(forward)))
+            .await
     };
 
     Proxies {
@@ -220,9 +203,38 @@ async fn start_proxies(engine: SocketAddr) -> Proxies {
         db,
         auth: format!("Bearer {}", key.full),
         gateway,
+        shared,
         relay,
         bare,
     }
+}
+
+/// Serves `app` on a loopback port the way the gateway's own listener does.
+async fn per_core(app: axum::Router) -> SocketAddr {
+    let workers = tollgate_gateway::listener::default_workers();
+    let (addr, _task) = tollgate_gateway::listener::serve_per_core(
+        ([127, 0, 0, 1], 0).into(),
+        workers,
+        app,
+        std::future::pending(),
+    )
+    .await
+    .expect("listen");
+    addr
+}
+
+/// Serves `app` on a loopback port the way the portal's listener does (on the calling runtime).
+async fn work_stealing(app: axum::Router) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        let l = l.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let _ = axum::serve(l, app).await;
+    });
+    a
 }
 
 async fn measure(engine: SocketAddr, proxies: &Proxies) {
@@ -232,16 +244,18 @@ async fn measure(engine: SocketAddr, proxies: &Proxies) {
     let Proxies {
         auth,
         gateway,
+        shared,
         relay,
         bare,
         ..
     } = proxies;
-    let (gateway, relay, bare) = (*gateway, *relay, *bare);
+    let (gateway, shared, relay, bare) = (*gateway, *shared, *relay, *bare);
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
 
-    println!("tollgate-gateway overhead benchmark (client, proxies and engine each on a runtime of their own, sharing this machine's cores)");
+    println!("tollgate-gateway overhead benchmark (client, proxies and engine on threads of their own, sharing this machine's cores)");
+    println!("gateway: its own listener, a single-threaded runtime per core; shared: the portal's work-stealing runtime");
     println!("engine: tollgate-sim, zero latency, 16 output tokens per request");
     for stream in [false, true] {
         let kind = if stream { "streaming" } else { "non-streaming" };
@@ -256,17 +270,18 @@ async fn measure(engine: SocketAddr, proxies: &Proxies) {
         let targets = [
             (engine, None),
             (gateway, Some(auth.as_str())),
+            (shared, Some(auth.as_str())),
             (relay, None),
             (bare, None),
         ];
         latencies(&client, &targets, &body, 200).await;
         if let Ok(only) = std::env::var("BENCH_ONLY") {
             // For a profiler or strace: one path alone, e.g. BENCH_ONLY=gateway.
-            let names = ["direct", "gateway", "relay", "bare"];
+            let names = ["direct", "gateway", "shared", "relay", "bare"];
             let i = names
                 .iter()
                 .position(|n| *n == only)
-                .expect("BENCH_ONLY: direct, gateway, relay or bare");
+                .expect("BENCH_ONLY: direct, gateway, shared, relay or bare");
             let [alone] = latencies(&client, &[targets[i]], &body, samples).await;
             println!(
                 "{kind}: {only} alone, p50 {:.1} µs over {samples} requests",
@@ -274,7 +289,8 @@ async fn measure(engine: SocketAddr, proxies: &Proxies) {
             );
             continue;
         }
-        let [direct, via, relayed, bared] = latencies(&client, &targets, &body, samples).await;
+        let [direct, via, via_shared, relayed, bared] =
+            latencies(&client, &targets, &body, samples).await;
         let p = |s: &[f64]| (pct(s, 50.0), pct(s, 99.0));
         let ((d50, d99), (g50, g99)) = (p(&direct), p(&via));
         println!("\n{kind}, concurrency 1, {samples} requests each, in alternating blocks:");
@@ -286,6 +302,10 @@ async fn measure(engine: SocketAddr, proxies: &Proxies) {
             g99 - d99
         );
         for (what, series) in [
+            (
+                "the gateway on the portal's listener (work-stealing runtime)",
+                &via_shared,
+            ),
             ("a TCP relay, copying bytes only,", &relayed),
             (
                 "a bare HTTP proxy (same server and engine connections, nothing else)",
@@ -300,14 +320,33 @@ async fn measure(engine: SocketAddr, proxies: &Proxies) {
             );
         }
         let d = throughput(&client, engine, None, &body, concurrency, secs).await;
-        let g = throughput(&client, gateway, Some(&auth), &body, concurrency, secs).await;
+        let g = throughput(
+            &client,
+            gateway,
+            Some(auth.as_str()),
+            &body,
+            concurrency,
+            secs,
+        )
+        .await;
+        let sh = throughput(
+            &client,
+            shared,
+            Some(auth.as_str()),
+            &body,
+            concurrency,
+            secs,
+        )
+        .await;
         println!("{kind}, concurrency {concurrency}, {secs} s each:");
         println!("  direct   {:>8.0} requests/s", d);
-        println!(
-            "  gateway  {:>8.0} requests/s ({:.0}% of direct)",
-            g,
-            100.0 * g / d
-        );
+        for (what, n) in [("gateway ", g), ("shared  ", sh)] {
+            println!(
+                "  {what} {:>8.0} requests/s ({:.0}% of direct)",
+                n,
+                100.0 * n / d
+            );
+        }
     }
 }
 

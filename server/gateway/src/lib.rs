@@ -20,6 +20,7 @@ mod gateway;
 pub mod ids;
 mod inflight;
 pub mod limits;
+pub mod listener;
 pub mod metering;
 pub mod metrics;
 pub mod model_name;

@@ -5,9 +5,10 @@
 //! arrives (an event is one JSON object, a few hundred bytes), so the stream is never buffered. When nothing
 //! needs taking out, the engine's bytes are forwarded as they are, without a copy.
 //!
-//! Usage is found structurally without parsing each event: in raw JSON, `,"usage":` can only be a key (inside a
-//! string the quote would be escaped), and it is accepted only as the last field of the event's object, which is
-//! where vLLM writes it.
+//! Usage is found structurally without parsing each event: in raw JSON, `"usage"` followed by a colon can only be
+//! a key (inside a string the quotes would be escaped), and it is accepted only as the last field of the event's
+//! object, which is where vLLM writes it. vLLM writes compact JSON; whitespace between tokens, as Python's
+//! `json.dumps` writes it, is accepted too.
 
 use crate::model_name::ModelRename;
 use memchr::memmem;
@@ -17,14 +18,12 @@ use std::sync::LazyLock;
 // events this small.
 static EVENT_END: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\n\n"));
-static USAGE_FIELD: LazyLock<memmem::FinderRev<'static>> =
-    LazyLock::new(|| memmem::FinderRev::new(b",\"usage\":"));
-static EMPTY_CHOICES: LazyLock<memmem::Finder<'static>> =
-    LazyLock::new(|| memmem::Finder::new(b"\"choices\":[]"));
+static USAGE_NAME: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b"\"usage\""));
+static CHOICES_NAME: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"choices\""));
 static PROMPT_TOKENS: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"prompt_tokens\""));
-static USAGE_KEY: LazyLock<memmem::FinderRev<'static>> =
-    LazyLock::new(|| memmem::FinderRev::new(b"\"usage\":"));
 use serde::Deserialize;
 
 /// Token counts as the engine reports them.
@@ -196,11 +195,9 @@ impl SseScanner {
             return Action::Keep;
         }
         self.data_events += 1;
-        let Some(key_at) = USAGE_FIELD.rfind(event) else {
+        let Some((key_at, value_at)) = last_usage_field(event) else {
             return Action::Keep;
         };
-        let value_at = key_at + b",\"usage\":".len();
-        let value_at = value_at + leading_spaces(&event[value_at..]);
         if event.get(value_at) != Some(&b'{') {
             return Action::Keep;
         }
@@ -219,7 +216,7 @@ impl SseScanner {
         }
         self.usage_json.clear();
         self.usage_json.extend_from_slice(usage);
-        if EMPTY_CHOICES.find(event).is_some() {
+        if has_empty_choices(event) {
             // The final usage chunk: all or nothing.
             if self.strip_usage_chunk {
                 Action::Drop
@@ -245,9 +242,7 @@ fn rewritten_from(data: &[u8], pos: usize) -> Vec<u8> {
 /// The usage of a whole (non-streamed) response body. vLLM writes `usage` last, so it is looked for from the end
 /// first; a body laid out differently is parsed whole.
 pub fn usage_of_body(body: &[u8]) -> Option<Usage> {
-    if let Some(at) = USAGE_KEY.rfind(body) {
-        let v = at + b"\"usage\":".len();
-        let v = v + leading_spaces(&body[v..]);
+    if let Some(v) = last_key_value(body, &USAGE_NAME, body.len()) {
         if let Some(len) = object_len(&body[v..]) {
             if let Ok(u) = serde_json::from_slice::<Usage>(&body[v..v + len]) {
                 return Some(u);
@@ -305,6 +300,50 @@ fn object_len(s: &[u8]) -> Option<usize> {
 
 fn leading_spaces(s: &[u8]) -> usize {
     s.iter().take_while(|b| b.is_ascii_whitespace()).count()
+}
+
+/// Where the value of a key starts, given where the key's name (quotes included) ends: after optional whitespace,
+/// a colon and optional whitespace. None when no colon follows (the name was a value, not a key).
+fn value_after_key(s: &[u8], name_end: usize) -> Option<usize> {
+    let colon = name_end + leading_spaces(s.get(name_end..)?);
+    (s.get(colon) == Some(&b':')).then(|| colon + 1 + leading_spaces(&s[colon + 1..]))
+}
+
+/// The value's start of the last key `name` (a searcher for it, quotes included) in `s[..end]`.
+fn last_key_value(s: &[u8], name: &memmem::FinderRev<'_>, mut end: usize) -> Option<usize> {
+    loop {
+        let at = name.rfind(&s[..end])?;
+        if let Some(v) = value_after_key(s, at + name.needle().len()) {
+            return Some(v);
+        }
+        end = at;
+    }
+}
+
+/// The last `usage` key that follows another field: where its preceding comma is, and where its value starts.
+fn last_usage_field(event: &[u8]) -> Option<(usize, usize)> {
+    let mut end = event.len();
+    loop {
+        let at = USAGE_NAME.rfind(&event[..end])?;
+        let before = event[..at].trim_ascii_end();
+        if before.ends_with(b",") {
+            if let Some(v) = value_after_key(event, at + USAGE_NAME.needle().len()) {
+                return Some((before.len() - 1, v));
+            }
+        }
+        end = at;
+    }
+}
+
+/// Whether the event has `"choices": []`: the final usage chunk.
+fn has_empty_choices(event: &[u8]) -> bool {
+    CHOICES_NAME.find_iter(event).any(|at| {
+        value_after_key(event, at + CHOICES_NAME.needle().len()).is_some_and(|v| {
+            event[v..]
+                .strip_prefix(b"[")
+                .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"]"))
+        })
+    })
 }
 
 fn trim_ascii(s: &[u8]) -> &[u8] {
@@ -380,6 +419,35 @@ mod tests {
         );
         assert!(s.done());
         assert_eq!(s.data_events(), 3);
+    }
+
+    #[test]
+    fn json_written_with_spaces_is_read_and_stripped_alike() {
+        // As Python's json.dumps writes events (separators ", " and ": ").
+        let spaced = |s: &str| s.replace(",\"", ", \"").replace("\":", "\": ");
+        let (role, token, last) = (spaced(ROLE), spaced(TOKEN), spaced(FINAL));
+        assert!(last.contains("\"choices\": [], \"usage\": {"), "{last}");
+        let input = [role.as_str(), token.as_str(), last.as_str(), DONE].concat();
+        let mut s = SseScanner::new(false, false);
+        let out = String::from_utf8(run(&mut s, input.as_bytes(), &[7, 100])).unwrap();
+        let cut = |e: &str| {
+            let at = e.rfind(", \"usage\": ").unwrap();
+            format!("{}{}", &e[..at], &e[e.rfind('}').unwrap()..])
+        };
+        assert_eq!(out, [cut(&role), cut(&token), DONE.into()].concat());
+        assert_eq!(
+            s.usage().map(|u| (u.prompt_tokens, u.completion_tokens)),
+            Some((9, 1))
+        );
+        assert_eq!(
+            usage_of_body(
+                b"{\"id\": \"x\", \"usage\" : {\"prompt_tokens\": 3, \"completion_tokens\": 5}}"
+            ),
+            Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 5
+            })
+        );
     }
 
     #[test]

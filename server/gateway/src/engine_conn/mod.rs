@@ -1,4 +1,4 @@
-//! HTTP/1.1 connections to one engine replica, pooled, each driven by the request that is using it.
+//! HTTP/1.1 connections to one engine replica, pooled per runtime, each driven by the request that is using it.
 //!
 //! The gateway speaks to engines (vLLM behind uvicorn, or the simulator) in a narrow dialect: a POST of a JSON
 //! body, or a GET, and an answer framed by length or by chunks. So it writes the request head itself, from bytes
@@ -111,6 +111,9 @@ impl Conn {
 struct Idle {
     conn: Box<Conn>,
     since: Instant,
+    /// The runtime whose reactor the socket is registered with (`listener::current_worker`): a connection is
+    /// reused only there, so its events wake the thread that uses it.
+    worker: usize,
 }
 
 /// Where an engine listens, from its base URL (`http://host:port`, optionally with a path prefix).
@@ -231,8 +234,15 @@ impl EnginePool {
     }
 
     fn checkout(&self, idle_timeout: Duration) -> Option<Box<Conn>> {
+        let worker = crate::listener::current_worker();
         loop {
-            let Idle { mut conn, since } = self.lock().pop()?;
+            let Idle {
+                mut conn, since, ..
+            } = {
+                let mut idle = self.lock();
+                let i = idle.iter().rposition(|i| i.worker == worker)?;
+                idle.swap_remove(i)
+            };
             if since.elapsed() < idle_timeout && conn.usable() {
                 return Some(conn);
             }
@@ -289,6 +299,7 @@ impl EnginePool {
             idle.push(Idle {
                 conn,
                 since: Instant::now(),
+                worker: crate::listener::current_worker(),
             });
         }
     }

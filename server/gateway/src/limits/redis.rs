@@ -70,6 +70,9 @@ pub const DEFAULT_LEASE_MS: i64 = 600_000;
 
 pub struct RedisLimiter {
     conn: MultiplexedConnection,
+    /// The runtime that connected, where background updates run: the gateway's per-core listener threads end at
+    /// shutdown, and a settlement must not end with them.
+    runtime: tokio::runtime::Handle,
     prefix: Arc<str>,
     window_ms: i64,
     lease_ms: i64,
@@ -88,6 +91,7 @@ impl RedisLimiter {
             .map_err(|e| format!("cannot reach redis at {url}: {e}"))?;
         Ok(Self {
             conn,
+            runtime: tokio::runtime::Handle::current(),
             prefix: prefix.into(),
             window_ms: window_ms.max(1),
             lease_ms: DEFAULT_LEASE_MS,
@@ -114,7 +118,7 @@ impl RedisLimiter {
     ) {
         let mut conn = self.conn.clone();
         let script = script.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let mut invocation = script.prepare_invoke();
             for k in keys {
                 invocation.key(k);

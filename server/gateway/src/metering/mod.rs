@@ -187,6 +187,9 @@ pub struct Meter {
     shared: Arc<Shared>,
     /// Flush requests for the writer; the writer stops (after writing what is left) once every handle is dropped.
     flush_tx: mpsc::Sender<oneshot::Sender<()>>,
+    /// The runtime the writer runs on, where spooling runs too, whichever thread records (the gateway's per-core
+    /// listener threads end at shutdown; the spooler must not end with them).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Meter {
@@ -218,8 +221,13 @@ impl Meter {
             config,
             last_failure: None,
         };
-        tokio::spawn(writer.run(flush_rx));
-        Self { shared, flush_tx }
+        let runtime = tokio::runtime::Handle::current();
+        runtime.spawn(writer.run(flush_rx));
+        Self {
+            shared,
+            flush_tx,
+            runtime,
+        }
     }
 
     /// Hands a record to the writer. If the writer is behind by a whole queue, the record goes to the spool (from a
@@ -247,21 +255,11 @@ impl Meter {
         if q.spooling {
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                q.spooling = true;
-                drop(q);
-                s.batch_ready.notify_one();
-                let shared = self.shared.clone();
-                rt.spawn_blocking(move || shared.run_spooler());
-            }
-            Err(_) => {
-                // No runtime to hand the file IO to (not the request path): spool here.
-                let records = std::mem::take(&mut q.overflow);
-                drop(q);
-                s.spool_overflow(&records);
-            }
-        }
+        q.spooling = true;
+        drop(q);
+        s.batch_ready.notify_one();
+        let shared = self.shared.clone();
+        self.runtime.spawn_blocking(move || shared.run_spooler());
     }
 
     /// Writes everything handed over so far (to the database, or to the spool if it fails) and tries to replay the
