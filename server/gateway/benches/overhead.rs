@@ -257,7 +257,15 @@ async fn measure(engine: SocketAddr, proxies: &Proxies) {
     println!("tollgate-gateway overhead benchmark (client, proxies and engine on threads of their own, sharing this machine's cores)");
     println!("gateway: its own listener, a single-threaded runtime per core; shared: the portal's work-stealing runtime");
     println!("engine: tollgate-sim, zero latency, 16 output tokens per request");
-    for stream in [false, true] {
+    // Throughput and latencies first where the scheduler places threads; then latencies with every thread on one
+    // core (once pinned, threads stay together for a while even when let go, so that comes last).
+    for (cores, stream) in [
+        (Cores::All, false),
+        (Cores::All, true),
+        (Cores::One, false),
+        (Cores::One, true),
+    ] {
+        cores.pin();
         let kind = if stream { "streaming" } else { "non-streaming" };
         let body = Bytes::from(
             serde_json::json!({
@@ -289,35 +297,10 @@ async fn measure(engine: SocketAddr, proxies: &Proxies) {
             );
             continue;
         }
-        let [direct, via, via_shared, relayed, bared] =
-            latencies(&client, &targets, &body, samples).await;
-        let p = |s: &[f64]| (pct(s, 50.0), pct(s, 99.0));
-        let ((d50, d99), (g50, g99)) = (p(&direct), p(&via));
-        println!("\n{kind}, concurrency 1, {samples} requests each, in alternating blocks:");
-        println!("  direct   p50 {:>7.1} µs  p99 {:>7.1} µs", d50, d99);
-        println!("  gateway  p50 {:>7.1} µs  p99 {:>7.1} µs", g50, g99);
-        println!(
-            "  added    p50 {:>7.1} µs  p99 {:>7.1} µs",
-            g50 - d50,
-            g99 - d99
-        );
-        for (what, series) in [
-            (
-                "the gateway on the portal's listener (work-stealing runtime)",
-                &via_shared,
-            ),
-            ("a TCP relay, copying bytes only,", &relayed),
-            (
-                "a bare HTTP proxy (same server and engine connections, nothing else)",
-                &bared,
-            ),
-        ] {
-            let (x50, x99) = p(series);
-            println!(
-                "  ({what} adds p50 {:>5.1} µs  p99 {:>5.1} µs)",
-                x50 - d50,
-                x99 - d99
-            );
+        let series = latencies(&client, &targets, &body, samples).await;
+        report_latencies(kind, cores, samples, &series);
+        if cores == Cores::One {
+            continue;
         }
         let d = throughput(&client, engine, None, &body, concurrency, secs).await;
         let g = throughput(
@@ -347,6 +330,81 @@ async fn measure(engine: SocketAddr, proxies: &Proxies) {
                 100.0 * n / d
             );
         }
+    }
+}
+
+/// Where the benchmark's threads may run while latencies are measured.
+#[derive(Clone, Copy, PartialEq)]
+enum Cores {
+    /// Every thread on the first core: each hop between client, proxy and engine is a context switch there. The
+    /// figures hold still from run to run, so they show what the gateway's own work costs.
+    One,
+    /// Wherever the scheduler puts them: a hop may instead wake a thread on the other core, which on this VM costs
+    /// anywhere from nothing to tens of µs with what the host is doing, and the figures move with it.
+    All,
+}
+
+impl Cores {
+    /// Sets the CPU affinity of every thread of this process (threads started later inherit it), with util-linux's
+    /// `taskset` (the workspace forbids the unsafe code a direct `sched_setaffinity` call takes).
+    fn pin(self) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let list = match self {
+            Cores::One => "0".to_string(),
+            Cores::All => format!("0-{}", cores - 1),
+        };
+        let pid = std::process::id().to_string();
+        let set = std::process::Command::new("taskset")
+            .args(["--all-tasks", "--pid", "--cpu-list", &list, &pid])
+            .stdout(std::process::Stdio::null())
+            .status();
+        assert!(
+            set.is_ok_and(|s| s.success()),
+            "taskset (util-linux) could not pin the benchmark's threads"
+        );
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Cores::One => "all on one core",
+            Cores::All => "on any core",
+        }
+    }
+}
+
+/// Prints one latency table: each path's p50 and p99, and what each proxy adds to the direct path.
+fn report_latencies(kind: &str, cores: Cores, samples: usize, series: &[Vec<f64>; 5]) {
+    let [direct, via, via_shared, relayed, bared] = series;
+    let p = |s: &[f64]| (pct(s, 50.0), pct(s, 99.0));
+    let ((d50, d99), (g50, g99)) = (p(direct), p(via));
+    println!(
+        "\n{kind}, concurrency 1, threads {}, {samples} requests each, in alternating blocks:",
+        cores.label()
+    );
+    println!("  direct   p50 {:>7.1} µs  p99 {:>7.1} µs", d50, d99);
+    println!("  gateway  p50 {:>7.1} µs  p99 {:>7.1} µs", g50, g99);
+    println!(
+        "  added    p50 {:>7.1} µs  p99 {:>7.1} µs",
+        g50 - d50,
+        g99 - d99
+    );
+    for (what, series) in [
+        (
+            "the gateway on the portal's listener (work-stealing runtime)",
+            via_shared,
+        ),
+        ("a TCP relay, copying bytes only,", relayed),
+        (
+            "a bare HTTP proxy (same server and engine connections, nothing else)",
+            bared,
+        ),
+    ] {
+        let (x50, x99) = p(series);
+        println!(
+            "  ({what} adds p50 {:>5.1} µs  p99 {:>5.1} µs)",
+            x50 - d50,
+            x99 - d99
+        );
     }
 }
 
