@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tollgate_platform import free_port, start_platform
+from tollgate_platform import free_port, start_platform, wait_until_up
 
 MODEL = "granite-3.1-2b-base"
 HERE = Path(__file__).resolve().parent
@@ -28,15 +26,7 @@ def platform_on_uvicorn(request):
          "--port", str(port), "--log-level", "warning"],
         cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert engine.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.1)
+    assert wait_until_up(f"{url}/health", engine, 15), "uvicorn did not start"
     platform = start_platform(sims={MODEL: [types.SimpleNamespace(url=url)]})
     try:
         yield platform

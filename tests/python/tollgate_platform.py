@@ -27,6 +27,20 @@ def tollgate_binary() -> Path:
     return path
 
 
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> bool:
+    """Polls `url` until it answers 200 (True), or the process ends or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -165,17 +179,9 @@ def start_platform(timeout: float = 60.0, sims: dict[str, list[Sim]] | None = No
     }
     log = open(Path(workdir.name) / "server.log", "w")
     proc = subprocess.Popen([str(tollgate_binary())], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"tollgate did not start: {(Path(workdir.name) / 'server.log').read_text()}")
-        time.sleep(0.1)
+    if not wait_until_up(f"{url}/readyz", proc, timeout):
+        proc.kill()
+        raise RuntimeError(f"tollgate did not start: {(Path(workdir.name) / 'server.log').read_text()}")
     platform = Platform(process=proc, url=url, sims=sims if owns_sims else {}, workdir=workdir)
     platform.api.headers["Authorization"] = f"Bearer {platform.sign_in_token()}"
     return platform
