@@ -45,6 +45,11 @@ pub async fn serve_per_core(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<(SocketAddr, JoinHandle<io::Result<()>>)> {
     let workers = workers.max(1);
+    if addr.port() != 0 {
+        // With SO_REUSEPORT any socket of this user may join the port, and the kernel would share its connections
+        // with another process already on it: bind once without it first, so that is "address in use" instead.
+        drop(std::net::TcpListener::bind(addr)?);
+    }
     let first = reusable_socket(addr)?;
     let bound = first.local_addr()?;
     let mut sockets = vec![first];
@@ -170,6 +175,19 @@ mod tests {
         assert!(
             tokio::net::TcpStream::connect(addr).await.is_err(),
             "nothing listens after shutdown"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_is_refused_not_shared() {
+        // Another gateway already serves the port, with SO_REUSEPORT as this one would.
+        let other = reusable_socket(([127, 0, 0, 1], 0).into()).unwrap();
+        let addr = other.local_addr().unwrap();
+        let _taken = other.listen(16).unwrap();
+        let refused = serve_per_core(addr, 2, Router::new(), std::future::pending()).await;
+        assert_eq!(
+            refused.err().map(|e| e.kind()),
+            Some(io::ErrorKind::AddrInUse)
         );
     }
 }

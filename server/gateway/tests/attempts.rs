@@ -186,6 +186,86 @@ async fn a_pooled_connection_the_engine_closed_while_idle_is_not_used() {
     assert!(records.iter().all(|r| r.status == 200));
 }
 
+/// An engine that answers the first request on each connection and, when a second one arrives on it, closes the
+/// connection without answering: what an engine's keep-alive timeout racing a request looks like to the gateway.
+async fn engine_closing_reused_connections() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The first request: its head, then as many body bytes as it declares.
+                let whole = loop {
+                    let Ok(n) = conn.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .split("content-length:")
+                            .nth(1)
+                            .and_then(|v| v.split("\r\n").next())
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + length {
+                            break true;
+                        }
+                    }
+                };
+                assert!(whole);
+                let body = format!(
+                    r#"{{"id":"c","object":"chat.completion","created":1,"model":"{MODEL}","choices":[{{"index":0,"message":{{"role":"assistant","content":"hi"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}}"#
+                );
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if conn.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                // The next request on this connection is never answered: the connection closes as it arrives.
+                let _ = conn.read(&mut buf).await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_connection_the_engine_closes_before_answering_is_retried_on_a_fresh_one() {
+    let (engine, connections) = engine_closing_reused_connections().await;
+    let k = key(84, "sub_race", MODEL, Limits::default());
+    // One replica: the retry is the pool's own, not a move to another replica.
+    let g = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
+    let c = client();
+    for i in 0..3 {
+        let r = c
+            .post(g.url("/v1/chat/completions"))
+            .bearer_auth(&k.secret)
+            .json(&chat_body("hello", 2, false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+        let answer: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(answer["choices"][0]["message"]["content"], "hi");
+    }
+    // The first connection served request 0; requests 1 and 2 each found theirs closed and went on a fresh one.
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+    let records = g.wait_records(3).await;
+    assert!(records.iter().all(|r| r.status == 200), "{records:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_goes_silent_ends_with_an_error_event_after_the_idle_timeout() {
     let mut stalling = fast_sim();

@@ -19,6 +19,19 @@ pub enum ConnError {
     Io(#[from] std::io::Error),
 }
 
+impl ConnError {
+    /// The engine closed or reset the connection (rather than sending something that is not HTTP).
+    pub fn is_close(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        match self {
+            ConnError::Protocol(p) => *p == ProtocolError::Truncated,
+            ConnError::Io(e) => {
+                matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
+            }
+        }
+    }
+}
+
 pub struct EngineBody {
     /// None once the body has ended (or failed): the connection went back to the pool, or was closed.
     conn: Option<Box<Conn>>,

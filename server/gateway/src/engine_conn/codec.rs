@@ -323,6 +323,9 @@ impl BodyDecoder {
                     self.state = State::ChunkSize;
                 }
                 State::Trailers(seen) => {
+                    if seen > MAX_TRAILERS {
+                        return Err(ProtocolError::Chunk("trailers too long"));
+                    }
                     let Some(line) = take_line(
                         buf,
                         MAX_TRAILERS.saturating_sub(seen) + 2,
@@ -633,6 +636,12 @@ mod tests {
         }
         let mut d = BodyDecoder::chunked();
         assert!(d.decode(&mut trailers).is_err());
+        // Many short trailer lines are refused too, not read forever.
+        let mut short = buf(b"0\r\n");
+        for _ in 0..MAX_TRAILERS / 3 + 1 {
+            short.extend_from_slice(b"a\r\n");
+        }
+        assert!(BodyDecoder::chunked().decode(&mut short).is_err());
     }
 
     #[test]

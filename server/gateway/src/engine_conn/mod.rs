@@ -36,6 +36,9 @@ struct Conn {
     stream: TcpStream,
     read: BytesMut,
     write: Vec<u8>,
+    /// The runtime whose reactor the socket is registered with (`listener::current_worker` when it connected): it
+    /// is reused only there, so its events wake the thread that uses it.
+    worker: usize,
 }
 
 impl Conn {
@@ -44,6 +47,7 @@ impl Conn {
             stream,
             read: BytesMut::with_capacity(READ_CHUNK),
             write: Vec::with_capacity(512),
+            worker: crate::listener::current_worker(),
         })
     }
 
@@ -111,9 +115,6 @@ impl Conn {
 struct Idle {
     conn: Box<Conn>,
     since: Instant,
-    /// The runtime whose reactor the socket is registered with (`listener::current_worker`): a connection is
-    /// reused only there, so its events wake the thread that uses it.
-    worker: usize,
 }
 
 /// Where an engine listens, from its base URL (`http://host:port`, optionally with a path prefix).
@@ -193,6 +194,10 @@ pub enum SendError {
     /// Writing the request failed; `unsent`: before any of it left.
     #[error("could not send the request to the engine: {error}")]
     Write { unsent: bool, error: io::Error },
+    /// The engine closed the connection (or reset it) without a byte of an answer: on a reused connection, the
+    /// engine was closing it as idle while the request was on its way.
+    #[error("the engine closed the connection before answering")]
+    ClosedBeforeAnswer,
     #[error(transparent)]
     Read(#[from] ConnError),
 }
@@ -211,8 +216,10 @@ impl EnginePool {
     }
 
     /// Sends `request` to `authority` (`host:port`) on an idle connection, or a new one, and reads the answer's
-    /// head. A pooled connection that fails before any of the request left is replaced by a fresh one: safe, as
-    /// the engine never saw the request.
+    /// head. A pooled connection that fails before any of the request left, or that the engine closes without a
+    /// byte of an answer, is replaced by a fresh one once: an engine closing an idle connection (uvicorn's
+    /// keep-alive timeout) can race the request written on it, and then never saw it, which is why browsers
+    /// retry such requests too. A connection opened for this request is not retried.
     pub async fn send(
         self: &Arc<Self>,
         authority: &str,
@@ -225,7 +232,9 @@ impl EnginePool {
             None => (self.connect(authority, connect_timeout).await?, false),
         };
         match self.exchange(conn, request).await {
-            Err(SendError::Write { unsent: true, .. }) if reused => {
+            Err(SendError::Write { unsent: true, .. } | SendError::ClosedBeforeAnswer)
+                if reused =>
+            {
                 let conn = self.connect(authority, connect_timeout).await?;
                 self.exchange(conn, request).await
             }
@@ -240,7 +249,7 @@ impl EnginePool {
                 mut conn, since, ..
             } = {
                 let mut idle = self.lock();
-                let i = idle.iter().rposition(|i| i.worker == worker)?;
+                let i = idle.iter().rposition(|i| i.conn.worker == worker)?;
                 idle.swap_remove(i)
             };
             if since.elapsed() < idle_timeout && conn.usable() {
@@ -278,7 +287,13 @@ impl EnginePool {
                 unsent: !sent,
                 error,
             })?;
-        let head = conn.read_head().await?;
+        let head = match conn.read_head().await {
+            Ok(head) => head,
+            Err(e) if conn.read.is_empty() && e.is_close() => {
+                return Err(SendError::ClosedBeforeAnswer)
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(EngineResponse {
             status: head.status,
             content_type: head.content_type,
@@ -299,7 +314,6 @@ impl EnginePool {
             idle.push(Idle {
                 conn,
                 since: Instant::now(),
-                worker: crate::listener::current_worker(),
             });
         }
     }

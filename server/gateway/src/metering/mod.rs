@@ -181,6 +181,26 @@ impl Shared {
     }
 }
 
+/// A spooler run handed to a blocking thread. Dropped without running (the runtime has shut down), it spools on
+/// the thread that drops it, so the records are written and a flush waiting for them returns.
+struct Spooler(Option<Arc<Shared>>);
+
+impl Spooler {
+    fn run(mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.run_spooler();
+        }
+    }
+}
+
+impl Drop for Spooler {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.run_spooler();
+        }
+    }
+}
+
 /// The request path's handle: cheap to clone, never waits.
 #[derive(Clone)]
 pub struct Meter {
@@ -258,8 +278,8 @@ impl Meter {
         q.spooling = true;
         drop(q);
         s.batch_ready.notify_one();
-        let shared = self.shared.clone();
-        self.runtime.spawn_blocking(move || shared.run_spooler());
+        let spooler = Spooler(Some(self.shared.clone()));
+        self.runtime.spawn_blocking(move || spooler.run());
     }
 
     /// Writes everything handed over so far (to the database, or to the spool if it fails) and tries to replay the
