@@ -11,14 +11,16 @@ use tollgate_gateway::engine_conn::codec::{parse_head, ProtocolError};
 fn decode(pieces: &[&[u8]]) -> Result<Option<(Vec<u8>, bool)>, ProtocolError> {
     let mut buf = BytesMut::new();
     let mut head = None;
+    // The body's length as the head declared it (None: chunked or until close).
+    let mut declared = None;
     let mut body = Vec::new();
     for piece in pieces {
         buf.extend_from_slice(piece);
         if head.is_none() {
             head = parse_head(&mut buf)?;
+            declared = head.as_ref().and_then(|h| h.body.remaining());
         }
         if let Some(h) = &mut head {
-            let declared = h.body.remaining();
             while let Some(data) = h.body.decode(&mut buf)? {
                 assert!(!data.is_empty());
                 body.extend_from_slice(&data);
