@@ -102,6 +102,18 @@ pub struct Cli {
     /// Key prefix in Redis, so that several platforms (or test runs) can share one Redis [default: tollgate].
     #[arg(long, env = "TOLLGATE_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
+    /// While Redis is unreachable, refuse requests (503 limiter_unavailable) instead of enforcing each replica's
+    /// share of every limit in memory [default: false].
+    #[arg(long, env = "TOLLGATE_REDIS_FAIL_CLOSED")]
+    pub redis_fail_closed: Option<bool>,
+    /// Deadline of one Redis command or connection attempt, in milliseconds; past it Redis counts as unreachable
+    /// [default: 250].
+    #[arg(long, env = "TOLLGATE_REDIS_TIMEOUT_MS")]
+    pub redis_timeout_ms: Option<u64>,
+    /// How many replicas divide the limits while Redis is unreachable; unset counts the replicas' heartbeats in
+    /// the database [default: unset].
+    #[arg(long, env = "TOLLGATE_GATEWAY_REPLICAS")]
+    pub gateway_replicas: Option<u32>,
     /// Where usage records wait on disk while the database is unreachable [default: data/usage-spool.jsonl].
     #[arg(long, env = "TOLLGATE_USAGE_SPOOL")]
     pub usage_spool: Option<PathBuf>,
@@ -141,6 +153,9 @@ struct FileGateway {
     engines: Option<std::collections::BTreeMap<String, Vec<String>>>,
     redis_url: Option<String>,
     redis_prefix: Option<String>,
+    redis_fail_closed: Option<bool>,
+    redis_timeout_ms: Option<u64>,
+    replicas: Option<u32>,
     usage_spool: Option<PathBuf>,
 }
 
@@ -211,6 +226,10 @@ pub struct Config {
     pub gateway_workers: usize,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
+    pub redis_fail_closed: bool,
+    pub redis_timeout_ms: u64,
+    /// A fixed replica count for dividing limits during a Redis outage; None counts heartbeats.
+    pub gateway_replicas: Option<u32>,
     pub usage_spool: PathBuf,
     pub local_login: bool,
     pub session_idle_minutes: i64,
@@ -368,6 +387,19 @@ impl Config {
                 .redis_prefix
                 .or(f.gateway.redis_prefix)
                 .unwrap_or_else(|| "tollgate".into()),
+            redis_fail_closed: cli
+                .redis_fail_closed
+                .or(f.gateway.redis_fail_closed)
+                .unwrap_or(false),
+            redis_timeout_ms: cli
+                .redis_timeout_ms
+                .or(f.gateway.redis_timeout_ms)
+                .unwrap_or(250)
+                .max(1),
+            gateway_replicas: cli
+                .gateway_replicas
+                .or(f.gateway.replicas)
+                .filter(|n| *n > 0),
             usage_spool: cli
                 .usage_spool
                 .or(f.gateway.usage_spool)

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tollgate_catalog::{Catalog, KeyDirectoryRefresher, Published};
 use tollgate_domain::grant::KeySnapshot;
 use tollgate_gateway::{
-    Gateway, GatewayConfig, GatewayParts, Limiter, MemoryLimiter, MeteringConfig, RedisLimiter,
+    FailoverLimiter, FailoverOptions, Gateway, GatewayConfig, GatewayParts, Limiter, MemoryLimiter,
+    MeteringConfig, RedisLimiter, RedisOptions,
 };
 use tollgate_identity::{
     bootstrap::{bootstrap, BootstrapOptions, Bootstrapped},
@@ -117,11 +118,29 @@ impl AppState {
         }
         let catalog = Catalog::new(store.clone(), identity.clone());
         let limiter: Arc<dyn Limiter> = match &config.redis_url {
-            Some(url) => Arc::new(
-                RedisLimiter::connect(url, &config.redis_prefix, 60_000)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot use Redis for rate limits: {e}"))?,
-            ),
+            Some(url) => {
+                let redis = RedisLimiter::new(
+                    url,
+                    &RedisOptions {
+                        prefix: config.redis_prefix.clone(),
+                        window_ms: 60_000,
+                        timeout_ms: config.redis_timeout_ms,
+                    },
+                )
+                .map_err(|e| anyhow::anyhow!("cannot use Redis for rate limits: {e}"))?;
+                // An unreachable Redis does not stop the server: limits start local and turn shared when it answers.
+                let up = redis.connect().await.is_ok();
+                Arc::new(FailoverLimiter::new(
+                    Arc::new(redis),
+                    Some(Arc::new(store.clone())),
+                    FailoverOptions {
+                        fail_closed: config.redis_fail_closed,
+                        replicas: config.gateway_replicas,
+                        ..FailoverOptions::default()
+                    },
+                    up,
+                ))
+            }
             None => Arc::new(MemoryLimiter::new()),
         };
         let gateway = Gateway::new(GatewayParts {
@@ -154,7 +173,10 @@ impl AppState {
         .context("could not load the API keys")?;
         // Replica choice also weighs what each engine reports (queue, KV cache), read from its /metrics.
         let load_poller = gateway.spawn_engine_load_poller(Duration::from_secs(2));
-        let tasks = Arc::new(Tasks(vec![refresher, load_poller]));
+        // How many replicas share the limits, for dividing them while Redis is unreachable.
+        let heartbeat =
+            gateway.spawn_peer_heartbeat(store.clone(), tollgate_gateway::peers::HEARTBEAT);
+        let tasks = Arc::new(Tasks(vec![refresher, load_poller, heartbeat]));
         let leptos = leptos::config::LeptosOptions::builder()
             .output_name("tollgate")
             .site_root(config.site_root.as_str())

@@ -15,7 +15,10 @@ async fn probes_answer() {
     assert_eq!(b.get("/healthz").await.status(), StatusCode::OK);
     let ready = b.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK);
-    assert_eq!(ready.text().await.unwrap_or_default(), "ready");
+    let body: serde_json::Value = ready.json().await.unwrap_or_default();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"], "up");
+    assert_eq!(body["limiter"]["mode"], "in_process", "no Redis configured");
     app.stop().await;
 }
 

@@ -82,6 +82,11 @@ impl Gateway {
         &self.inner.limiter
     }
 
+    /// Where limits are counted now (shared, or local shares during a Redis outage), for `/readyz`.
+    pub fn limiter_status(&self) -> crate::LimiterStatus {
+        self.inner.limiter.status()
+    }
+
     /// Prometheus text for `/metrics`.
     pub fn metrics_text(&self) -> String {
         let mut text = self
@@ -89,6 +94,7 @@ impl Gateway {
             .metrics
             .render(self.inner.meter.stats(), self.inner.meter.spooled_bytes());
         crate::metrics::render_replicas(&mut text, &self.inner.registry.replicas());
+        crate::metrics::render_limiter(&mut text, &self.inner.limiter.status());
         text
     }
 
@@ -104,7 +110,7 @@ impl Gateway {
         &self,
         store: &tollgate_store::Store,
     ) -> Result<usize, tollgate_store::StoreError> {
-        let month = Millis(now_ms()).month_start().0;
+        let month = Millis(tollgate_store::now_millis()).month_start().0;
         let totals = store.usage_tokens_since(month).await?;
         for (subscription, tokens) in &totals {
             if let Err(e) = self
@@ -118,11 +124,4 @@ impl Gateway {
         }
         Ok(totals.len())
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

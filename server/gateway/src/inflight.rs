@@ -102,7 +102,9 @@ impl Inflight {
         };
         if self.slot_kept.elapsed() >= Duration::from_millis(every.max(0) as u64) {
             self.slot_kept = Instant::now();
-            self.gw.limiter.refresh(ticket, crate::gateway::now_ms());
+            self.gw
+                .limiter
+                .refresh(ticket, tollgate_store::now_millis());
         }
     }
 

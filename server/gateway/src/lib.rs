@@ -25,6 +25,7 @@ pub mod metering;
 pub mod metrics;
 pub mod model_name;
 mod models;
+pub mod peers;
 mod proxy;
 pub mod request;
 pub mod routes;
@@ -34,7 +35,9 @@ mod upstream;
 
 pub use config::GatewayConfig;
 pub use gateway::{Gateway, GatewayParts};
-pub use limits::{memory::MemoryLimiter, redis::RedisLimiter, Limiter};
+pub use limits::failover::{FailoverLimiter, FailoverOptions};
+pub use limits::redis::RedisOptions;
+pub use limits::{memory::MemoryLimiter, redis::RedisLimiter, Limiter, LimiterMode, LimiterStatus};
 pub use metering::{Meter, MeteringConfig, UsageRecord, UsageStore};
 pub use routes::{ModelRoute, Routes};
 

@@ -421,6 +421,54 @@ pub fn render_replicas(out: &mut String, replicas: &[std::sync::Arc<crate::route
 }
 
 /// The `# HELP` and `# TYPE` lines that open a metric family.
+/// Where limits are counted: `mode` is 1 for the current one, so an alert can watch `local_share` or `refusing`.
+pub fn render_limiter(out: &mut String, status: &crate::LimiterStatus) {
+    use crate::LimiterMode::*;
+    family(
+        out,
+        "tollgate_gateway_limiter_mode",
+        "gauge",
+        "Where rate limits are counted now: in_process, shared (Redis), local_share (Redis unreachable: this replica's share in memory) or refusing (Redis unreachable, failing closed).",
+    );
+    for mode in [InProcess, Shared, LocalShare, Refusing] {
+        let _ = writeln!(
+            out,
+            "tollgate_gateway_limiter_mode{{mode=\"{}\"}} {}",
+            mode.label(),
+            u8::from(status.mode == mode)
+        );
+    }
+    family(
+        out,
+        "tollgate_gateway_limiter_replicas",
+        "gauge",
+        "Gateway replicas the limits are divided between while Redis is unreachable.",
+    );
+    let _ = writeln!(out, "tollgate_gateway_limiter_replicas {}", status.replicas);
+    family(
+        out,
+        "tollgate_gateway_limiter_outages",
+        "counter",
+        "Times the shared rate limiter (Redis) became unreachable.",
+    );
+    let _ = writeln!(
+        out,
+        "tollgate_gateway_limiter_outages_total {}",
+        status.outages
+    );
+    family(
+        out,
+        "tollgate_gateway_limiter_local_admissions",
+        "counter",
+        "Requests admitted under this replica's local share of the limits while Redis was unreachable.",
+    );
+    let _ = writeln!(
+        out,
+        "tollgate_gateway_limiter_local_admissions_total {}",
+        status.local_admissions
+    );
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

@@ -3,7 +3,7 @@
 
 use crate::auth::presented_key;
 use crate::error::GatewayError;
-use crate::gateway::{now_ms, Gateway};
+use crate::gateway::Gateway;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -41,7 +41,7 @@ fn authorize<'a>(
     headers: &HeaderMap,
 ) -> Result<&'a Grant, GatewayError> {
     snapshot
-        .resolve(presented_key(headers), Millis(now_ms()))
+        .resolve(presented_key(headers), Millis(tollgate_store::now_millis()))
         .map(|(_, grant)| &**grant)
         .map_err(|r| {
             gw.inner.metrics.auth_failure(r);

@@ -3,7 +3,7 @@
 
 use crate::auth::presented_key;
 use crate::error::GatewayError;
-use crate::gateway::{now_ms, Gateway, Inner};
+use crate::gateway::{Gateway, Inner};
 use crate::ids;
 use crate::inflight::Inflight;
 use crate::limits::guard::AdmitGuard;
@@ -44,7 +44,7 @@ async fn serve(
     started: Instant,
     request_id: String,
 ) -> Response {
-    let now = now_ms();
+    let now = tollgate_store::now_millis();
     let (grant, key_id) = {
         let snapshot = gw.keys.load();
         match snapshot.resolve(presented_key(headers), tollgate_domain::time::Millis(now)) {
@@ -195,7 +195,8 @@ async fn forward(
             })
         }
         Err(LimitError::Unavailable(e)) => {
-            tracing::error!(error = %e, "the rate limiter is unreachable");
+            // The outage itself is logged once, where it is noticed (`limits/failover.rs`), not once per request.
+            tracing::debug!(error = %e, "the rate limiter is unreachable");
             return Err(GatewayError::LimiterUnavailable);
         }
     };

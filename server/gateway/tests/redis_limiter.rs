@@ -18,7 +18,7 @@ fn redis_url() -> String {
 
 async fn limiter() -> (RedisLimiter, String) {
     let prefix = tollgate_store::new_id("tgtest");
-    let l = RedisLimiter::connect(&redis_url(), &prefix, WINDOW)
+    let l = RedisLimiter::connected(&redis_url(), &prefix, WINDOW)
         .await
         .expect("redis")
         .with_lease_ms(LEASE);

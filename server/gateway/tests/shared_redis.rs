@@ -20,12 +20,12 @@ async fn two_gateways_on_one_redis_enforce_one_token_limit() {
     // An hour-long window, so the run never straddles two windows.
     let window = 3_600_000;
     let a: Arc<dyn Limiter> = Arc::new(
-        RedisLimiter::connect(&redis_url(), &prefix, window)
+        RedisLimiter::connected(&redis_url(), &prefix, window)
             .await
             .expect("redis"),
     );
     let b: Arc<dyn Limiter> = Arc::new(
-        RedisLimiter::connect(&redis_url(), &prefix, window)
+        RedisLimiter::connected(&redis_url(), &prefix, window)
             .await
             .expect("redis"),
     );

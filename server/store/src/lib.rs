@@ -10,6 +10,7 @@ mod error;
 mod ids;
 mod invitations;
 mod models;
+mod peers;
 mod plans;
 mod revisions;
 mod sessions;

@@ -23,6 +23,7 @@ async fn suite(flavor: Flavor) {
     teams_and_invitations(&store).await;
     sessions(&store).await;
     audit(&store).await;
+    peers(&store).await;
     store.close().await;
     db.cleanup()
         .await
@@ -377,6 +378,33 @@ async fn audit(store: &Store) {
         ..q(None, None, None)
     };
     assert_eq!(count(store.list_audit(&future).await), Some((0, 0)));
+}
+
+async fn peers(store: &Store) {
+    let hb = |id: &'static str, now: i64| async move {
+        store
+            .peer_heartbeat(id, now, now - 15_000)
+            .await
+            .unwrap_or_else(|e| panic!("heartbeat: {e}"))
+    };
+    assert_eq!(hb("gw_a", 100_000).await, 1);
+    assert_eq!(hb("gw_b", 101_000).await, 2, "two replicas alive");
+    assert_eq!(
+        hb("gw_a", 105_000).await,
+        2,
+        "a second heartbeat updates, it does not add"
+    );
+    assert_eq!(
+        hb("gw_a", 117_000).await,
+        1,
+        "gw_b is silent for more than 15 s: gone"
+    );
+    assert_eq!(hb("gw_c", 5_000_000).await, 1);
+    assert_eq!(
+        hb("gw_b", 5_000_001).await,
+        2,
+        "rows an hour old are deleted, a returning replica counts again"
+    );
 }
 
 #[tokio::test]

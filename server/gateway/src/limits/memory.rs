@@ -1,6 +1,6 @@
 //! Counters in this process: the default for a single gateway. One short lock per admission and per settlement.
 
-use super::{retry_after_ms, window, LimitError, Limiter, Seen, Ticket};
+use super::{retry_after_ms, window, LimitError, Limiter, Seen, Slot, Ticket};
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -34,6 +34,40 @@ impl MemoryLimiter {
     /// A subscription's counters, for tests and diagnostics.
     pub fn counters(&self, subscription_id: &str) -> Option<window::Counters> {
         self.lock().get(subscription_id).map(|s| s.counters)
+    }
+
+    /// Settles `ticket` if this limiter admitted it and it is still running; says whether it did. Lets a limiter
+    /// in front of two backends settle each ticket where it was counted.
+    pub fn settle_running(&self, ticket: &Ticket, used: u64) -> bool {
+        let mut map = self.lock();
+        let Some(s) = map.get_mut(&ticket.subscription_id) else {
+            return false;
+        };
+        if !s.running.remove(&ticket.id) {
+            return false;
+        }
+        window::settle(&mut s.counters, ticket.slot, ticket.reserved, used);
+        true
+    }
+
+    /// Whether `ticket` was admitted here and is still running.
+    pub fn is_running(&self, ticket: &Ticket) -> bool {
+        self.lock()
+            .get(&ticket.subscription_id)
+            .is_some_and(|s| s.running.contains(&ticket.id))
+    }
+
+    /// Takes in what shared counters reported for a subscription's window (`seen` after an admission there), so
+    /// that if they become unreachable within this window, local limits start from what was already admitted.
+    pub fn observe(&self, subscription_id: &str, slot: Slot, seen: Seen) {
+        let mut map = self.lock();
+        let sub = match map.get_mut(subscription_id) {
+            Some(s) => s,
+            None => map.entry(subscription_id.to_owned()).or_default(),
+        };
+        window::roll(&mut sub.counters, slot);
+        sub.counters.requests = sub.counters.requests.max(seen.requests);
+        sub.counters.tokens = sub.counters.tokens.max(seen.tokens);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Subscription>> {
@@ -79,11 +113,7 @@ impl Limiter for MemoryLimiter {
     }
 
     fn settle(&self, ticket: Ticket, used: u64) {
-        if let Some(s) = self.lock().get_mut(&ticket.subscription_id) {
-            if s.running.remove(&ticket.id) {
-                window::settle(&mut s.counters, ticket.slot, ticket.reserved, used);
-            }
-        }
+        self.settle_running(&ticket, used);
     }
 
     async fn seed_month(
@@ -97,6 +127,8 @@ impl Limiter for MemoryLimiter {
         if c.month != month {
             c.month = month;
             c.month_tokens = tokens;
+        } else {
+            c.month_tokens = c.month_tokens.max(tokens);
         }
         Ok(())
     }

@@ -3,11 +3,16 @@
 //!
 //! A request reserves an estimate before it is forwarded ([`Limiter::admit`]) and settles to the engine's count
 //! when it ends ([`Limiter::settle`]); a request that fails or is abandoned settles at what it used.
+//!
+//! With Redis, [`failover::FailoverLimiter`] stands in front of it: while Redis cannot be reached, each replica
+//! enforces its share of every limit in memory ([`share`]) and a prober waits for Redis to answer again.
 
+pub mod failover;
 pub mod guard;
 pub mod headers;
 pub mod memory;
 pub mod redis;
+pub mod share;
 pub mod window;
 
 use async_trait::async_trait;
@@ -80,7 +85,9 @@ pub trait Limiter: Send + Sync + 'static {
         None
     }
 
-    /// Sets a subscription's month-to-date tokens when it has none yet (at start, from the usage records).
+    /// Raises a subscription's month-to-date tokens to at least `tokens`, the total of its usage records (at
+    /// start, and after an outage of shared counters). Never lowers it: the live count also holds reservations of
+    /// requests still running and records not yet written.
     async fn seed_month(
         &self,
         subscription_id: &str,
@@ -90,6 +97,83 @@ pub trait Limiter: Send + Sync + 'static {
 
     /// The length of the rate window in milliseconds (a minute, except in tests).
     fn window_ms(&self) -> i64;
+
+    /// Whether the backend answers (a round trip for a remote one). Used to notice the end of an outage.
+    async fn ping(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Adds requests and tokens admitted elsewhere in `slot`'s window (under local limits while this backend was
+    /// unreachable), so that the rest of the window counts them.
+    async fn absorb(
+        &self,
+        _subscription_id: &str,
+        _slot: Slot,
+        _requests: u64,
+        _tokens: u64,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Where limits are counted now, for `/readyz` and `/metrics`.
+    fn status(&self) -> LimiterStatus {
+        LimiterStatus::default()
+    }
+
+    /// How many gateway replicas share the limits (from their heartbeats), for backends that split limits between
+    /// replicas when they cannot share counters.
+    fn set_replicas(&self, _replicas: u32) {}
+}
+
+/// Where limits are counted now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LimiterMode {
+    /// In this process: the only replica (no shared counters configured).
+    #[default]
+    InProcess,
+    /// In the shared counters (Redis), one set for every replica.
+    Shared,
+    /// The shared counters cannot be reached: each replica enforces its share of every limit in memory.
+    LocalShare,
+    /// The shared counters cannot be reached and the gateway is configured to fail closed: requests are refused.
+    Refusing,
+}
+
+impl LimiterMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::InProcess => "in_process",
+            Self::Shared => "shared",
+            Self::LocalShare => "local_share",
+            Self::Refusing => "refusing",
+        }
+    }
+}
+
+/// A limiter's state, as `/readyz` and `/metrics` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimiterStatus {
+    pub mode: LimiterMode,
+    /// Replicas the limits are divided between while they are local.
+    pub replicas: u32,
+    /// Since when (epoch ms) the shared counters have been unreachable, while they are.
+    pub down_since_ms: Option<i64>,
+    /// Requests admitted under local limits because the shared counters were unreachable, since start.
+    pub local_admissions: u64,
+    /// Times the shared counters became unreachable, since start.
+    pub outages: u64,
+}
+
+impl Default for LimiterStatus {
+    fn default() -> Self {
+        Self {
+            mode: LimiterMode::InProcess,
+            replicas: 1,
+            down_since_ms: None,
+            local_admissions: 0,
+            outages: 0,
+        }
+    }
 }
 
 /// The window and month `now_ms` falls in.

@@ -10,12 +10,19 @@
 //!   never loses its slot to a key expiring under it (the key's own expiry only collects idle subscriptions: every
 //!   member lapses before it).
 //! - `{prefix}:{sub}:m:{month}`: tokens this month, expiring after 40 days.
+//!
+//! The connection is a `redis::aio::ConnectionManager`, which reconnects by itself; every command has a deadline
+//! (`RedisOptions::timeout_ms`), so an unreachable Redis fails fast rather than holding requests up. What happens
+//! to requests meanwhile is `failover.rs`'s business: this file only reports `LimitError::Unavailable`.
 
 use super::{retry_after_ms, LimitError, LimitKind, Limiter, Seen, Slot, Ticket};
 use async_trait::async_trait;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
 use tollgate_domain::grant::Limits;
 
 const ADMIT: &str = r#"
@@ -56,6 +63,28 @@ end
 return 1
 "#;
 
+/// Raises the month's count to at least the usage records' total (never lowers it: see `Limiter::seed_month`).
+const RAISE_MONTH: &str = r#"
+local m = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if m < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'EX', 3456000) end
+return 1
+"#;
+
+/// Adds what was admitted under local limits during an outage: requests and tokens to their window, tokens to the
+/// month (creating either if Redis lost it meanwhile).
+const ABSORB: &str = r#"
+redis.call('HINCRBY', KEYS[1], 'r', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 't', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('INCRBY', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], 3456000)
+return 1
+"#;
+
+/// Settlements retrying at once, at most: past it a settlement that fails is dropped (its slot lapses with its
+/// lease), so a long outage under heavy load cannot pile up tasks without bound.
+const MAX_RETRYING: u64 = 50_000;
+
 /// Pushes a running ticket's lapse time on (XX: a ticket already settled or lapsed is not brought back).
 const REFRESH: &str = r#"
 if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[2]) == 1 then
@@ -68,8 +97,37 @@ return 1
 /// (the default request timeout), after which a slot whose settlement was lost comes back.
 pub const DEFAULT_LEASE_MS: i64 = 600_000;
 
+/// How the limiter talks to Redis.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Every key starts with it.
+    pub prefix: String,
+    /// The rate window (a minute, except in tests).
+    pub window_ms: i64,
+    /// Deadline of one command, and of one connection attempt: past it Redis counts as unreachable.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "tollgate".into(),
+            window_ms: 60_000,
+            timeout_ms: 250,
+        }
+    }
+}
+
 pub struct RedisLimiter {
-    conn: MultiplexedConnection,
+    client: redis::Client,
+    manager_config: ConnectionManagerConfig,
+    /// Set once the first connection succeeds (at start, or later by `ping` when Redis was down at start); from
+    /// then on the manager reconnects by itself.
+    conn: Arc<OnceCell<ConnectionManager>>,
+    /// Background updates (settlements, refreshes) that failed for good: their slots lapse with their leases.
+    failed_updates: Arc<AtomicU64>,
+    /// Settlements waiting to be tried again.
+    retrying: Arc<AtomicU64>,
     /// The runtime that connected, where background updates run: the gateway's per-core listener threads end at
     /// shutdown, and a settlement must not end with them.
     runtime: tokio::runtime::Handle,
@@ -82,23 +140,68 @@ pub struct RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// Connects to `url` (`redis://127.0.0.1:6379`); every key starts with `prefix`.
-    pub async fn connect(url: &str, prefix: &str, window_ms: i64) -> Result<Self, String> {
+    /// A limiter for Redis at `url` (`redis://127.0.0.1:6379`). Fails only for a URL that cannot be used; an
+    /// unreachable Redis is connected to later (see [`RedisLimiter::connect`]). Call inside the Tokio runtime.
+    pub fn new(url: &str, options: &RedisOptions) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("redis url {url}: {e}"))?;
-        let conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| format!("cannot reach redis at {url}: {e}"))?;
+        let timeout = Duration::from_millis(options.timeout_ms.max(1));
+        // One quick retry per reconnection: the failover's prober paces the attempts while Redis is away.
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(1)
+            .set_max_delay(200);
         Ok(Self {
-            conn,
+            client,
+            manager_config,
+            conn: Arc::new(OnceCell::new()),
+            failed_updates: Arc::default(),
+            retrying: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
-            prefix: prefix.into(),
-            window_ms: window_ms.max(1),
+            prefix: options.prefix.as_str().into(),
+            window_ms: options.window_ms.max(1),
             lease_ms: DEFAULT_LEASE_MS,
             admit: Arc::new(Script::new(ADMIT)),
             settle: Arc::new(Script::new(SETTLE)),
             refresh: Arc::new(Script::new(REFRESH)),
         })
+    }
+
+    /// A limiter already connected to Redis at `url`: fails when Redis cannot be reached (for tests and tools; the
+    /// server starts even while Redis is down).
+    pub async fn connected(url: &str, prefix: &str, window_ms: i64) -> Result<Self, String> {
+        let limiter = Self::new(
+            url,
+            &RedisOptions {
+                prefix: prefix.into(),
+                window_ms,
+                ..RedisOptions::default()
+            },
+        )?;
+        limiter.connect().await?;
+        Ok(limiter)
+    }
+
+    /// Connects now; an error says Redis cannot be reached yet (the limiter still works, reporting it unavailable
+    /// until a later `ping` connects).
+    pub async fn connect(&self) -> Result<(), String> {
+        self.manager().await.map(|_| ())
+    }
+
+    /// The connection, made on first use.
+    async fn manager(&self) -> Result<ConnectionManager, String> {
+        self.conn
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone())
+            })
+            .await
+            .cloned()
+            .map_err(|e| format!("cannot reach redis: {e}"))
+    }
+
+    /// Background updates that failed since start.
+    pub fn failed_updates(&self) -> u64 {
+        self.failed_updates.load(Ordering::Relaxed)
     }
 
     /// Sets how long a slot is held without a refresh (at least a second).
@@ -108,26 +211,61 @@ impl RedisLimiter {
     }
 
     /// Runs `script` in the background, so settlement and refreshes never hold a request up. It goes over the shared
-    /// connection, so it reaches Redis after any admission of the same ticket already sent on it.
+    /// connection, so it reaches Redis after any admission of the same ticket already sent on it. With `retry`, a
+    /// failure is tried again with backoff until the ticket's lease would have lapsed anyway: settling is idempotent
+    /// (only a ticket still in the running set is settled), so a settlement made during an outage lands when Redis
+    /// answers again, and the month's count stays exact.
     fn spawn(
         &self,
         script: &Arc<Script>,
         keys: Vec<String>,
         args: Vec<String>,
         what: &'static str,
+        retry: bool,
     ) {
-        let mut conn = self.conn.clone();
         let script = script.clone();
+        let failed = self.failed_updates.clone();
+        let retrying = self.retrying.clone();
+        let conn = self.conn.clone();
+        let give_up = Duration::from_millis(u64::try_from(self.lease_ms).unwrap_or(0));
         self.runtime.spawn(async move {
-            let mut invocation = script.prepare_invoke();
-            for k in keys {
-                invocation.key(k);
+            let started = tokio::time::Instant::now();
+            let mut wait = Duration::from_millis(100);
+            // Whether this task counts among the retrying ones, and whether there were too many already.
+            let (mut counted, mut over_limit) = (false, false);
+            loop {
+                let mut invocation = script.prepare_invoke();
+                for k in &keys {
+                    invocation.key(k);
+                }
+                for a in &args {
+                    invocation.arg(a);
+                }
+                // Never connected: Redis has not answered since start; the limiter connects on its next use.
+                let result = match conn.get().cloned() {
+                    Some(mut c) => invocation
+                        .invoke_async::<i64>(&mut c)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    None => Err("not connected".to_string()),
+                };
+                let Err(e) = result else { break };
+                if retry && !counted {
+                    counted = true;
+                    over_limit = retrying.fetch_add(1, Ordering::Relaxed) >= MAX_RETRYING;
+                }
+                if !retry || over_limit || started.elapsed() + wait >= give_up {
+                    // Counted, not logged per request: an outage is logged once, by the failover.
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, what, "a redis limiter update failed; the slot lapses with its lease");
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
             }
-            for a in args {
-                invocation.arg(a);
-            }
-            if let Err(e) = invocation.invoke_async::<i64>(&mut conn).await {
-                tracing::warn!(error = %e, what, "a redis limiter update failed; the slot lapses with its lease");
+            if counted {
+                retrying.fetch_sub(1, Ordering::Relaxed);
             }
         });
     }
@@ -155,7 +293,11 @@ impl Limiter for RedisLimiter {
         now_ms: i64,
     ) -> Result<Seen, LimitError> {
         let [w, c, m] = Self::keys(&self.prefix, &ticket.subscription_id, ticket.slot);
-        let mut conn = self.conn.clone();
+        // Cloning the manager is an Arc clone; `get` is the common case, with no await.
+        let mut conn = match self.conn.get() {
+            Some(c) => c.clone(),
+            None => self.manager().await.map_err(LimitError::Unavailable)?,
+        };
         let (code, requests, tokens): (i64, i64, i64) = self
             .admit
             .key(w)
@@ -199,7 +341,7 @@ impl Limiter for RedisLimiter {
             arg(Some(used)).to_string(),
             ticket.id,
         ];
-        self.spawn(&self.settle, vec![w, c, m], args, "settle");
+        self.spawn(&self.settle, vec![w, c, m], args, "settle", true);
     }
 
     fn refresh(&self, ticket: &Ticket, now_ms: i64) {
@@ -209,7 +351,7 @@ impl Limiter for RedisLimiter {
             ticket.id.clone(),
             self.lease_ms.to_string(),
         ];
-        self.spawn(&self.refresh, vec![c], args, "refresh");
+        self.spawn(&self.refresh, vec![c], args, "refresh", false);
     }
 
     fn refresh_every_ms(&self) -> Option<i64> {
@@ -223,15 +365,11 @@ impl Limiter for RedisLimiter {
         tokens: u64,
     ) -> Result<(), String> {
         let key = format!("{}:{{{subscription_id}}}:m:{month}", self.prefix);
-        let mut conn = self.conn.clone();
-        // NX: another replica (or this month's traffic) may already have set it; its count is the live one.
-        redis::cmd("SET")
-            .arg(key)
-            .arg(tokens)
-            .arg("NX")
-            .arg("EX")
-            .arg(3_456_000)
-            .query_async::<Option<String>>(&mut conn)
+        let mut conn = self.manager().await?;
+        Script::new(RAISE_MONTH)
+            .key(key)
+            .arg(arg(Some(tokens)))
+            .invoke_async::<i64>(&mut conn)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -239,5 +377,35 @@ impl Limiter for RedisLimiter {
 
     fn window_ms(&self) -> i64 {
         self.window_ms
+    }
+
+    async fn ping(&self) -> Result<(), String> {
+        let mut conn = self.manager().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn absorb(
+        &self,
+        subscription_id: &str,
+        slot: Slot,
+        requests: u64,
+        tokens: u64,
+    ) -> Result<(), String> {
+        let [w, _, m] = Self::keys(&self.prefix, subscription_id, slot);
+        let mut conn = self.manager().await?;
+        Script::new(ABSORB)
+            .key(w)
+            .key(m)
+            .arg(arg(Some(requests)))
+            .arg(arg(Some(tokens)))
+            .arg(self.window_ms * 2)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

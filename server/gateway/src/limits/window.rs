@@ -41,7 +41,7 @@ impl LimitKind {
 }
 
 /// Where a request is counted: the window index and the month start (epoch ms).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Slot {
     pub window: i64,
     pub month: i64,

@@ -2,17 +2,25 @@
 //! inserting them in batches. When the database fails, batches go to a bounded spool on disk and are replayed when
 //! it answers again; shutdown flushes everything. Ids are made before the first attempt and inserts skip stored
 //! ids, so a record is never counted twice.
+//!
+//! The parts, each in its own file: this one holds the record, the store trait and the request path's handle
+//! ([`Meter`]); `queue.rs` the queue the request path pushes into and the overflow spooler (both bounded in
+//! memory); `writer.rs` the task that writes batches and replays the spool; `spool.rs` the file on disk.
 
+mod queue;
 pub mod spool;
+mod writer;
 
 use async_trait::async_trait;
+use queue::{Queue, Shared, Spooler};
 use serde::{Deserialize, Serialize};
 use spool::Spool;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
+use writer::Writer;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
@@ -108,97 +116,6 @@ pub struct MeterStats {
     pub spooled: AtomicU64,
     pub dropped: AtomicU64,
     pub write_failures: AtomicU64,
-}
-
-/// Records handed over and not yet taken by the writer. The request path only pushes under a short lock; the
-/// writer is woken when a whole batch is waiting (partial batches go on its tick), not once per record.
-struct Queue {
-    records: Vec<UsageRecord>,
-    /// Records that found the queue full, waiting for the spooler (a blocking task, off the request path); at
-    /// most `capacity` of them, beyond which the request path appends to the spool itself.
-    overflow: Vec<UsageRecord>,
-    /// A spooler task is running (it clears this, under the lock, once `overflow` is empty).
-    spooling: bool,
-}
-
-struct Shared {
-    queue: Mutex<Queue>,
-    capacity: usize,
-    batch_size: usize,
-    /// Wakes the writer: a whole batch is waiting.
-    batch_ready: Notify,
-    /// Signalled when the spooler has emptied `overflow`.
-    spooled: Notify,
-    spool: Arc<Spool>,
-    stats: Arc<MeterStats>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn spool_overflow(&self, records: &[UsageRecord]) {
-        let a = self.spool.append(records);
-        self.stats
-            .spooled
-            .fetch_add(a.kept as u64, Ordering::Relaxed);
-        self.stats
-            .dropped
-            .fetch_add(a.dropped as u64, Ordering::Relaxed);
-    }
-
-    /// Appends overflow to the spool until none is left. Runs on a blocking thread.
-    fn run_spooler(&self) {
-        loop {
-            let records = {
-                let mut q = self.lock();
-                if q.overflow.is_empty() {
-                    q.spooling = false;
-                    break;
-                }
-                std::mem::take(&mut q.overflow)
-            };
-            self.spool_overflow(&records);
-        }
-        self.spooled.notify_waiters();
-    }
-
-    /// Waits until every record that overflowed so far is in the spool.
-    async fn overflow_spooled(&self) {
-        loop {
-            let done = self.spooled.notified();
-            tokio::pin!(done);
-            done.as_mut().enable();
-            {
-                let q = self.lock();
-                if !q.spooling && q.overflow.is_empty() {
-                    return;
-                }
-            }
-            done.await;
-        }
-    }
-}
-
-/// A spooler run handed to a blocking thread. Dropped without running (the runtime has shut down), it spools on
-/// the thread that drops it, so the records are written and a flush waiting for them returns.
-struct Spooler(Option<Arc<Shared>>);
-
-impl Spooler {
-    fn run(mut self) {
-        if let Some(shared) = self.0.take() {
-            shared.run_spooler();
-        }
-    }
-}
-
-impl Drop for Spooler {
-    fn drop(&mut self) {
-        if let Some(shared) = self.0.take() {
-            shared.run_spooler();
-        }
-    }
 }
 
 /// The request path's handle: cheap to clone, never waits.
@@ -302,170 +219,10 @@ impl Meter {
     }
 }
 
-struct Writer {
-    store: Arc<dyn UsageStore>,
-    spool: Arc<Spool>,
-    stats: Arc<MeterStats>,
-    shared: Arc<Shared>,
-    batch: Vec<UsageRecord>,
-    config: MeteringConfig,
-    last_failure: Option<Instant>,
-}
-
-impl Writer {
-    async fn run(mut self, mut flushes: mpsc::Receiver<oneshot::Sender<()>>) {
-        self.replay().await;
-        let mut tick = tokio::time::interval(self.config.flush_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let shared = self.shared.clone();
-        loop {
-            tokio::select! {
-                _ = shared.batch_ready.notified() => {
-                    self.take_queued();
-                    self.write_full_batches().await;
-                }
-                ack = flushes.recv() => match ack {
-                    Some(ack) => {
-                        // Every record handed over before the flush is in the queue or the batch. Flushes queued
-                        // meanwhile are answered by this one, once it is done: their records are in this batch too.
-                        let mut acks = vec![ack];
-                        while let Ok(ack) = flushes.try_recv() {
-                            acks.push(ack);
-                        }
-                        self.take_queued();
-                        self.write().await;
-                        self.last_failure = None;
-                        self.replay().await;
-                        for ack in acks {
-                            let _ = ack.send(());
-                        }
-                    }
-                    None => {
-                        self.take_queued();
-                        self.write().await;
-                        return;
-                    }
-                },
-                _ = tick.tick() => {
-                    self.take_queued();
-                    self.write().await;
-                    let due = self.last_failure.is_none_or(|at| at.elapsed() >= self.config.retry_interval);
-                    if due && !self.spool.is_empty() {
-                        self.replay().await;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Moves what the request path queued into the batch.
-    fn take_queued(&mut self) {
-        let mut fresh = Vec::with_capacity(self.shared.capacity.min(4096));
-        {
-            let mut q = self.shared.lock();
-            if q.records.is_empty() {
-                return;
-            }
-            std::mem::swap(&mut q.records, &mut fresh);
-        }
-        if self.batch.is_empty() {
-            self.batch = fresh;
-        } else {
-            self.batch.append(&mut fresh);
-        }
-    }
-
-    /// Writes whole batches, keeping a partial one for later.
-    async fn write_full_batches(&mut self) {
-        let size = self.config.batch_size.max(1);
-        while self.batch.len() >= size {
-            let rest = self.batch.split_off(size);
-            self.write_now().await;
-            self.batch = rest;
-            if self.batch.len() < size {
-                // More may have arrived while writing.
-                self.take_queued();
-            }
-        }
-    }
-
-    /// Writes everything in the batch, `batch_size` records at a time.
-    async fn write(&mut self) {
-        let size = self.config.batch_size.max(1);
-        while self.batch.len() > size {
-            let rest = self.batch.split_off(size);
-            self.write_now().await;
-            self.batch = rest;
-        }
-        self.write_now().await;
-    }
-
-    async fn write_now(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.batch);
-        match self.store.insert(&batch).await {
-            Ok(()) => {
-                self.stats
-                    .written
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
-                self.last_failure = Some(Instant::now());
-                tracing::warn!(error = %e, records = batch.len(), "usage records could not be stored; spooling them to disk");
-                let a = self.spool.append(&batch);
-                self.stats
-                    .spooled
-                    .fetch_add(a.kept as u64, Ordering::Relaxed);
-                if a.dropped > 0 {
-                    self.stats
-                        .dropped
-                        .fetch_add(a.dropped as u64, Ordering::Relaxed);
-                    tracing::error!(
-                        dropped = a.dropped,
-                        "the usage spool is full: records were lost"
-                    );
-                }
-            }
-        }
-        self.batch = batch;
-        self.batch.clear();
-    }
-
-    /// Replays the spool until it is empty or the database refuses (a round may leave records appended meanwhile
-    /// in the fresh file; the next round takes them).
-    async fn replay(&mut self) {
-        for _ in 0..8 {
-            if self.spool.is_empty() {
-                return;
-            }
-            let records = self.spool.take_for_replay();
-            for chunk in records.chunks(self.config.batch_size.max(1)) {
-                if let Err(e) = self.store.insert(chunk).await {
-                    self.last_failure = Some(Instant::now());
-                    tracing::warn!(error = %e, "the database still refuses usage records; the spool is kept");
-                    return;
-                }
-            }
-            self.stats
-                .written
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
-            // Also forgets an empty or unreadable leftover.
-            self.spool.replayed();
-            if !records.is_empty() {
-                tracing::info!(records = records.len(), "replayed spooled usage records");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     pub fn record(id: &str) -> UsageRecord {
         UsageRecord {
