@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod connect;
 mod error;
+mod filter;
 mod ids;
 mod invitations;
 mod models;
