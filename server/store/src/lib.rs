@@ -17,6 +17,7 @@ mod sessions;
 mod subscriptions;
 mod teams;
 mod tenants;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod usage;
 mod users;
