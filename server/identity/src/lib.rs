@@ -12,6 +12,7 @@ pub mod password;
 pub mod session;
 pub mod session_store;
 pub mod tenancy;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod throttle;
 pub mod tokens;

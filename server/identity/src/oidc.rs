@@ -8,7 +8,7 @@
 use crate::{
     error::duplicate_as,
     internal,
-    session::{ClientInfo, PENDING_OIDC},
+    session::{session_error, ClientInfo, PENDING_OIDC},
     Identity,
 };
 use base64::Engine;
@@ -21,6 +21,7 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+use subtle::ConstantTimeEq;
 use tokio::sync::RwLock;
 use tollgate_domain::{audit::AuditAction, text, DomainError, TenantRole};
 use tollgate_store::NewUser;
@@ -289,8 +290,9 @@ fn jwt_payload(raw: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Equal contents, compared in constant time (unequal lengths are simply unequal).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -302,11 +304,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-fn session_error(e: tower_sessions::session::Error) -> DomainError {
-    tracing::error!(error = %e, "session storage failure");
-    DomainError::Internal
 }
 
 impl Identity {

@@ -23,7 +23,8 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
-fn session_error(e: tower_sessions::session::Error) -> DomainError {
+/// Logs a session storage failure and answers Internal (the details stay in the log).
+pub(crate) fn session_error(e: tower_sessions::session::Error) -> DomainError {
     tracing::error!(error = %e, "session storage failure");
     DomainError::Internal
 }

@@ -1,6 +1,6 @@
 //! The audit log: append-only events, read newest first with filters.
 
-use crate::{new_id, now_millis, Result, Store};
+use crate::{filter::Filter, new_id, now_millis, Result, Store};
 
 #[derive(Debug, Clone, Default)]
 pub struct NewAuditEvent<'a> {
@@ -62,42 +62,32 @@ impl Store {
     }
 
     pub async fn list_audit(&self, q: &AuditQuery) -> Result<(Vec<AuditRow>, i64)> {
-        // Every filter is always bound; an absent one matches everything, so the SQL text never varies.
-        let where_clause = "WHERE ($1 = '' OR tenant_id = $1)
-              AND ($2 = '' OR action = $2)
-              AND ($3 = '' OR actor_email LIKE $3)
-              AND at >= $4 AND at < $5";
-        let tenant = q.tenant_id.clone().unwrap_or_default();
-        let action = q.action.clone().unwrap_or_default();
-        let actor = q
-            .actor
-            .as_deref()
-            .map(crate::tenants::like_pattern)
-            .unwrap_or_default();
-        let from = q.from.unwrap_or(i64::MIN);
-        let until = q.until.unwrap_or(i64::MAX);
-        let rows = sqlx::query_as(&format!(
-            "SELECT id, at, tenant_id, actor_id, actor_email, action, target_type, target_id, detail, ip
-             FROM audit_events {where_clause} ORDER BY at DESC, id DESC LIMIT $6 OFFSET $7"
-        ))
-        .bind(&tenant)
-        .bind(&action)
-        .bind(&actor)
-        .bind(from)
-        .bind(until)
-        .bind(q.limit)
-        .bind(q.offset)
-        .fetch_all(&self.pool)
-        .await?;
-        let total =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {where_clause}"))
-                .bind(&tenant)
-                .bind(&action)
-                .bind(&actor)
-                .bind(from)
-                .bind(until)
-                .fetch_one(&self.pool)
-                .await?;
+        // Only the filters given are in the SQL text, so each can use its index.
+        let actor = q.actor.as_deref().map(crate::tenants::like_pattern);
+        let f = Filter::new()
+            .text("tenant_id =", q.tenant_id.as_deref())
+            .text("action =", q.action.as_deref())
+            .text("actor_email LIKE", actor.as_deref())
+            .int("at >=", q.from)
+            .int("at <", q.until);
+        let where_clause = f.where_clause();
+        let n = f.next_placeholder();
+        let rows = f
+            .bind(sqlx::query_as(&format!(
+                "SELECT id, at, tenant_id, actor_id, actor_email, action, target_type, target_id, detail, ip
+                 FROM audit_events {where_clause} ORDER BY at DESC, id DESC LIMIT ${n} OFFSET ${}",
+                n + 1
+            )))
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let total = f
+            .bind(sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM audit_events {where_clause}"
+            )))
+            .fetch_one(&self.pool)
+            .await?;
         Ok((rows, total))
     }
 }

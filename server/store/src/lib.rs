@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod connect;
 mod error;
+mod filter;
 mod ids;
 mod invitations;
 mod models;
@@ -17,6 +18,7 @@ mod sessions;
 mod subscriptions;
 mod teams;
 mod tenants;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod usage;
 mod users;
