@@ -9,6 +9,7 @@ TARGET ?= $(or $(CARGO_TARGET_DIR),target)
 ## engine per model (scripts/run.sh).
 run:
 	@scripts/setup.sh
+	@echo "==> building the release server, wasm and simulator: about 15 minutes the first time on 2 cores, seconds after"
 	cargo leptos build --release
 	cargo build --release -p tollgate-sim
 	scripts/run.sh
@@ -16,6 +17,7 @@ run:
 ## Run every test: unit, storage and integration (SQLite and PostgreSQL), OIDC, and Playwright in Chromium.
 test:
 	@scripts/setup.sh --test
+	@echo "==> building the server, wasm and tests: about 10 minutes the first time on 2 cores, a minute or two after"
 	cargo leptos build
 	cargo test --workspace --exclude tollgate-hydrate
 	$(MAKE) python

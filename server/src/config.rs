@@ -1,243 +1,320 @@
-//! The one typed configuration: defaults, then a TOML file (`--config`), then `TOLLGATE_*` environment
-//! variables and command-line flags (flags win). `tollgate --help` lists every setting with its variable.
+//! Every setting is declared once, as a field of [`Settings`]: its flag, environment variable, default, help
+//! text and section. From that one declaration come `tollgate --help`, the keys of the TOML file (the field under
+//! the section of its heading, less the section's prefix: `[gateway] redis_url`, `[database] url`),
+//! `tollgate config show` (the effective configuration and where each value came from, secrets redacted) and the
+//! README's settings table (`tollgate config table`; a test fails when the README disagrees).
+//!
+//! Precedence: defaults, then the TOML file (`--config`), then environment variables, then flags. The file's
+//! values are handed to clap as flags placed before the command line's own, for the settings that neither a flag
+//! nor the environment sets, so one parser reads every source.
 
-use clap::Parser;
-use serde::Deserialize;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
+use std::time::Duration;
 use std::{net::SocketAddr, path::PathBuf};
+use tollgate_gateway::GatewayConfig;
 
-#[derive(Parser, Debug, Default, Clone)]
+/// The gateway's defaults, for the `default_value_t` of its settings.
+fn gw() -> GatewayConfig {
+    GatewayConfig::default()
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "tollgate",
     version,
     about = "Tollgate: models as a service on your own GPUs (portal, API and gateway)."
 )]
 pub struct Cli {
-    /// TOML configuration file; flags and environment variables override its values.
-    #[arg(long, env = "TOLLGATE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, env = "TOLLGATE_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// The portal's public base URL (used in invitation links and OIDC redirects) [default: http://<listen>].
-    #[arg(long, env = "TOLLGATE_PUBLIC_URL")]
-    pub public_url: Option<String>,
-    /// Database: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://data/tollgate.db].
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// Folder with the built portal assets (pkg/) [default: target/site].
-    #[arg(long, env = "TOLLGATE_SITE_ROOT")]
-    pub site_root: Option<String>,
-    /// Email of the platform admin created on first start [default: admin@tollgate.local].
-    #[arg(long, env = "TOLLGATE_ADMIN_EMAIL")]
-    pub admin_email: Option<String>,
-    /// Password of that admin; when unset a random one is generated and printed once.
-    #[arg(long, env = "TOLLGATE_ADMIN_PASSWORD", hide_env_values = true)]
-    pub admin_password: Option<String>,
-    /// Create a demo tenant on first start [default: true].
-    #[arg(long, env = "TOLLGATE_DEMO_TENANT")]
-    pub demo_tenant: Option<bool>,
-    /// Load the default catalog (models and plans) into an empty database [default: true].
-    #[arg(long, env = "TOLLGATE_SEED_CATALOG")]
-    pub seed_catalog: Option<bool>,
-    /// How often each server checks the database for changed API keys, plans and subscriptions, in
-    /// milliseconds; changes made through this server apply at once [default: 2000].
-    #[arg(long, env = "TOLLGATE_KEY_REFRESH_MS")]
-    pub key_refresh_ms: Option<u64>,
-    /// Offer sign-in with local passwords [default: true].
-    #[arg(long, env = "TOLLGATE_LOCAL_LOGIN")]
-    pub local_login: Option<bool>,
-    /// Sign out after this many minutes without activity [default: 120].
-    #[arg(long, env = "TOLLGATE_SESSION_IDLE_MINUTES")]
-    pub session_idle_minutes: Option<i64>,
-    /// Sign out this many hours after signing in [default: 24].
-    #[arg(long, env = "TOLLGATE_SESSION_MAX_HOURS")]
-    pub session_max_hours: Option<i64>,
-    /// Failed sign-ins (per email and per address) before a lockout [default: 5].
-    #[arg(long, env = "TOLLGATE_LOGIN_MAX_FAILURES")]
-    pub login_max_failures: Option<u32>,
-    /// Lockout length in minutes [default: 15].
-    #[arg(long, env = "TOLLGATE_LOGIN_LOCKOUT_MINUTES")]
-    pub login_lockout_minutes: Option<u64>,
-    /// OpenID Connect issuer URL; setting it turns single sign-on on.
-    #[arg(long, env = "TOLLGATE_OIDC_ISSUER_URL")]
-    pub oidc_issuer_url: Option<String>,
-    /// OIDC client id.
-    #[arg(long, env = "TOLLGATE_OIDC_CLIENT_ID")]
-    pub oidc_client_id: Option<String>,
-    /// OIDC client secret.
-    #[arg(long, env = "TOLLGATE_OIDC_CLIENT_SECRET", hide_env_values = true)]
-    pub oidc_client_secret: Option<String>,
-    /// Scopes to request besides openid, space separated [default: "email profile groups"].
-    #[arg(long, env = "TOLLGATE_OIDC_SCOPES")]
-    pub oidc_scopes: Option<String>,
-    /// ID-token claim listing the user's groups [default: groups].
-    #[arg(long, env = "TOLLGATE_OIDC_GROUPS_CLAIM")]
-    pub oidc_groups_claim: Option<String>,
-    /// Groups named <prefix><tenant>:<role> grant roles; <prefix>platform-admin grants platform admin [default: "tollgate:"].
-    #[arg(long, env = "TOLLGATE_OIDC_GROUP_PREFIX")]
-    pub oidc_group_prefix: Option<String>,
-    /// Name on the single sign-on button [default: "single sign-on"].
-    #[arg(long, env = "TOLLGATE_OIDC_DISPLAY_NAME")]
-    pub oidc_display_name: Option<String>,
-    /// Reverse proxies (comma-separated addresses) whose X-Forwarded-For is believed for client addresses
-    /// [default: none].
-    #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
-    /// Engines serving each catalog model, until the fleet manages them: `MODEL=URL|URL,MODEL=URL`, e.g.
-    /// `llama-3.1-8b-instruct=http://127.0.0.1:8001|http://127.0.0.1:8002` [default: none].
-    #[arg(long, env = "TOLLGATE_ENGINES")]
-    pub engines: Option<String>,
-    /// Also serve the gateway (`/v1`, `/metrics`) on this address of its own, e.g. for a separate load balancer
-    /// or network policy; the main listener keeps serving it too [default: unset].
-    #[arg(long, env = "TOLLGATE_GATEWAY_LISTEN")]
-    pub gateway_listen: Option<SocketAddr>,
-    /// Threads serving the gateway's own listener, each a single-threaded runtime with a socket of its own
-    /// [default: one per core].
-    #[arg(long, env = "TOLLGATE_GATEWAY_WORKERS")]
-    pub gateway_workers: Option<usize>,
-    /// Redis for rate-limit counters shared by several server replicas (e.g. redis://127.0.0.1:6379); without it
-    /// counters live in this process [default: unset].
-    #[arg(long, env = "TOLLGATE_REDIS_URL")]
-    pub redis_url: Option<String>,
-    /// Key prefix in Redis, so that several platforms (or test runs) can share one Redis [default: tollgate].
-    #[arg(long, env = "TOLLGATE_REDIS_PREFIX")]
-    pub redis_prefix: Option<String>,
-    /// While Redis is unreachable, refuse requests (503 limiter_unavailable) instead of enforcing each replica's
-    /// share of every limit in memory [default: false].
-    #[arg(long, env = "TOLLGATE_REDIS_FAIL_CLOSED")]
-    pub redis_fail_closed: Option<bool>,
-    /// Deadline of one Redis command or connection attempt, in milliseconds; past it Redis counts as unreachable
-    /// [default: 250].
-    #[arg(long, env = "TOLLGATE_REDIS_TIMEOUT_MS")]
-    pub redis_timeout_ms: Option<u64>,
-    /// How many replicas divide the limits while Redis is unreachable; unset counts the replicas' heartbeats in
-    /// the database [default: unset].
-    #[arg(long, env = "TOLLGATE_GATEWAY_REPLICAS")]
-    pub gateway_replicas: Option<u32>,
-    /// Where usage records wait on disk while the database is unreachable [default: data/usage-spool.jsonl].
-    #[arg(long, env = "TOLLGATE_USAGE_SPOOL")]
-    pub usage_spool: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
     /// Print the management API's OpenAPI document and exit.
     #[arg(long)]
     pub print_openapi: bool,
-    /// Log format: pretty or json [default: pretty].
-    #[arg(long, env = "TOLLGATE_LOG_FORMAT")]
-    pub log_format: Option<String>,
 }
 
-/// The TOML file's shape: the same settings, grouped.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    server: FileServer,
-    #[serde(default)]
-    database: FileDatabase,
-    #[serde(default)]
-    bootstrap: FileBootstrap,
-    #[serde(default)]
-    auth: FileAuth,
-    #[serde(default)]
-    oidc: FileOidc,
-    #[serde(default)]
-    gateway: FileGateway,
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileGateway {
-    listen: Option<SocketAddr>,
-    workers: Option<usize>,
-    key_refresh_ms: Option<u64>,
-    /// Model id -> engine base URLs.
-    engines: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    redis_url: Option<String>,
-    redis_prefix: Option<String>,
-    redis_fail_closed: Option<bool>,
-    redis_timeout_ms: Option<u64>,
-    replicas: Option<u32>,
-    usage_spool: Option<PathBuf>,
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigAction {
+    /// Print the effective configuration as TOML, with where each value came from (secrets redacted).
+    Show,
+    /// Print the README's settings table (Markdown).
+    Table,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileServer {
-    listen: Option<SocketAddr>,
-    trusted_proxies: Option<Vec<std::net::IpAddr>>,
-    public_url: Option<String>,
-    site_root: Option<String>,
-    log_format: Option<String>,
+/// Every setting. The doc comment's first line is the help text and the README's description.
+#[derive(Args, Debug, Clone)]
+pub struct Settings {
+    /// TOML configuration file; the environment and flags override its values.
+    #[arg(long, env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "TOLLGATE_LISTEN",
+        default_value = "127.0.0.1:3000",
+        help_heading = "Server"
+    )]
+    pub listen: SocketAddr,
+    /// The portal's public base URL, in links and OIDC redirects; https:// turns on Secure cookies (unset: http://<listen>).
+    #[arg(long, env = "TOLLGATE_PUBLIC_URL", help_heading = "Server")]
+    pub public_url: Option<String>,
+    /// Folder with the built portal assets (pkg/).
+    #[arg(
+        long,
+        env = "TOLLGATE_SITE_ROOT",
+        default_value = "target/site",
+        help_heading = "Server"
+    )]
+    pub site_root: String,
+    /// Reverse proxies (comma-separated addresses) whose X-Forwarded-For is believed for client addresses.
+    #[arg(
+        long,
+        env = "TOLLGATE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        help_heading = "Server"
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Log format: pretty or json.
+    #[arg(
+        long,
+        env = "TOLLGATE_LOG_FORMAT",
+        default_value = "pretty",
+        help_heading = "Server"
+    )]
+    pub log_format: String,
+
+    /// Database: sqlite://PATH or postgres://USER@HOST/DB; several replicas may share one PostgreSQL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/tollgate.db",
+        help_heading = "Database"
+    )]
+    pub database_url: String,
+
+    /// Email of the platform admin created on first start.
+    #[arg(
+        long,
+        env = "TOLLGATE_ADMIN_EMAIL",
+        default_value = "admin@tollgate.local",
+        help_heading = "Bootstrap"
+    )]
+    pub admin_email: String,
+    /// Password of that admin (unset: a random one, printed once).
+    #[arg(
+        long,
+        env = "TOLLGATE_ADMIN_PASSWORD",
+        hide_env_values = true,
+        help_heading = "Bootstrap"
+    )]
+    pub admin_password: Option<String>,
+    /// Create a demo tenant with one team on first start.
+    #[arg(long, env = "TOLLGATE_DEMO_TENANT", default_value_t = true, action = clap::ArgAction::Set, help_heading = "Bootstrap")]
+    pub demo_tenant: bool,
+    /// Load the default catalog (models and plans) into an empty database.
+    #[arg(long, env = "TOLLGATE_SEED_CATALOG", default_value_t = true, action = clap::ArgAction::Set, help_heading = "Bootstrap")]
+    pub seed_catalog: bool,
+
+    /// Offer sign-in with local passwords.
+    #[arg(long, env = "TOLLGATE_LOCAL_LOGIN", default_value_t = true, action = clap::ArgAction::Set, help_heading = "Auth")]
+    pub local_login: bool,
+    /// Sign out after this many minutes without activity.
+    #[arg(long, env = "TOLLGATE_SESSION_IDLE_MINUTES", default_value_t = 120, value_parser = clap::value_parser!(i64).range(1..), help_heading = "Auth")]
+    pub session_idle_minutes: i64,
+    /// Sign out this many hours after signing in.
+    #[arg(long, env = "TOLLGATE_SESSION_MAX_HOURS", default_value_t = 24, value_parser = clap::value_parser!(i64).range(1..), help_heading = "Auth")]
+    pub session_max_hours: i64,
+    /// Failed sign-ins (per email and per address) before a lockout.
+    #[arg(
+        long,
+        env = "TOLLGATE_LOGIN_MAX_FAILURES",
+        default_value_t = 5,
+        help_heading = "Auth"
+    )]
+    pub login_max_failures: u32,
+    /// Lockout length in minutes.
+    #[arg(
+        long,
+        env = "TOLLGATE_LOGIN_LOCKOUT_MINUTES",
+        default_value_t = 15,
+        help_heading = "Auth"
+    )]
+    pub login_lockout_minutes: u64,
+
+    /// OpenID Connect issuer URL; setting it turns single sign-on on.
+    #[arg(long, env = "TOLLGATE_OIDC_ISSUER_URL", help_heading = "OIDC")]
+    pub oidc_issuer_url: Option<String>,
+    /// OIDC client id.
+    #[arg(long, env = "TOLLGATE_OIDC_CLIENT_ID", help_heading = "OIDC")]
+    pub oidc_client_id: Option<String>,
+    /// OIDC client secret.
+    #[arg(
+        long,
+        env = "TOLLGATE_OIDC_CLIENT_SECRET",
+        hide_env_values = true,
+        help_heading = "OIDC"
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// Scopes to request besides openid, space separated.
+    #[arg(
+        long,
+        env = "TOLLGATE_OIDC_SCOPES",
+        default_value = "email profile groups",
+        help_heading = "OIDC"
+    )]
+    pub oidc_scopes: String,
+    /// ID-token claim listing the user's groups.
+    #[arg(
+        long,
+        env = "TOLLGATE_OIDC_GROUPS_CLAIM",
+        default_value = "groups",
+        help_heading = "OIDC"
+    )]
+    pub oidc_groups_claim: String,
+    /// Groups named <prefix><tenant>:<role> grant roles; <prefix>platform-admin grants platform admin.
+    #[arg(
+        long,
+        env = "TOLLGATE_OIDC_GROUP_PREFIX",
+        default_value = "tollgate:",
+        help_heading = "OIDC"
+    )]
+    pub oidc_group_prefix: String,
+    /// Name on the single sign-on button.
+    #[arg(
+        long,
+        env = "TOLLGATE_OIDC_DISPLAY_NAME",
+        default_value = "single sign-on",
+        help_heading = "OIDC"
+    )]
+    pub oidc_display_name: String,
+
+    /// How often each server checks the database for changed keys, plans and subscriptions, in milliseconds (changes made through this server apply at once).
+    #[arg(long, env = "TOLLGATE_KEY_REFRESH_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(50..), help_heading = "Gateway")]
+    pub key_refresh_ms: u64,
+    /// Engines serving each catalog model until the fleet manages them: MODEL=URL|URL,MODEL=URL.
+    #[arg(
+        long,
+        env = "TOLLGATE_ENGINES",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = "Gateway"
+    )]
+    pub engines: String,
+    /// Also serve the gateway (/v1, /metrics) on this address of its own, on a single-threaded runtime per core.
+    #[arg(long, env = "TOLLGATE_GATEWAY_LISTEN", help_heading = "Gateway")]
+    pub gateway_listen: Option<SocketAddr>,
+    /// Threads serving the gateway's own listener, each a single-threaded runtime (unset: one per core).
+    #[arg(long, env = "TOLLGATE_GATEWAY_WORKERS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Gateway")]
+    pub gateway_workers: Option<u32>,
+    /// Redis for rate-limit counters shared by several server replicas, e.g. redis://127.0.0.1:6379 (unset: counters in this process).
+    #[arg(long, env = "TOLLGATE_REDIS_URL", help_heading = "Gateway")]
+    pub redis_url: Option<String>,
+    /// Key prefix in Redis, so that several platforms (or test runs) can share one Redis.
+    #[arg(
+        long,
+        env = "TOLLGATE_REDIS_PREFIX",
+        default_value = "tollgate",
+        help_heading = "Gateway"
+    )]
+    pub redis_prefix: String,
+    /// Deadline of one Redis command or connection attempt, in milliseconds; past it Redis counts as unreachable.
+    #[arg(long, env = "TOLLGATE_REDIS_TIMEOUT_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Gateway")]
+    pub redis_timeout_ms: u64,
+    /// While Redis is unreachable, refuse requests (503) instead of enforcing each replica's share of every limit in memory.
+    #[arg(long, env = "TOLLGATE_REDIS_FAIL_CLOSED", default_value_t = false, action = clap::ArgAction::Set, help_heading = "Gateway")]
+    pub redis_fail_closed: bool,
+    /// How many replicas divide the limits while Redis is unreachable (unset: their heartbeats in the database).
+    #[arg(long, env = "TOLLGATE_GATEWAY_REPLICAS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Gateway")]
+    pub gateway_replicas: Option<u32>,
+    /// Where usage records wait on disk while the database is unreachable.
+    #[arg(
+        long,
+        env = "TOLLGATE_USAGE_SPOOL",
+        default_value = "data/usage-spool.jsonl",
+        help_heading = "Gateway"
+    )]
+    pub usage_spool: PathBuf,
+    /// Largest request body accepted, in bytes (413 above).
+    #[arg(long, env = "TOLLGATE_GATEWAY_BODY_LIMIT_BYTES", default_value_t = gw().body_limit, help_heading = "Gateway")]
+    pub gateway_body_limit_bytes: usize,
+    /// Connecting to an engine, in milliseconds.
+    #[arg(long, env = "TOLLGATE_GATEWAY_CONNECT_TIMEOUT_MS", default_value_t = ms(gw().connect_timeout), help_heading = "Gateway")]
+    pub gateway_connect_timeout_ms: u64,
+    /// Per attempt, from sending a streaming request to its first token, in milliseconds; a replica that misses it is left for the next.
+    #[arg(long, env = "TOLLGATE_GATEWAY_FIRST_TOKEN_TIMEOUT_MS", default_value_t = ms(gw().first_token_timeout), help_heading = "Gateway")]
+    pub gateway_first_token_timeout_ms: u64,
+    /// Per attempt, from sending a non-streaming request to its answer starting, in milliseconds (bounds one whole generation).
+    #[arg(long, env = "TOLLGATE_GATEWAY_FIRST_BYTE_TIMEOUT_MS", default_value_t = ms(gw().first_byte_timeout), help_heading = "Gateway")]
+    pub gateway_first_byte_timeout_ms: u64,
+    /// Longest silence between two chunks of a stream, in milliseconds.
+    #[arg(long, env = "TOLLGATE_GATEWAY_IDLE_TIMEOUT_MS", default_value_t = ms(gw().idle_timeout), help_heading = "Gateway")]
+    pub gateway_idle_timeout_ms: u64,
+    /// Everything before the client gets an answer, all attempts together, in milliseconds.
+    #[arg(long, env = "TOLLGATE_GATEWAY_REQUEST_TIMEOUT_MS", default_value_t = ms(gw().request_timeout), help_heading = "Gateway")]
+    pub gateway_request_timeout_ms: u64,
+    /// How long an idle engine connection is kept, in milliseconds (below the engines' own keep-alive).
+    #[arg(long, env = "TOLLGATE_GATEWAY_POOL_IDLE_TIMEOUT_MS", default_value_t = ms(gw().pool_idle_timeout), help_heading = "Gateway")]
+    pub gateway_pool_idle_timeout_ms: u64,
+    /// Replicas tried per request (connect errors, 5xx and timeouts before the first byte move to the next).
+    #[arg(long, env = "TOLLGATE_GATEWAY_MAX_ATTEMPTS", default_value_t = gw().max_attempts, help_heading = "Gateway")]
+    pub gateway_max_attempts: usize,
+    /// Completion tokens reserved when a request sets no max_tokens.
+    #[arg(long, env = "TOLLGATE_GATEWAY_DEFAULT_MAX_TOKENS", default_value_t = gw().default_max_tokens, help_heading = "Gateway")]
+    pub gateway_default_max_tokens: u64,
+    /// The most completion tokens one request reserves, whatever its max_tokens (the engine is told so).
+    #[arg(long, env = "TOLLGATE_GATEWAY_MAX_COMPLETION_RESERVATION", default_value_t = gw().max_completion_reservation, help_heading = "Gateway")]
+    pub gateway_max_completion_reservation: u64,
+    /// Largest engine answer read whole (non-streaming answers and error bodies), in bytes.
+    #[arg(long, env = "TOLLGATE_GATEWAY_MAX_RESPONSE_BYTES", default_value_t = gw().max_response_bytes, help_heading = "Gateway")]
+    pub gateway_max_response_bytes: usize,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDatabase {
-    url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileBootstrap {
-    admin_email: Option<String>,
-    admin_password: Option<String>,
-    demo_tenant: Option<bool>,
-    seed_catalog: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileAuth {
-    local_login: Option<bool>,
-    session_idle_minutes: Option<i64>,
-    session_max_hours: Option<i64>,
-    login_max_failures: Option<u32>,
-    login_lockout_minutes: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileOidc {
-    issuer_url: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    scopes: Option<String>,
-    groups_claim: Option<String>,
-    group_prefix: Option<String>,
-    display_name: Option<String>,
-}
-
-/// The resolved configuration the server runs with.
+/// The configuration the server runs with: the settings, and what is derived from them.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub settings: Settings,
+    /// `listen`, or the address cargo-leptos passes in `LEPTOS_SITE_ADDR` when no source set one.
     pub listen: SocketAddr,
     pub public_url: String,
-    pub database_url: String,
     pub site_root: String,
-    pub admin_email: String,
-    pub admin_password: Option<String>,
-    pub demo_tenant: bool,
-    pub seed_catalog: bool,
-    pub key_refresh_ms: u64,
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub oidc: Option<OidcSettings>,
     /// Model id -> engine base URLs (until the fleet places replicas).
     pub engines: std::collections::BTreeMap<String, Vec<String>>,
-    pub gateway_listen: Option<SocketAddr>,
     /// Threads serving `gateway_listen` (at least 1).
     pub gateway_workers: usize,
     pub redis_url: Option<String>,
-    pub redis_prefix: String,
-    pub redis_fail_closed: bool,
-    pub redis_timeout_ms: u64,
-    /// A fixed replica count for dividing limits during a Redis outage; None counts heartbeats.
-    pub gateway_replicas: Option<u32>,
-    pub usage_spool: PathBuf,
-    pub local_login: bool,
-    pub session_idle_minutes: i64,
-    pub session_max_hours: i64,
-    pub login_max_failures: u32,
-    pub login_lockout_minutes: u64,
-    pub oidc: Option<OidcSettings>,
-    pub log_format: String,
+    pub gateway: GatewayConfig,
+}
+
+/// Settings read through `Config` (`config.redis_prefix`) where nothing is derived from them.
+impl std::ops::Deref for Config {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+impl std::ops::DerefMut for Config {
+    fn deref_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -253,40 +330,256 @@ pub struct OidcSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Also `--help` and `--version`, which clap prints on exit.
+    #[error("{0}")]
+    Cli(#[from] clap::Error),
     #[error("cannot read the configuration file {0}: {1}")]
     Read(PathBuf, std::io::Error),
     #[error("the configuration file {0} is not valid: {1}")]
-    Parse(PathBuf, toml::de::Error),
+    Parse(PathBuf, String),
     #[error("invalid setting: {0}")]
     Invalid(String),
 }
 
-impl Config {
-    pub fn load(cli: Cli) -> Result<Self, ConfigError> {
-        let file = match &cli.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e))?
+/// What `load` returns: the command to run and the configuration, with the matches it came from (for `config show`).
+pub struct Loaded {
+    pub cli: Cli,
+    pub config: Config,
+    matches: ArgMatches,
+    /// Settings whose value came from the file (handed to clap as flags).
+    from_file: std::collections::HashSet<String>,
+}
+
+impl Loaded {
+    /// `tollgate config show`: every setting as TOML, by section, with where its value came from; secrets redacted.
+    pub fn show(&self) -> String {
+        let mut out = String::from(
+            "# Tollgate's effective configuration: defaults, then the file, then the environment, then flags.\n",
+        );
+        let mut section = None;
+        for s in declared() {
+            if section != Some(s.section.clone()) {
+                out.push_str(&format!("\n[{}]\n", s.section));
+                section = Some(s.section.clone());
             }
-            None => FileConfig::default(),
+            let source = match self.matches.value_source(&s.id) {
+                Some(ValueSource::CommandLine) if self.from_file.contains(&s.id) => "file",
+                Some(ValueSource::CommandLine) => "flag",
+                Some(ValueSource::EnvVariable) => "environment",
+                Some(ValueSource::DefaultValue) => "default",
+                _ => "unset",
+            };
+            let raw: Vec<String> = self
+                .matches
+                .get_raw(&s.id)
+                .map(|v| v.map(|x| x.to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            let value = if raw.is_empty() {
+                format!("# {} = (unset)", s.key)
+            } else if s.secret {
+                format!("{} = \"(redacted)\"", s.key)
+            } else {
+                format!("{} = {:?}", s.key, raw.join(","))
+            };
+            out.push_str(&format!("{value:<60} # {source}, {}\n", s.env));
+        }
+        out
+    }
+}
+
+/// One setting as the declaration says it.
+#[derive(Debug, Clone)]
+struct Declared {
+    id: String,
+    long: String,
+    env: String,
+    section: String,
+    /// Its key in the TOML file, under `section`.
+    key: String,
+    help: String,
+    default: Option<String>,
+    secret: bool,
+}
+
+/// Every setting, in declaration order (sectionless ones, like `--config`, are not settings of the file).
+fn declared() -> Vec<Declared> {
+    let cmd = Cli::command();
+    cmd.get_arguments()
+        .filter_map(|a| {
+            let section = a.get_help_heading()?.to_lowercase();
+            let env = a.get_env()?.to_string_lossy().into_owned();
+            let id = a.get_id().to_string();
+            let key = id
+                .strip_prefix(&format!("{section}_"))
+                .unwrap_or(&id)
+                .to_string();
+            let defaults: Vec<String> = a
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            Some(Declared {
+                long: a.get_long().unwrap_or(&id).to_string(),
+                help: a.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                default: (!defaults.is_empty() && !defaults.iter().all(String::is_empty))
+                    .then(|| defaults.join(",")),
+                secret: a.is_hide_env_values_set(),
+                id,
+                env,
+                section,
+                key,
+            })
+        })
+        .collect()
+}
+
+/// The README's settings table, from the declaration.
+pub fn settings_table() -> String {
+    let mut out = String::from(
+        "| variable | TOML `[section] key` | default | meaning |\n|---|---|---|---|\n",
+    );
+    for s in declared() {
+        out.push_str(&format!(
+            "| `{}` | `[{}] {}` | {} | {} |\n",
+            s.env,
+            s.section,
+            s.key,
+            s.default
+                .map_or_else(|| "unset".to_string(), |d| format!("`{d}`")),
+            s.help.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+/// The TOML file's values as flags, for the settings neither a flag nor the environment set (`given`).
+fn file_flags(path: &PathBuf, given: &ArgMatches) -> Result<Vec<(String, OsString)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?;
+    let settings = declared();
+    let mut flags = Vec::new();
+    for (section, entries) in table {
+        let toml::Value::Table(entries) = entries else {
+            return Err(ConfigError::Parse(
+                path.clone(),
+                format!("`{section}` must be a [section]"),
+            ));
         };
-        Self::resolve(cli, file)
+        for (key, value) in entries {
+            let s = settings
+                .iter()
+                .find(|s| s.section == section && s.key == key)
+                .ok_or_else(|| {
+                    ConfigError::Parse(path.clone(), format!("unknown setting [{section}] {key}"))
+                })?;
+            if matches!(
+                given.value_source(&s.id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            ) {
+                continue;
+            }
+            let value = flag_value(&value).ok_or_else(|| {
+                ConfigError::Parse(
+                    path.clone(),
+                    format!("[{section}] {key} has a value of the wrong shape"),
+                )
+            })?;
+            flags.push((
+                s.id.clone(),
+                OsString::from(format!("--{}={value}", s.long)),
+            ));
+        }
+    }
+    Ok(flags)
+}
+
+/// A TOML value written the way the flag takes it: lists comma-separated, a table of lists (`engines`) as
+/// `key=a|b,key2=c`.
+fn flag_value(v: &toml::Value) -> Option<String> {
+    use toml::Value::*;
+    Some(match v {
+        String(s) => s.clone(),
+        Integer(i) => i.to_string(),
+        Float(f) => f.to_string(),
+        Boolean(b) => b.to_string(),
+        Array(items) => items
+            .iter()
+            .map(flag_value)
+            .collect::<Option<Vec<_>>>()?
+            .join(","),
+        Table(t) => t
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Array(items) => items
+                        .iter()
+                        .map(flag_value)
+                        .collect::<Option<Vec<_>>>()?
+                        .join("|"),
+                    other => flag_value(other)?,
+                };
+                Some(format!("{k}={v}"))
+            })
+            .collect::<Option<Vec<_>>>()?
+            .join(","),
+        Datetime(d) => d.to_string(),
+    })
+}
+
+impl Config {
+    /// Reads the command line, the environment and the file it names.
+    pub fn load() -> Result<Loaded, ConfigError> {
+        Self::load_from(std::env::args_os().collect(), Cli::command())
     }
 
-    fn resolve(cli: Cli, f: FileConfig) -> Result<Self, ConfigError> {
+    /// Reads `args` (the program name first) with `command` (`Cli::command()`; tests pass one without the
+    /// environment).
+    fn load_from(args: Vec<OsString>, command: clap::Command) -> Result<Loaded, ConfigError> {
+        let given = command.clone().try_get_matches_from(&args)?;
+        let file = given.get_one::<PathBuf>("config").cloned();
+        let mut from_file = std::collections::HashSet::new();
+        let matches = match file {
+            None => given,
+            Some(path) => {
+                let mut all = args.clone();
+                let at = 1.min(all.len());
+                let flags = file_flags(&path, &given)?;
+                from_file.extend(flags.iter().map(|(id, _)| id.clone()));
+                all.splice(at..at, flags.into_iter().map(|(_, flag)| flag));
+                command.try_get_matches_from(all)?
+            }
+        };
+        let cli = Cli::from_arg_matches(&matches)?;
+        let config = Self::resolve(cli.settings.clone())?;
+        Ok(Loaded {
+            cli,
+            config,
+            matches,
+            from_file,
+        })
+    }
+
+    /// Derives what the server needs from the settings, checking what no single setting can check alone.
+    pub fn resolve(settings: Settings) -> Result<Self, ConfigError> {
         // cargo-leptos passes the site address and root of its build through these variables.
-        let leptos_addr = std::env::var("LEPTOS_SITE_ADDR")
-            .ok()
-            .and_then(|a| a.parse().ok());
-        let listen = cli
-            .listen
-            .or(f.server.listen)
-            .or(leptos_addr)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)));
-        let public_url = cli
+        let listen = if settings.listen == SocketAddr::from(([127, 0, 0, 1], 3000)) {
+            std::env::var("LEPTOS_SITE_ADDR")
+                .ok()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(settings.listen)
+        } else {
+            settings.listen
+        };
+        let site_root = if settings.site_root == "target/site" {
+            std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| settings.site_root.clone())
+        } else {
+            settings.site_root.clone()
+        };
+        let public_url = settings
             .public_url
-            .or(f.server.public_url)
+            .clone()
+            .filter(|u| !u.is_empty())
             .unwrap_or_else(|| format!("http://{listen}"))
             .trim_end_matches('/')
             .to_string();
@@ -295,144 +588,57 @@ impl Config {
                 "public URL '{public_url}' must start with http:// or https://"
             )));
         }
-        let session_idle_minutes = cli
-            .session_idle_minutes
-            .or(f.auth.session_idle_minutes)
-            .unwrap_or(120);
-        let session_max_hours = cli
-            .session_max_hours
-            .or(f.auth.session_max_hours)
-            .unwrap_or(24);
-        if session_idle_minutes < 1 || session_max_hours < 1 {
-            return Err(ConfigError::Invalid(
-                "session lifetimes must be at least 1 minute / 1 hour".into(),
-            ));
-        }
-        let issuer = cli
-            .oidc_issuer_url
-            .or(f.oidc.issuer_url)
-            .filter(|s| !s.is_empty());
-        let oidc = match issuer {
+        let oidc = match settings.oidc_issuer_url.clone().filter(|s| !s.is_empty()) {
             None => None,
             Some(issuer_url) => Some(OidcSettings {
                 issuer_url,
-                client_id: cli.oidc_client_id.or(f.oidc.client_id).ok_or_else(|| {
+                client_id: settings.oidc_client_id.clone().ok_or_else(|| {
                     ConfigError::Invalid("OIDC needs a client id (TOLLGATE_OIDC_CLIENT_ID)".into())
                 })?,
-                client_secret: cli
-                    .oidc_client_secret
-                    .or(f.oidc.client_secret)
-                    .unwrap_or_default(),
-                scopes: cli
+                client_secret: settings.oidc_client_secret.clone().unwrap_or_default(),
+                scopes: settings
                     .oidc_scopes
-                    .or(f.oidc.scopes)
-                    .unwrap_or_else(|| "email profile groups".into())
                     .split_whitespace()
                     .filter(|s| *s != "openid")
                     .map(str::to_string)
                     .collect(),
-                groups_claim: cli
-                    .oidc_groups_claim
-                    .or(f.oidc.groups_claim)
-                    .unwrap_or_else(|| "groups".into()),
-                group_prefix: cli
-                    .oidc_group_prefix
-                    .or(f.oidc.group_prefix)
-                    .unwrap_or_else(|| "tollgate:".into()),
-                display_name: cli
-                    .oidc_display_name
-                    .or(f.oidc.display_name)
-                    .unwrap_or_else(|| "single sign-on".into()),
+                groups_claim: settings.oidc_groups_claim.clone(),
+                group_prefix: settings.oidc_group_prefix.clone(),
+                display_name: settings.oidc_display_name.clone(),
             }),
         };
-        let local_login = cli.local_login.or(f.auth.local_login).unwrap_or(true);
-        if !local_login && oidc.is_none() {
+        if !settings.local_login && oidc.is_none() {
             return Err(ConfigError::Invalid(
                 "turning local sign-in off needs OIDC configured, or nobody can sign in".into(),
             ));
         }
+        let d = Duration::from_millis;
+        let gateway = GatewayConfig {
+            body_limit: settings.gateway_body_limit_bytes,
+            connect_timeout: d(settings.gateway_connect_timeout_ms),
+            first_token_timeout: d(settings.gateway_first_token_timeout_ms),
+            first_byte_timeout: d(settings.gateway_first_byte_timeout_ms),
+            idle_timeout: d(settings.gateway_idle_timeout_ms),
+            request_timeout: d(settings.gateway_request_timeout_ms),
+            pool_idle_timeout: d(settings.gateway_pool_idle_timeout_ms),
+            max_attempts: settings.gateway_max_attempts.max(1),
+            default_max_tokens: settings.gateway_default_max_tokens,
+            max_completion_reservation: settings.gateway_max_completion_reservation,
+            max_response_bytes: settings.gateway_max_response_bytes,
+        };
         Ok(Self {
             listen,
             public_url,
-            database_url: cli
-                .database_url
-                .or(f.database.url)
-                .unwrap_or_else(|| "sqlite://data/tollgate.db".into()),
-            site_root: cli
-                .site_root
-                .or(f.server.site_root)
-                .or_else(|| std::env::var("LEPTOS_SITE_ROOT").ok())
-                .unwrap_or_else(|| "target/site".into()),
-            admin_email: cli
-                .admin_email
-                .or(f.bootstrap.admin_email)
-                .unwrap_or_else(|| "admin@tollgate.local".into()),
-            admin_password: cli.admin_password.or(f.bootstrap.admin_password),
-            demo_tenant: cli.demo_tenant.or(f.bootstrap.demo_tenant).unwrap_or(true),
-            engines: match cli.engines {
-                Some(text) => parse_engines(&text)?,
-                None => f.gateway.engines.unwrap_or_default(),
-            },
-            gateway_listen: cli.gateway_listen.or(f.gateway.listen),
-            gateway_workers: cli
-                .gateway_workers
-                .or(f.gateway.workers)
-                .unwrap_or_else(tollgate_gateway::listener::default_workers)
-                .max(1),
-            redis_url: cli
-                .redis_url
-                .or(f.gateway.redis_url)
-                .filter(|u| !u.is_empty()),
-            redis_prefix: cli
-                .redis_prefix
-                .or(f.gateway.redis_prefix)
-                .unwrap_or_else(|| "tollgate".into()),
-            redis_fail_closed: cli
-                .redis_fail_closed
-                .or(f.gateway.redis_fail_closed)
-                .unwrap_or(false),
-            redis_timeout_ms: cli
-                .redis_timeout_ms
-                .or(f.gateway.redis_timeout_ms)
-                .unwrap_or(250)
-                .max(1),
-            gateway_replicas: cli
-                .gateway_replicas
-                .or(f.gateway.replicas)
-                .filter(|n| *n > 0),
-            usage_spool: cli
-                .usage_spool
-                .or(f.gateway.usage_spool)
-                .unwrap_or_else(|| PathBuf::from("data/usage-spool.jsonl")),
-            trusted_proxies: cli
-                .trusted_proxies
-                .or(f.server.trusted_proxies)
-                .unwrap_or_default(),
-            seed_catalog: cli
-                .seed_catalog
-                .or(f.bootstrap.seed_catalog)
-                .unwrap_or(true),
-            key_refresh_ms: cli
-                .key_refresh_ms
-                .or(f.gateway.key_refresh_ms)
-                .unwrap_or(2000)
-                .max(50),
-            local_login,
-            session_idle_minutes,
-            session_max_hours,
-            login_max_failures: cli
-                .login_max_failures
-                .or(f.auth.login_max_failures)
-                .unwrap_or(5),
-            login_lockout_minutes: cli
-                .login_lockout_minutes
-                .or(f.auth.login_lockout_minutes)
-                .unwrap_or(15),
+            site_root,
             oidc,
-            log_format: cli
-                .log_format
-                .or(f.server.log_format)
-                .unwrap_or_else(|| "pretty".into()),
+            engines: parse_engines(&settings.engines)?,
+            gateway_workers: settings
+                .gateway_workers
+                .map_or_else(tollgate_gateway::listener::default_workers, |n| n as usize)
+                .max(1),
+            redis_url: settings.redis_url.clone().filter(|u| !u.is_empty()),
+            gateway,
+            settings,
         })
     }
 
@@ -441,20 +647,27 @@ impl Config {
         self.public_url.starts_with("https://")
     }
 
-    /// A configuration for tests: SQLite or PostgreSQL URL given, random port, no demo data, a private usage spool.
+    /// A configuration for tests: the defaults (no environment), the database given, a random port, no demo data,
+    /// a private usage spool.
     pub fn for_tests(database_url: &str) -> Self {
-        let mut c = Self::resolve(Cli::default(), FileConfig::default())
+        let mut c = Self::load_from(vec!["tollgate".into()], without_env())
+            .map(|l| l.config)
             .unwrap_or_else(|e| panic!("default config: {e}"));
-        c.database_url = database_url.to_string();
+        c.settings.database_url = database_url.to_string();
         c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        c.demo_tenant = false;
-        c.usage_spool = std::env::temp_dir().join(format!(
+        c.settings.demo_tenant = false;
+        c.settings.usage_spool = std::env::temp_dir().join(format!(
             "tollgate-test-spool-{}-{}.jsonl",
             std::process::id(),
             tollgate_store::new_id("spool")
         ));
         c
     }
+}
+
+/// The command without its environment variables: only defaults, the file and flags count.
+fn without_env() -> clap::Command {
+    Cli::command().mut_args(|a| a.env(None::<&'static str>))
 }
 
 /// `MODEL=URL|URL,MODEL=URL` into model id -> URLs.
@@ -490,6 +703,30 @@ fn parse_engines(
 mod tests {
     use super::*;
 
+    const BEGIN: &str = "<!-- settings:begin";
+    const END: &str = "<!-- settings:end -->";
+
+    fn load(args: &[&str]) -> Result<Loaded, ConfigError> {
+        let mut all: Vec<OsString> = vec!["tollgate".into()];
+        all.extend(args.iter().map(OsString::from));
+        Config::load_from(all, without_env())
+    }
+
+    fn file(name: &str, text: &str) -> String {
+        let path = std::env::temp_dir().join(format!(
+            "tollgate-config-{}-{name}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        format!("--config={}", path.display())
+    }
+
+    fn config(args: &[&str]) -> Config {
+        load(args)
+            .map(|l| l.config)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn engines_parse_from_one_variable() {
         let e = parse_engines("a=http://h:1|http://h:2, b=http://h:3")
@@ -500,54 +737,175 @@ mod tests {
         assert!(parse_engines("a=ftp://x").is_err());
     }
 
-    fn parse(toml_text: &str) -> FileConfig {
-        toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}"))
-    }
-
     #[test]
     fn defaults_make_a_working_local_setup() {
-        let c = Config::resolve(Cli::default(), FileConfig::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let c = config(&[]);
         assert_eq!(c.database_url, "sqlite://data/tollgate.db");
-        assert!(c.local_login && c.demo_tenant && c.oidc.is_none());
+        assert!(c.local_login && c.demo_tenant && c.seed_catalog && c.oidc.is_none());
         assert!(c.public_url.starts_with("http://"));
         assert!(!c.secure_cookies());
+        assert_eq!(c.key_refresh_ms, 2000);
+        assert!(c.redis_url.is_none() && !c.redis_fail_closed);
+        assert_eq!(
+            format!("{:?}", c.gateway),
+            format!("{:?}", GatewayConfig::default())
+        );
     }
 
     #[test]
-    fn flags_override_the_file() {
-        let file = parse("[server]\npublic_url = \"https://file.example/\"\n[database]\nurl = \"postgres://db/x\"\n");
-        let cli = Cli {
-            public_url: Some("https://flag.example".into()),
-            ..Default::default()
-        };
-        let c = Config::resolve(cli, file).unwrap_or_else(|e| panic!("{e}"));
+    fn flags_override_the_file_and_show_says_where_each_value_came_from() {
+        let path = file(
+            "layers",
+            "[server]\npublic_url = \"https://file.example/\"\ntrusted_proxies = [\"10.0.0.1\", \"10.0.0.2\"]\n\
+             [database]\nurl = \"postgres://db/x\"\n[gateway]\nengines = { m = [\"http://a:1\", \"http://b:2\"] }\n\
+             key_refresh_ms = 500\n",
+        );
+        let loaded = load(&[&path, "--public-url", "https://flag.example"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = &loaded.config;
         assert_eq!(c.public_url, "https://flag.example");
         assert_eq!(c.database_url, "postgres://db/x");
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.engines["m"], vec!["http://a:1", "http://b:2"]);
+        assert_eq!(c.key_refresh_ms, 500);
         assert!(c.secure_cookies());
+        let shown = loaded.show();
+        let line = |key: &str| {
+            shown
+                .lines()
+                .find(|l| l.starts_with(&format!("{key} =")))
+                .unwrap_or_else(|| panic!("{key} missing from:\n{shown}"))
+                .to_string()
+        };
+        assert!(line("public_url").contains("# flag"), "{shown}");
+        assert!(line("url").contains("# file"), "{shown}");
+        assert!(line("log_format").contains("# default"), "{shown}");
     }
 
     #[test]
-    fn oidc_needs_a_client_id_and_unknown_keys_are_refused() {
-        let file = parse("[oidc]\nissuer_url = \"https://sso.example/realms/x\"\n");
+    fn the_environment_overrides_the_file_and_flags_override_the_environment() {
+        // A variable no other test reads; the command is built after it is set, as at start.
+        std::env::set_var("TOLLGATE_LOGIN_LOCKOUT_MINUTES", "33");
+        let path = file(
+            "env",
+            "[auth]\nlogin_lockout_minutes = 44\nlogin_max_failures = 9\n",
+        );
+        let from_env =
+            Config::load_from(vec!["tollgate".into(), path.clone().into()], Cli::command())
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_env.config.login_lockout_minutes, 33);
+        assert_eq!(from_env.config.login_max_failures, 9);
+        let from_flag = Config::load_from(
+            vec![
+                "tollgate".into(),
+                path.into(),
+                "--login-lockout-minutes=55".into(),
+            ],
+            Cli::command(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::env::remove_var("TOLLGATE_LOGIN_LOCKOUT_MINUTES");
+        assert_eq!(from_flag.config.login_lockout_minutes, 55);
+    }
+
+    #[test]
+    fn the_gateways_own_settings_reach_the_gateway() {
+        let path = file(
+            "gateway",
+            "[gateway]\nrequest_timeout_ms = 5000\nmax_attempts = 2\n",
+        );
+        let c = config(&[&path, "--gateway-body-limit-bytes=1024"]);
+        assert_eq!(c.gateway.body_limit, 1024);
+        assert_eq!(c.gateway.request_timeout, Duration::from_secs(5));
+        assert_eq!(c.gateway.max_attempts, 2);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_their_name() {
+        let path = file(
+            "oidc",
+            "[oidc]\nissuer_url = \"https://sso.example/realms/x\"\n",
+        );
+        assert!(matches!(load(&[&path]), Err(ConfigError::Invalid(_))));
+        let path = file("unknown", "[server]\nlisten_on = 1\n");
+        match load(&[&path]) {
+            Err(ConfigError::Parse(_, why)) => assert!(why.contains("[server] listen_on"), "{why}"),
+            other => panic!("{:?}", other.map(|l| l.config)),
+        }
         assert!(matches!(
-            Config::resolve(Cli::default(), file),
+            load(&["--session-idle-minutes=0"]),
+            Err(ConfigError::Cli(_))
+        ));
+        assert!(matches!(
+            load(&["--local-login=false"]),
             Err(ConfigError::Invalid(_))
         ));
-        assert!(toml::from_str::<FileConfig>("[server]\nlisten_on = 1\n").is_err());
-        let file = parse("[oidc]\nissuer_url = \"https://sso.example\"\nclient_id = \"tg\"\nscopes = \"openid email\"\n");
-        let oidc = Config::resolve(Cli::default(), file)
-            .ok()
-            .and_then(|c| c.oidc);
-        assert_eq!(oidc.map(|o| o.scopes), Some(vec!["email".to_string()]));
+        let path = file("scopes", "[oidc]\nissuer_url = \"https://sso.example\"\nclient_id = \"tg\"\nscopes = \"openid email\"\n");
+        assert_eq!(
+            config(&[&path]).oidc.map(|o| o.scopes),
+            Some(vec!["email".to_string()])
+        );
     }
 
     #[test]
-    fn turning_off_passwords_without_sso_is_refused() {
-        let cli = Cli {
-            local_login: Some(false),
-            ..Default::default()
-        };
-        assert!(Config::resolve(cli, FileConfig::default()).is_err());
+    fn secrets_are_redacted_in_show() {
+        let shown = load(&[
+            "--admin-password=hunter2-secret",
+            "--oidc-client-secret=s3cr3t",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .show();
+        assert!(
+            !shown.contains("hunter2-secret") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+        assert!(shown.contains("admin_password = \"(redacted)\""), "{shown}");
+    }
+
+    #[test]
+    fn every_setting_has_a_variable_a_section_and_help() {
+        let all = declared();
+        assert!(all.len() > 40, "{}", all.len());
+        let mut seen = std::collections::HashSet::new();
+        for s in &all {
+            assert!(!s.help.is_empty(), "{} has no help", s.id);
+            assert!(
+                s.env.starts_with("TOLLGATE_") || s.env == "DATABASE_URL",
+                "{}",
+                s.env
+            );
+            assert!(
+                seen.insert((s.section.clone(), s.key.clone())),
+                "[{}] {} twice",
+                s.section,
+                s.key
+            );
+        }
+    }
+
+    /// The README's table is generated: `cargo run -p tollgate-server -- config table`, or run this test with
+    /// TOLLGATE_BLESS=1 to rewrite it in place.
+    #[test]
+    fn the_readme_settings_table_matches_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let start = readme
+            .find(BEGIN)
+            .unwrap_or_else(|| panic!("README has no `{BEGIN}` marker"));
+        let body = start + readme[start..].find('\n').unwrap_or(0) + 1;
+        let end = readme
+            .find(END)
+            .unwrap_or_else(|| panic!("README has no `{END}` marker"));
+        let table = settings_table();
+        if std::env::var("TOLLGATE_BLESS").is_ok() {
+            let updated = format!("{}{}{}", &readme[..body], table, &readme[end..]);
+            std::fs::write(&path, updated).unwrap_or_else(|e| panic!("{e}"));
+            return;
+        }
+        assert_eq!(
+            &readme[body..end],
+            table,
+            "README.md's settings table differs from server/src/config.rs: rerun this test with TOLLGATE_BLESS=1"
+        );
     }
 }

@@ -1,22 +1,39 @@
 //! `tollgate`: the server binary. Reads the configuration, starts the server, stops on SIGTERM / Ctrl-C.
 
-use clap::Parser;
-use tollgate_server::{start, telemetry, Cli, Config};
+use tollgate_server::config::{Command, ConfigAction, ConfigError};
+use tollgate_server::{start, telemetry, Config};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    if cli.print_openapi {
-        println!("{:#}", tollgate_server::api::openapi::document());
-        return std::process::ExitCode::SUCCESS;
-    }
-    let config = match Config::load(cli) {
-        Ok(c) => c,
+    let loaded = match Config::load() {
+        Ok(l) => l,
+        // --help and --version end here too, printed by clap with their own exit code.
+        Err(ConfigError::Cli(e)) => e.exit(),
         Err(e) => {
             eprintln!("tollgate: {e}");
             return std::process::ExitCode::from(2);
         }
     };
+    if loaded.cli.print_openapi {
+        println!("{:#}", tollgate_server::api::openapi::document());
+        return std::process::ExitCode::SUCCESS;
+    }
+    match loaded.cli.command {
+        Some(Command::Config {
+            action: ConfigAction::Show,
+        }) => {
+            print!("{}", loaded.show());
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some(Command::Config {
+            action: ConfigAction::Table,
+        }) => {
+            print!("{}", tollgate_server::config::settings_table());
+            return std::process::ExitCode::SUCCESS;
+        }
+        None => {}
+    }
+    let config = loaded.config;
     telemetry::init(&config.log_format);
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,

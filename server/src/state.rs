@@ -8,7 +8,7 @@ use std::time::Duration;
 use tollgate_catalog::{Catalog, KeyDirectoryRefresher, Published};
 use tollgate_domain::grant::KeySnapshot;
 use tollgate_gateway::{
-    FailoverLimiter, FailoverOptions, Gateway, GatewayConfig, GatewayParts, Limiter, MemoryLimiter,
+    FailoverLimiter, FailoverOptions, Gateway, GatewayParts, Limiter, MemoryLimiter,
     MeteringConfig, RedisLimiter, RedisOptions,
 };
 use tollgate_identity::{
@@ -144,7 +144,7 @@ impl AppState {
             None => Arc::new(MemoryLimiter::new()),
         };
         let gateway = Gateway::new(GatewayParts {
-            config: GatewayConfig::default(),
+            config: config.gateway.clone(),
             // Empty until the refresher below publishes the first snapshot, before the server accepts requests.
             keys: Arc::new(ArcSwap::from_pointee(KeySnapshot::default())),
             limiter,

@@ -487,13 +487,14 @@ async fn suite(flavor: Flavor) {
             &overrides,
             Some(&root),
             None,
-            Some(json!({ "tokens_per_minute": "0" })),
+            Some(json!({ "tokens_per_minute": 0 })),
         )
         .await;
     assert_eq!(
         (status, error_type(&body)),
         (StatusCode::BAD_REQUEST, "invalid_request")
     );
+    // Limits are JSON numbers; the strings the API took before are still accepted.
     let (status, plan) = api
         .send(
             Method::PUT,
@@ -501,6 +502,16 @@ async fn suite(flavor: Flavor) {
             Some(&root),
             None,
             Some(json!({ "tokens_per_minute": "5,000" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    let (status, plan) = api
+        .send(
+            Method::PUT,
+            &overrides,
+            Some(&root),
+            None,
+            Some(json!({ "tokens_per_minute": 5000, "max_concurrent": null })),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{plan}");

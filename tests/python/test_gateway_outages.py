@@ -177,8 +177,8 @@ def test_one_replica_rides_out_a_redis_blip_and_a_database_blip(database):
     )
     load = None
     try:
-        steady, steady_key = p.subscribe_with_key(STEADY, {"name": "Steady", "requests_per_minute": "100000"})
-        _, strict_key = p.subscribe_with_key(STRICT, {"name": "Three a minute", "requests_per_minute": "3"})
+        steady, steady_key = p.subscribe_with_key(STEADY, {"name": "Steady", "requests_per_minute": 100000})
+        _, strict_key = p.subscribe_with_key(STRICT, {"name": "Three a minute", "requests_per_minute": 3})
         assert readiness(p)[1]["limiter"]["mode"] == "shared"
 
         early_in_a_minute(15)
@@ -263,7 +263,7 @@ def test_two_replicas_each_keep_to_their_share_while_redis_is_away(database):
     first = start_platform(sims=sims, database_url=url, extra_env=env)
     second = start_platform(sims=sims, database_url=url, extra_env=env)
     try:
-        _, key = first.subscribe_with_key(STRICT, {"name": "Three a minute", "requests_per_minute": "3"})
+        _, key = first.subscribe_with_key(STRICT, {"name": "Three a minute", "requests_per_minute": 3})
         # Each replica counts the other's heartbeat (every 5 s) and learns of the key (within its refresh).
         deadline = time.monotonic() + 15
         while not all(readiness(p)[1]["limiter"]["replicas"] == 2 for p in (first, second)) or \

@@ -39,7 +39,7 @@ def test_two_servers_share_one_token_limit(database):
     try:
         sub, key = first.subscribe_with_key(
             "granite-3.1-2b-base",
-            {"name": "Shared", "requests_per_minute": "100000", "tokens_per_minute": str(TOKENS_PER_MINUTE)},
+            {"name": "Shared", "requests_per_minute": 100000, "tokens_per_minute": TOKENS_PER_MINUTE},
         )
         # The second server learns of the key from the database within its refresh interval.
         deadline = time.monotonic() + 10

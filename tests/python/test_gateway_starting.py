@@ -24,7 +24,7 @@ def test_a_starting_engine_answers_503_with_retry_after_and_the_client_retries_i
     platform = start_platform(sims={MODEL: [types.SimpleNamespace(url=f"http://127.0.0.1:{port}")]})
     engine_box = []
     try:
-        _, key = platform.subscribe_with_key(MODEL, {"name": "Starting", "requests_per_minute": "1000"})
+        _, key = platform.subscribe_with_key(MODEL, {"name": "Starting", "requests_per_minute": 1000})
         # The first probe runs as the server starts; give it time to find nothing there.
         time.sleep(2.5)
         with pytest.raises(openai.APIStatusError) as starting:

@@ -38,7 +38,7 @@ def platform_on_uvicorn(request):
 
 def test_every_answer_shape_from_uvicorn_passes_through_exactly(platform_on_uvicorn):
     platform = platform_on_uvicorn
-    _, key = platform.subscribe_with_key(MODEL, {"name": "Uvicorn", "requests_per_minute": "1000"})
+    _, key = platform.subscribe_with_key(MODEL, {"name": "Uvicorn", "requests_per_minute": 1000})
     client = platform.client(key)
 
     # Whole answers, several in a row on the pooled connection.

@@ -79,13 +79,13 @@ pub struct PlanInput {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limit_text")]
     pub requests_per_minute: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limit_text")]
     pub tokens_per_minute: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limit_text")]
     pub max_concurrent: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limit_text")]
     pub monthly_tokens: String,
     /// Comma-separated model ids; empty means every model.
     #[serde(default)]
@@ -102,6 +102,38 @@ pub struct ValidPlan {
     pub all_models: bool,
     pub models: Vec<String>,
     pub requires_approval: bool,
+}
+
+/// A limit as a client sends it: a JSON number (what API clients send), a string (what the portal's forms post,
+/// and what the API took before numbers; still accepted), or null for unlimited. Kept as text for `parse_limit`,
+/// which gives every shape the same validation and the same error.
+fn limit_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Limit;
+    impl serde::de::Visitor<'_> for Limit {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a positive whole number, or null for unlimited")
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_str<E>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_none<E>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_unit<E>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+    }
+    d.deserialize_any(Limit)
 }
 
 /// An optional positive limit as typed in a form: "" is unlimited; "1,000" and "1_000" are allowed.
@@ -159,13 +191,13 @@ impl PlanInput {
 /// Per-model overrides as typed (empty keeps the plan's value).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OverrideInput {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limit_text")]
     pub requests_per_minute: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limit_text")]
     pub tokens_per_minute: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limit_text")]
     pub max_concurrent: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limit_text")]
     pub monthly_tokens: String,
 }
 
@@ -197,6 +229,30 @@ fn trim_zero(x: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn limits_arrive_as_numbers_strings_or_null() {
+        let p: super::PlanInput = serde_json::from_str(
+            r#"{"name": "P", "requests_per_minute": 10000, "tokens_per_minute": "2,000", "max_concurrent": null}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let v = p.validate().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.limits.requests_per_minute, Some(10_000));
+        assert_eq!(v.limits.tokens_per_minute, Some(2_000));
+        assert_eq!(v.limits.max_concurrent, None);
+        let negative: super::OverrideInput = serde_json::from_str(r#"{"requests_per_minute": -5}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            negative.validate().is_err(),
+            "a negative number gets the same error as bad text"
+        );
+        let fraction: super::OverrideInput =
+            serde_json::from_str(r#"{"monthly_tokens": 1.5}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert!(fraction.validate().is_err());
+        assert!(
+            serde_json::from_str::<super::OverrideInput>(r#"{"max_concurrent": [1]}"#).is_err()
+        );
+    }
+
     use super::*;
 
     fn plan() -> PlanView {

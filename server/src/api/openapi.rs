@@ -90,6 +90,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ("page", "1-based page number"), ("per_page", "items per page")]),
 ];
 
+/// A limit in an input: a positive integer, or null (or absent) for `absent`. Strings of digits, what the API took
+/// before, are still accepted for one release.
+fn limit(absent: &str) -> Value {
+    json!({ "type": ["integer", "null"], "minimum": 1, "description": format!("absent or null: {absent}") })
+}
+
 fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
@@ -247,11 +253,13 @@ fn schemas() -> Value {
         "Plan": plan,
         "PlanList": { "type": "array", "items": schema_ref("Plan") },
         "PlanInput": obj(&["name"], json!({ "name": s, "description": s,
-            "requests_per_minute": { "type": "string", "description": "empty for unlimited" }, "tokens_per_minute": s,
-            "max_concurrent": s, "monthly_tokens": s, "models": { "type": "string", "description": "comma-separated model ids; empty covers every model" },
+            "requests_per_minute": limit("unlimited"), "tokens_per_minute": limit("unlimited"),
+            "max_concurrent": limit("unlimited"), "monthly_tokens": limit("unlimited"),
+            "models": { "type": "string", "description": "comma-separated model ids; empty covers every model" },
             "requires_approval": { "type": "boolean" } })),
-        "OverrideInput": obj(&[], json!({ "requests_per_minute": { "type": "string", "description": "empty keeps the plan's value" },
-            "tokens_per_minute": s, "max_concurrent": s, "monthly_tokens": s })),
+        "OverrideInput": obj(&[], json!({ "requests_per_minute": limit("the plan's value"),
+            "tokens_per_minute": limit("the plan's value"), "max_concurrent": limit("the plan's value"),
+            "monthly_tokens": limit("the plan's value") })),
         "Archive": obj(&["archived"], json!({ "archived": { "type": "boolean" } })),
         "Subscription": { "type": "object", "required": ["id", "state", "model_id", "team_id", "plan_id"], "properties": subscription_props },
         "SubscriptionWithKeys": { "type": "object", "required": ["id", "state", "keys"], "properties": with_keys },
