@@ -9,6 +9,7 @@ pub const MAX_GRACE_HOURS: u32 = 30 * 24;
 /// The longest lifetime a key or token may be given.
 pub const MAX_LIFETIME_DAYS: u32 = 366;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "until")]
 pub enum KeyState {
@@ -117,6 +118,7 @@ impl TokenScope {
 }
 
 /// An API key as lists show it: never the secret, only the prefix.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyView {
     pub id: String,
@@ -132,6 +134,7 @@ pub struct KeyView {
 }
 
 /// What the creator sees once: the full key. It cannot be shown again.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyCreated {
     pub key: KeyView,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 /// Per-subscription limits after the plan's defaults and its per-model overrides are resolved. None means
 /// unlimited.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub requests_per_minute: Option<u32>,

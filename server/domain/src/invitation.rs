@@ -8,6 +8,7 @@ pub const DEFAULT_TTL_HOURS: u32 = 72;
 /// The longest validity an inviter may pick (two weeks).
 pub const MAX_TTL_HOURS: u32 = 24 * 14;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InvitationState {
     Pending,

@@ -5,6 +5,7 @@ use crate::{grant::Limits, text, DomainError};
 use serde::{Deserialize, Serialize};
 
 /// Per-model overrides of a plan's limits: None keeps the plan's value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LimitOverride {
     pub requests_per_minute: Option<u32>,
@@ -13,12 +14,14 @@ pub struct LimitOverride {
     pub monthly_tokens: Option<u64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanModel {
     pub model_id: String,
     pub overrides: LimitOverride,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanView {
     pub id: String,
@@ -74,18 +77,23 @@ impl PlanView {
 }
 
 /// A plan as submitted by an admin (limits as typed: empty means unlimited).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PlanInput {
     pub name: String,
     #[serde(default)]
     pub description: String,
     #[serde(default, deserialize_with = "limit_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, minimum = 1))]
     pub requests_per_minute: String,
     #[serde(default, deserialize_with = "limit_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, minimum = 1))]
     pub tokens_per_minute: String,
     #[serde(default, deserialize_with = "limit_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, minimum = 1))]
     pub max_concurrent: String,
     #[serde(default, deserialize_with = "limit_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, minimum = 1))]
     pub monthly_tokens: String,
     /// Comma-separated model ids; empty means every model.
     #[serde(default)]
@@ -189,15 +197,20 @@ impl PlanInput {
 }
 
 /// Per-model overrides as typed (empty keeps the plan's value).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OverrideInput {
     #[serde(default, deserialize_with = "limit_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, minimum = 1))]
     pub requests_per_minute: String,
     #[serde(default, deserialize_with = "limit_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, minimum = 1))]
     pub tokens_per_minute: String,
     #[serde(default, deserialize_with = "limit_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, minimum = 1))]
     pub max_concurrent: String,
     #[serde(default, deserialize_with = "limit_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, minimum = 1))]
     pub monthly_tokens: String,
 }
 

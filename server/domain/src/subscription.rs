@@ -16,6 +16,7 @@ use crate::{time::Millis, DomainError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SubscriptionState))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
@@ -91,6 +92,7 @@ pub fn initial_state(plan_requires_approval: bool, model_restricted: bool) -> St
 }
 
 /// A change someone asks for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SubscriptionChange))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
@@ -187,6 +189,7 @@ pub fn needs_reason(change: Change) -> bool {
 }
 
 /// A subscription as lists and pages show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubscriptionView {
     pub id: String,

@@ -4,6 +4,7 @@ use crate::{invitation::InvitationState, time::Millis, TenantRole};
 use serde::{Deserialize, Serialize};
 
 /// The signed-in user as the portal sees them: who, and in which tenant they are working now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Me {
     pub user_id: String,
@@ -16,6 +17,7 @@ pub struct Me {
     pub tenants: Vec<TenantMembership>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantMembership {
     pub tenant_id: String,
@@ -25,6 +27,7 @@ pub struct TenantMembership {
     pub role: Option<TenantRole>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantView {
     pub id: String,
@@ -35,6 +38,7 @@ pub struct TenantView {
     pub created_at: Millis,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TeamView {
     pub id: String,
@@ -44,6 +48,7 @@ pub struct TeamView {
     pub created_at: Millis,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberView {
     pub user_id: String,
@@ -53,6 +58,7 @@ pub struct MemberView {
     pub joined_at: Millis,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TeamMemberView {
     pub user_id: String,
@@ -61,6 +67,7 @@ pub struct TeamMemberView {
     pub added_at: Millis,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvitationView {
     pub id: String,
@@ -74,6 +81,7 @@ pub struct InvitationView {
 }
 
 /// What the inviter sees once: the link to pass on. The token inside is never shown again.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvitationCreated {
     pub invitation: InvitationView,
@@ -91,6 +99,7 @@ pub struct InvitationPreview {
     pub state: InvitationState,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEventView {
     pub id: String,

@@ -33,7 +33,7 @@ pub struct ModelsQuery {
     pub per_page: Option<u32>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ModelList {
     #[serde(flatten)]
     pub page: Page<ModelView>,
@@ -125,7 +125,7 @@ pub async fn update_plan(
     Ok(Json(s.catalog.update_plan(&caller, &id, &input).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Archive {
     pub archived: bool,
 }

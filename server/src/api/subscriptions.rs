@@ -51,7 +51,7 @@ pub async fn list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewSubscription {
     pub team_id: String,
     pub model_id: String,
@@ -81,7 +81,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(sub)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WithKeys {
     #[serde(flatten)]
     pub subscription: SubscriptionView,
@@ -97,7 +97,7 @@ pub async fn get(
     Ok(Json(WithKeys { subscription, keys }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     pub change: Change,
     #[serde(default)]
@@ -116,7 +116,7 @@ pub async fn decide(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PlanChange {
     pub plan_id: String,
 }
@@ -150,7 +150,7 @@ pub async fn approvals(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewKey {
     pub name: String,
     /// Days until the key expires; absent or 0 for never.
@@ -172,7 +172,7 @@ pub async fn create_key(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Rotation {
     /// How long the old key keeps working, in hours (0 to 720).
     #[serde(default)]

@@ -52,7 +52,7 @@ pub async fn list_tenants(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewTenant {
     pub name: String,
     #[serde(default)]
@@ -85,7 +85,7 @@ pub async fn list_teams(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewTeam {
     pub name: String,
     #[serde(default)]
@@ -109,7 +109,7 @@ pub async fn create_team(
     ))
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct TeamWithMembers {
     #[serde(flatten)]
     pub team: TeamView,
@@ -136,7 +136,7 @@ pub async fn delete_team(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TeamMember {
     pub email: String,
 }
@@ -181,7 +181,7 @@ pub async fn list_members(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RoleChange {
     pub role: String,
 }
@@ -212,7 +212,7 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewInvitation {
     #[serde(default)]
     pub email: Option<String>,

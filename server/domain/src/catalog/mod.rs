@@ -11,6 +11,7 @@ pub use model::{
 pub use query::{CatalogFacets, CatalogQuery, CatalogSort};
 
 /// A model page: the model and the plans it can be subscribed under.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelDetail {
     pub model: ModelView,

@@ -7,6 +7,7 @@ use std::fmt;
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal, $label:literal;)+ }) => {
         $(#[$meta])*
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
@@ -65,6 +66,7 @@ string_enum!(
 );
 
 /// A price per million tokens in micro-units of the platform currency (integers: no rounding drift).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub struct Price(pub i64);
 
@@ -111,6 +113,7 @@ impl fmt::Display for Price {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelView {
     /// The API model id, e.g. `llama-3.1-8b-instruct`.
@@ -174,6 +177,7 @@ impl ModelView {
 }
 
 /// What an admin submits to create or edit a model, as typed. `validate` turns it into a checked model.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ModelInput {
     pub id: String,

@@ -73,6 +73,7 @@ pub struct CatalogQuery {
 }
 
 /// The values present in the catalog, to offer as filter choices.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CatalogFacets {
     pub families: Vec<String>,
