@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 TARGET ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test setup build e2e python fmt
+.PHONY: run test setup build e2e python fmt lint
 
 ## Run the platform: SQLite under ./data, a platform admin, a demo tenant, the seed catalog and one simulated
 ## engine per model (scripts/run.sh).
@@ -19,6 +19,7 @@ test:
 	@scripts/setup.sh --test
 	@echo "==> building the server, wasm and tests: about 10 minutes the first time on 2 cores, a minute or two after"
 	cargo leptos build
+	$(MAKE) lint
 	cargo test --workspace --exclude tollgate-hydrate
 	$(MAKE) python
 	$(MAKE) e2e
@@ -34,3 +35,8 @@ e2e:
 
 fmt:
 	cargo fmt --all
+
+## Formatting, and clippy with the workspace lints (no unwrap or expect outside tests) as errors.
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --exclude tollgate-hydrate --all-targets -- -D warnings

@@ -2,6 +2,8 @@
 //! anonymous callers, personal access tokens and their scopes, the catalog-to-key flow as JSON, error bodies for
 //! bad input, and tenant isolation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod support;
 
 use reqwest::{header, Method, StatusCode};

@@ -1,6 +1,8 @@
 //! The gateway on a listener of its own: `/v1` answers there (and still on the main listener); the portal and the
 //! management API do not.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod support;
 
 use reqwest::StatusCode;

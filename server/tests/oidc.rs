@@ -2,6 +2,8 @@
 //! loopback by the test): the whole browser flow through our server, group claims mapped to roles,
 //! sign-out at the provider, and every rejection the issue lists.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod support;
 
 use chrono::{Duration, Utc};

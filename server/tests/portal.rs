@@ -2,6 +2,8 @@
 //! throttling, invitations and sign-out. The server runs on a random port over SQLite (one smoke run on
 //! PostgreSQL checks that sessions live in the shared database).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod support;
 
 use reqwest::StatusCode;

@@ -53,7 +53,7 @@ pub fn AdminModelsPage() -> impl IntoView {
                                     <table class=TABLE data-testid="admin-models">
                                         <thead><tr><th class=TH>"Model"</th><th class=TH>"Task"</th><th class=TH>"Status"</th><th class=TH>"Access"</th><th class=TH></th></tr></thead>
                                         <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
-                                            {p.items.iter().cloned().map(|m| view! {
+                                            {p.items.clone().into_iter().map(|m| view! {
                                                 <tr>
                                                     <td class=TD><a class="font-medium text-indigo-600 hover:underline" href=format!("/catalog/{}", m.id)>{m.display_name.clone()}</a><p class="font-mono text-xs text-slate-500">{m.id.clone()}</p></td>
                                                     <td class=TD>{m.task.label()}</td>

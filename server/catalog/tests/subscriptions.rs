@@ -2,6 +2,8 @@
 //! who may decide, keys through the gateway snapshot (create, rotate, revoke, suspend), tenant isolation, and a
 //! revocation on one replica reaching another replica's snapshot.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 use std::{sync::Arc, time::Duration};
 use tollgate_catalog::{
     directory::load_snapshot, seed::seed_if_empty, Catalog, KeyDirectoryRefresher,

@@ -5,6 +5,8 @@
 //! `cargo bench -p tollgate-gateway --bench overhead` (`BENCH_SECS`, `BENCH_CONCURRENCY`, `BENCH_SAMPLES`).
 //! Client, gateway and engine share the machine's cores, so the figures are an upper bound on the overhead.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -2,6 +2,8 @@
 //! another within the request's time, streaming or not; idle pooled connections are not kept past the engine's
 //! keep-alive.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod common;
 
 use common::*;

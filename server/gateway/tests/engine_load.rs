@@ -1,6 +1,8 @@
 //! Routing refined by the engines' own load: a replica whose engine reports a queue (traffic from elsewhere) is
 //! avoided, though this gateway has nothing in flight on it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! their headers, streams cut by the client or by the engine, retries over replicas. Usage records are read back
 //! from a SQLite database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! Replica health from the engine probes: a replica that has never answered is not routed to, a model with no
 //! other replica tells clients to retry soon (503 with `Retry-After`), and the replica serves once it answers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod common;
 
 use common::*;

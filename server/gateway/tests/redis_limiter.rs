@@ -2,6 +2,8 @@
 //! keep theirs by refreshing, and settling a ticket that was never admitted changes nothing. Uses the Redis at
 //! 127.0.0.1:6379 (`TOLLGATE_TEST_REDIS_URL` to point elsewhere), under a fresh key prefix per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 use std::time::Duration;
 use tollgate_domain::grant::Limits;
 use tollgate_gateway::limits::{LimitError, LimitKind, Ticket};

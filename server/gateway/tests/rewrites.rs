@@ -2,6 +2,8 @@
 //! client set no cap; answers and stream chunks name the API model, not the engine's served name; an engine's
 //! refusal reaches the client as our error body, in the client's terms.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod common;
 
 use common::*;

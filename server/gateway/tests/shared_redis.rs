@@ -1,6 +1,8 @@
 //! Two gateways sharing one Redis enforce one token limit: together they admit what one would, not twice as much.
 //! Uses the Redis at 127.0.0.1:6379 (`TOLLGATE_TEST_REDIS_URL` to point elsewhere), under a fresh key prefix.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod common;
 
 use common::*;

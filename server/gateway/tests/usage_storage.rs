@@ -1,6 +1,8 @@
 //! Usage records in the database, on SQLite and PostgreSQL: batch inserts that skip ids already stored, filtered
 //! and paged reads, and month-to-date totals per subscription.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 use tollgate_store::testing::{Flavor, TestDatabase};
 use tollgate_store::{NewUsage, UsageQuery};
 

@@ -2,6 +2,8 @@
 //! tenant B's objects (all answer NotFound and change nothing), and A's developers and viewers try every
 //! admin action in their own tenant (all answer Forbidden). Run on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 use tollgate_domain::{page::PageRequest, views::AuditFilter, DomainError, TenantRole};
 use tollgate_identity::{Caller, Identity};
 use tollgate_store::{

@@ -10,6 +10,8 @@
 //! `BENCH_SECS` (default 5), `BENCH_CONNECTIONS` (64), `BENCH_STREAMS` (10000).
 //! Client and server share the machine, so on a 2-core box the figures are a floor.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

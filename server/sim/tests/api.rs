@@ -1,5 +1,7 @@
 //! Wire behaviour of the OpenAI-compatible API, checked over real HTTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod common;
 
 use std::time::Duration;

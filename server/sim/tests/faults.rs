@@ -1,5 +1,7 @@
 //! Each fault mode, set at run time through `/sim/faults` and at start-up through flags.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 mod common;
 
 use std::time::{Duration, Instant};

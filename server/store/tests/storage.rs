@@ -1,5 +1,7 @@
 //! The storage suite, run on SQLite and on PostgreSQL: both backends must behave identically.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 use tollgate_store::{
     now_millis,
     testing::{Flavor, TestDatabase},

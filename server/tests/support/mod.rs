@@ -1,6 +1,7 @@
 //! Test harness: the real server on a random port over a throwaway database, and a cookie-keeping
 //! client that behaves like a browser (forms, redirects not followed, Origin sent on posts).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 #![allow(dead_code)]
 
 pub mod oidc;

@@ -18,6 +18,8 @@
 //!   unless `OIDC_PASSWORD` / an account's `"password"` says otherwise);
 //! - consent is automatic;
 //! - the authorization response carries `code`, `state` and `iss` (RFC 9207).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 #![allow(dead_code)]
 
 use std::path::PathBuf;

@@ -193,6 +193,7 @@ pub(crate) mod tests {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // a test fixture: each argument is one column of the catalog table
     fn model(
         id: &str,
         family: &str,

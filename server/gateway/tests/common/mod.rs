@@ -1,6 +1,7 @@
 //! Test support: engine simulators and gateways on random ports, keys minted like the catalog mints them, and a
 //! SQLite database per gateway for its usage records.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 #![allow(dead_code)]
 
 use arc_swap::ArcSwap;

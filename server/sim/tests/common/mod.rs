@@ -2,6 +2,7 @@
 //! HTTP/1.1 client over raw TCP (so the tests need no HTTP client crate), an SSE splitter
 //! and a strict Prometheus text parser.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 #![allow(dead_code)]
 
 use std::collections::HashMap;
