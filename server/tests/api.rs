@@ -10,7 +10,7 @@ use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use support::{Browser, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 use tollgate_domain::{grant::KeyRejection, time::Millis};
-use tollgate_server::api::{openapi::ENDPOINTS, TENANT_HEADER};
+use tollgate_server::api::{openapi, TENANT_HEADER};
 use tollgate_store::testing::Flavor;
 
 struct Api<'a> {
@@ -114,31 +114,29 @@ async fn suite(flavor: Flavor) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");
-    for e in ENDPOINTS {
-        let path = e
-            .path
+    let operations = openapi::operations();
+    assert!(operations.len() >= 34, "{} operations", operations.len());
+    for (method_name, full_path, takes_body) in operations {
+        let path = full_path
+            .trim_start_matches(openapi::PREFIX)
             .replace("{id}", "x")
             .replace("{user_id}", "y")
             .replace("{model_id}", "z");
-        let method = Method::from_bytes(e.method.to_uppercase().as_bytes())
+        let method = Method::from_bytes(method_name.to_uppercase().as_bytes())
             .unwrap_or_else(|err| panic!("{err}"));
-        let body = e.body.map(|_| json!({}));
+        let body = takes_body.then(|| json!({}));
         let (status, body) = api.send(method, &path, None, None, body).await;
         assert_eq!(
             status,
             StatusCode::UNAUTHORIZED,
-            "{} {}: {body}",
-            e.method,
-            e.path
+            "{method_name} {full_path}: {body}"
         );
         assert_eq!(
             error_type(&body),
             "unauthenticated",
-            "{} {}",
-            e.method,
-            e.path
+            "{method_name} {full_path}"
         );
-        assert!(doc["paths"][format!("/api/v1{}", e.path)][e.method].is_object());
+        assert!(doc["paths"][&full_path][&method_name].is_object());
     }
     let (status, body) = api
         .send(Method::GET, "/no-such-route", None, None, None)

@@ -15,21 +15,30 @@ use tollgate_domain::{
 };
 
 /// Query strings are flat (serde's `flatten` cannot parse numbers from them), so the filter is spelled out.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ModelsQuery {
+    /// Words matched against id, name, family, provider, description and tags.
     #[serde(default)]
     pub search: String,
+    /// chat | completion | embeddings
     #[serde(default)]
     pub task: String,
+    /// A model family.
     #[serde(default)]
     pub family: String,
+    /// One tag.
     #[serde(default)]
     pub tag: String,
+    /// preview | available | deprecated | retired | all (default: all but retired)
     #[serde(default)]
     pub status: String,
+    /// name | newest | price | context | size
     #[serde(default)]
     pub sort: String,
+    /// 1-based page number.
     pub page: Option<u32>,
+    /// Items per page, 1 to 100 (default 20).
     pub per_page: Option<u32>,
 }
 
@@ -40,6 +49,8 @@ pub struct ModelList {
     pub facets: CatalogFacets,
 }
 
+/// Search, filter, sort and page the catalog.
+#[utoipa::path(get, path = "/models", tag = "catalog", params(ModelsQuery), responses((status = 200, body = ModelList)))]
 pub async fn list_models(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -63,6 +74,8 @@ pub async fn list_models(
     Ok(Json(ModelList { page, facets }))
 }
 
+/// A model with the plans offering it.
+#[utoipa::path(get, path = "/models/{id}", tag = "catalog", responses((status = 200, body = ModelDetail)))]
 pub async fn get_model(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -71,6 +84,8 @@ pub async fn get_model(
     Ok(Json(s.catalog.model(&caller, &id).await?))
 }
 
+/// Add a model (platform admins).
+#[utoipa::path(post, path = "/models", tag = "catalog", request_body = ModelInput, responses((status = 201, body = ModelView)))]
 pub async fn create_model(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -83,6 +98,8 @@ pub async fn create_model(
     ))
 }
 
+/// Replace a model's fields (platform admins).
+#[utoipa::path(put, path = "/models/{id}", tag = "catalog", request_body = ModelInput, responses((status = 200, body = ModelView)))]
 pub async fn update_model(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -94,6 +111,8 @@ pub async fn update_model(
     Ok(Json(s.catalog.update_model(&caller, &input).await?))
 }
 
+/// Every plan (archived ones for platform admins only).
+#[utoipa::path(get, path = "/plans", tag = "catalog", params(super::tenancy::Search), responses((status = 200, body = Vec<PlanView>)))]
 pub async fn list_plans(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -103,6 +122,8 @@ pub async fn list_plans(
     Ok(Json(s.catalog.plans(&caller, &q.search).await?))
 }
 
+/// Create a plan (platform admins).
+#[utoipa::path(post, path = "/plans", tag = "catalog", request_body = PlanInput, responses((status = 201, body = PlanView)))]
 pub async fn create_plan(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -115,6 +136,8 @@ pub async fn create_plan(
     ))
 }
 
+/// Replace a plan's settings (platform admins).
+#[utoipa::path(put, path = "/plans/{id}", tag = "catalog", request_body = PlanInput, responses((status = 200, body = PlanView)))]
 pub async fn update_plan(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -130,6 +153,8 @@ pub struct Archive {
     pub archived: bool,
 }
 
+/// Archive or restore a plan (platform admins).
+#[utoipa::path(post, path = "/plans/{id}/archive", tag = "catalog", request_body = Archive, responses((status = 200, body = PlanView)))]
 pub async fn archive_plan(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -144,6 +169,8 @@ pub async fn archive_plan(
     ))
 }
 
+/// Set one model's limits under a plan (platform admins).
+#[utoipa::path(put, path = "/plans/{id}/models/{model_id}", tag = "catalog", request_body = OverrideInput, responses((status = 200, body = PlanView)))]
 pub async fn set_overrides(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,

@@ -11,12 +11,10 @@ mod tenancy;
 mod usage;
 
 use crate::state::AppState;
-use axum::{
-    routing::{delete, get, post, put},
-    Json, Router,
-};
+use axum::{routing::get, Json, Router};
 use serde::Deserialize;
 use tollgate_domain::page::PageRequest;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use auth::TENANT_HEADER;
 
@@ -33,64 +31,48 @@ impl PageQuery {
     }
 }
 
+/// Every route of the API with its documentation: a route exists only through its handler's `#[utoipa::path]`,
+/// so the router and the OpenAPI document cannot disagree.
+pub(crate) fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<openapi::Shared as utoipa::OpenApi>::openapi())
+        .routes(routes!(tenancy::me))
+        .routes(routes!(catalog::list_models, catalog::create_model))
+        .routes(routes!(catalog::get_model, catalog::update_model))
+        .routes(routes!(catalog::list_plans, catalog::create_plan))
+        .routes(routes!(catalog::update_plan))
+        .routes(routes!(catalog::archive_plan))
+        .routes(routes!(catalog::set_overrides))
+        .routes(routes!(subscriptions::list, subscriptions::create))
+        .routes(routes!(subscriptions::get))
+        .routes(routes!(subscriptions::decide))
+        .routes(routes!(subscriptions::change_plan))
+        .routes(routes!(subscriptions::create_key))
+        .routes(routes!(subscriptions::approvals))
+        .routes(routes!(subscriptions::revoke_key))
+        .routes(routes!(subscriptions::rotate_key))
+        .routes(routes!(tenancy::list_tenants, tenancy::create_tenant))
+        .routes(routes!(tenancy::list_teams, tenancy::create_team))
+        .routes(routes!(tenancy::get_team, tenancy::delete_team))
+        .routes(routes!(tenancy::add_team_member))
+        .routes(routes!(tenancy::remove_team_member))
+        .routes(routes!(tenancy::list_members))
+        .routes(routes!(tenancy::change_role, tenancy::remove_member))
+        .routes(routes!(tenancy::list_invitations, tenancy::invite))
+        .routes(routes!(tenancy::audit))
+        .routes(routes!(usage::list))
+}
+
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
-        .route("/me", get(tenancy::me))
+    let (router, doc) = documented().split_for_parts();
+    let doc = std::sync::Arc::new(openapi::finish(doc));
+    router
         .route(
-            "/models",
-            get(catalog::list_models).post(catalog::create_model),
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
         )
-        .route(
-            "/models/{id}",
-            get(catalog::get_model).put(catalog::update_model),
-        )
-        .route(
-            "/plans",
-            get(catalog::list_plans).post(catalog::create_plan),
-        )
-        .route("/plans/{id}", put(catalog::update_plan))
-        .route("/plans/{id}/archive", post(catalog::archive_plan))
-        .route("/plans/{id}/models/{model_id}", put(catalog::set_overrides))
-        .route(
-            "/subscriptions",
-            get(subscriptions::list).post(subscriptions::create),
-        )
-        .route("/subscriptions/{id}", get(subscriptions::get))
-        .route("/subscriptions/{id}/decision", post(subscriptions::decide))
-        .route("/subscriptions/{id}/plan", post(subscriptions::change_plan))
-        .route("/subscriptions/{id}/keys", post(subscriptions::create_key))
-        .route("/approvals", get(subscriptions::approvals))
-        .route("/keys/{id}", delete(subscriptions::revoke_key))
-        .route("/keys/{id}/rotate", post(subscriptions::rotate_key))
-        .route(
-            "/tenants",
-            get(tenancy::list_tenants).post(tenancy::create_tenant),
-        )
-        .route(
-            "/teams",
-            get(tenancy::list_teams).post(tenancy::create_team),
-        )
-        .route(
-            "/teams/{id}",
-            get(tenancy::get_team).delete(tenancy::delete_team),
-        )
-        .route("/teams/{id}/members", post(tenancy::add_team_member))
-        .route(
-            "/teams/{id}/members/{user_id}",
-            delete(tenancy::remove_team_member),
-        )
-        .route("/members", get(tenancy::list_members))
-        .route(
-            "/members/{user_id}",
-            put(tenancy::change_role).delete(tenancy::remove_member),
-        )
-        .route(
-            "/invitations",
-            get(tenancy::list_invitations).post(tenancy::invite),
-        )
-        .route("/audit", get(tenancy::audit))
-        .route("/usage", get(usage::list))
         .fallback(|| async {
             error::ApiError::from(tollgate_domain::DomainError::not_found("API route"))
         })

@@ -14,19 +14,26 @@ use tollgate_domain::{
     subscription::{Change, SubscriptionFilter, SubscriptionView},
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Model or team name contains.
     #[serde(default)]
     pub search: String,
     /// A state, or "pending" for both pending stages.
     #[serde(default)]
     pub state: String,
+    /// One team.
     #[serde(default)]
     pub team_id: String,
+    /// 1-based page number.
     pub page: Option<u32>,
+    /// Items per page, 1 to 100 (default 20).
     pub per_page: Option<u32>,
 }
 
+/// The tenant's subscriptions.
+#[utoipa::path(get, path = "/subscriptions", tag = "subscriptions", params(ListQuery), responses((status = 200, body = Page<SubscriptionView>)))]
 pub async fn list(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -60,6 +67,8 @@ pub struct NewSubscription {
     pub note: String,
 }
 
+/// Subscribe a team to a model under a plan.
+#[utoipa::path(post, path = "/subscriptions", tag = "subscriptions", request_body = NewSubscription, responses((status = 201, body = SubscriptionView)))]
 pub async fn create(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -88,6 +97,8 @@ pub struct WithKeys {
     pub keys: Vec<KeyView>,
 }
 
+/// A subscription with its keys (prefixes only).
+#[utoipa::path(get, path = "/subscriptions/{id}", tag = "subscriptions", responses((status = 200, body = WithKeys)))]
 pub async fn get(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -104,6 +115,8 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// Approve, reject, suspend, resume or cancel.
+#[utoipa::path(post, path = "/subscriptions/{id}/decision", tag = "subscriptions", request_body = Decision, responses((status = 200, body = SubscriptionView)))]
 pub async fn decide(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -121,6 +134,8 @@ pub struct PlanChange {
     pub plan_id: String,
 }
 
+/// Move a subscription to another plan (tenant admins).
+#[utoipa::path(post, path = "/subscriptions/{id}/plan", tag = "subscriptions", request_body = PlanChange, responses((status = 200, body = SubscriptionView)))]
 pub async fn change_plan(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -131,6 +146,8 @@ pub async fn change_plan(
     Ok(Json(s.catalog.change_plan(&caller, &id, &p.plan_id).await?))
 }
 
+/// Requests waiting for the caller's decision.
+#[utoipa::path(get, path = "/approvals", tag = "subscriptions", params(super::tenancy::Search), responses((status = 200, body = Page<SubscriptionView>)))]
 pub async fn approvals(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -158,6 +175,8 @@ pub struct NewKey {
     pub expires_in_days: Option<u32>,
 }
 
+/// Create an API key; the secret is in this response only.
+#[utoipa::path(post, path = "/subscriptions/{id}/keys", tag = "keys", request_body = NewKey, responses((status = 201, body = KeyCreated)))]
 pub async fn create_key(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -179,6 +198,8 @@ pub struct Rotation {
     pub grace_hours: u32,
 }
 
+/// Replace a key; the old one stays valid for the grace period.
+#[utoipa::path(post, path = "/keys/{id}/rotate", tag = "keys", request_body = Rotation, responses((status = 201, body = KeyCreated)))]
 pub async fn rotate_key(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -192,6 +213,8 @@ pub async fn rotate_key(
     ))
 }
 
+/// Revoke an API key.
+#[utoipa::path(delete, path = "/keys/{id}", tag = "keys", responses((status = 200, body = KeyView)))]
 pub async fn revoke_key(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,

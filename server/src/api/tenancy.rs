@@ -17,11 +17,15 @@ use tollgate_domain::{
     },
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Search {
+    /// Case-insensitive text search.
     #[serde(default)]
     pub search: String,
+    /// 1-based page number.
     pub page: Option<u32>,
+    /// Items per page, 1 to 100 (default 20).
     pub per_page: Option<u32>,
 }
 
@@ -35,10 +39,14 @@ impl Search {
     }
 }
 
+/// The caller, their tenants and roles.
+#[utoipa::path(get, path = "/me", tag = "identity", responses((status = 200, body = Me)))]
 pub async fn me(ApiCaller(caller): ApiCaller, State(s): State<AppState>) -> ApiResult<Json<Me>> {
     Ok(Json(s.identity.me(&caller).await?))
 }
 
+/// All tenants (platform admins).
+#[utoipa::path(get, path = "/tenants", tag = "tenancy", params(Search), responses((status = 200, body = Page<TenantView>)))]
 pub async fn list_tenants(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -59,6 +67,8 @@ pub struct NewTenant {
     pub slug: String,
 }
 
+/// Create a tenant (platform admins).
+#[utoipa::path(post, path = "/tenants", tag = "tenancy", request_body = NewTenant, responses((status = 201, body = TenantView)))]
 pub async fn create_tenant(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,
@@ -71,6 +81,8 @@ pub async fn create_tenant(
     ))
 }
 
+/// The tenant's teams.
+#[utoipa::path(get, path = "/teams", tag = "tenancy", params(Search), responses((status = 200, body = Page<TeamView>)))]
 pub async fn list_teams(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -92,6 +104,8 @@ pub struct NewTeam {
     pub description: String,
 }
 
+/// Create a team (tenant admins).
+#[utoipa::path(post, path = "/teams", tag = "tenancy", request_body = NewTeam, responses((status = 201, body = TeamView)))]
 pub async fn create_team(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -116,6 +130,8 @@ pub struct TeamWithMembers {
     pub members_list: Vec<TeamMemberView>,
 }
 
+/// A team with its members.
+#[utoipa::path(get, path = "/teams/{id}", tag = "tenancy", responses((status = 200, body = TeamWithMembers)))]
 pub async fn get_team(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -126,6 +142,8 @@ pub async fn get_team(
     Ok(Json(TeamWithMembers { team, members_list }))
 }
 
+/// Delete a team (tenant admins).
+#[utoipa::path(delete, path = "/teams/{id}", tag = "tenancy", responses((status = 204)))]
 pub async fn delete_team(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -141,6 +159,8 @@ pub struct TeamMember {
     pub email: String,
 }
 
+/// Add a tenant member to a team.
+#[utoipa::path(post, path = "/teams/{id}/members", tag = "tenancy", request_body = TeamMember, responses((status = 204)))]
 pub async fn add_team_member(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -155,6 +175,8 @@ pub async fn add_team_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove someone from a team.
+#[utoipa::path(delete, path = "/teams/{id}/members/{user_id}", tag = "tenancy", responses((status = 204)))]
 pub async fn remove_team_member(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -167,6 +189,8 @@ pub async fn remove_team_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The tenant's members.
+#[utoipa::path(get, path = "/members", tag = "tenancy", params(Search), responses((status = 200, body = Page<MemberView>)))]
 pub async fn list_members(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -186,6 +210,8 @@ pub struct RoleChange {
     pub role: String,
 }
 
+/// Change a member's role (tenant admins).
+#[utoipa::path(put, path = "/members/{user_id}", tag = "tenancy", request_body = RoleChange, responses((status = 204)))]
 pub async fn change_role(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -200,6 +226,8 @@ pub async fn change_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove a member from the tenant (tenant admins).
+#[utoipa::path(delete, path = "/members/{user_id}", tag = "tenancy", responses((status = 204)))]
 pub async fn remove_member(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -223,6 +251,8 @@ pub struct NewInvitation {
     pub valid_hours: Option<u32>,
 }
 
+/// Invite someone; the link is in this response only.
+#[utoipa::path(post, path = "/invitations", tag = "tenancy", request_body = NewInvitation, responses((status = 201, body = InvitationCreated)))]
 pub async fn invite(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -244,6 +274,8 @@ pub async fn invite(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// The tenant's invitations.
+#[utoipa::path(get, path = "/invitations", tag = "tenancy", params(Search), responses((status = 200, body = Page<InvitationView>)))]
 pub async fn list_invitations(
     caller: ApiCaller,
     State(s): State<AppState>,
@@ -258,19 +290,27 @@ pub async fn list_invitations(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// An action name such as subscription.approved.
     pub action: Option<String>,
+    /// Actor email contains.
     pub actor: Option<String>,
     /// `YYYY-MM-DD`
     pub from: Option<String>,
     /// `YYYY-MM-DD`, inclusive
     pub until: Option<String>,
+    /// Platform admins: one tenant.
     pub tenant_id: Option<String>,
+    /// 1-based page number.
     pub page: Option<u32>,
+    /// Items per page, 1 to 100 (default 20).
     pub per_page: Option<u32>,
 }
 
+/// The audit log (tenant admins: their tenant; platform admins: all).
+#[utoipa::path(get, path = "/audit", tag = "tenancy", params(AuditQuery), responses((status = 200, body = Page<AuditEventView>)))]
 pub async fn audit(
     ApiCaller(caller): ApiCaller,
     State(s): State<AppState>,

@@ -14,14 +14,19 @@ use tollgate_domain::{
     DomainError,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    /// One subscription.
     #[serde(default)]
     pub subscription_id: String,
+    /// One API key (its id, the part after tg-).
     #[serde(default)]
     pub key_id: String,
+    /// One model id.
     #[serde(default)]
     pub model: String,
+    /// One team.
     #[serde(default)]
     pub team_id: String,
     /// `YYYY-MM-DD` or epoch milliseconds.
@@ -31,7 +36,9 @@ pub struct UsageQuery {
     /// Platform admins: every tenant instead of the current one.
     #[serde(default)]
     pub all_tenants: bool,
+    /// 1-based page number.
     pub page: Option<u32>,
+    /// Items per page, 1 to 100 (default 20).
     pub per_page: Option<u32>,
 }
 
@@ -50,6 +57,8 @@ fn instant(raw: &Option<String>, end_of_day: bool) -> Result<Option<Millis>, Dom
     Ok(Some(if end_of_day { day.plus_hours(24) } else { day }))
 }
 
+/// Usage records, one per gateway request, newest first.
+#[utoipa::path(get, path = "/usage", tag = "usage", params(UsageQuery), responses((status = 200, body = Page<UsageView>)))]
 pub async fn list(
     caller: ApiCaller,
     State(s): State<AppState>,
