@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -19,6 +20,8 @@ import openai
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+POSTGRES = os.environ.get("TOLLGATE_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TOLLGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 MODEL = "facebook/opt-125m"
 LISTENING = "tollgate-sim listening on "
 
@@ -95,3 +98,25 @@ def sim_factory() -> Iterator[Callable[..., Sim]]:
     yield factory
     for s in started:
         s.stop()
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", POSTGRES, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True, capture_output=True)
+
+
+@dataclass
+class Database:
+    name: str
+
+    @property
+    def url(self) -> str:
+        return POSTGRES.rsplit("/", 1)[0] + f"/{self.name}"
+
+
+@pytest.fixture
+def database() -> Iterator[Database]:
+    """A fresh PostgreSQL database for one test, dropped after it."""
+    db = Database(f"tg_py_{uuid.uuid4().hex[:12]}")
+    psql(f"CREATE DATABASE {db.name}")
+    yield db
+    psql(f"DROP DATABASE IF EXISTS {db.name} WITH (FORCE)")

@@ -13,9 +13,7 @@ test controls; steady traffic runs through the real `openai` client while each i
 from __future__ import annotations
 
 import datetime
-import os
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -24,31 +22,17 @@ from urllib.parse import urlsplit
 
 import httpx
 import openai
-import pytest
 
+from conftest import POSTGRES, REDIS_URL
 from tcp_proxy import TcpProxy
 from tollgate_platform import Platform, start_engines, start_platform
 
-POSTGRES = os.environ.get("TOLLGATE_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TOLLGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 STEADY = "granite-3.1-2b-base"
 STRICT = "qwen2.5-coder-7b-instruct"
 ENGINES = {
     STEADY: ("ibm-granite/granite-3.1-2b-base", 1, ["--sim-zero-latency"]),
     STRICT: ("Qwen/Qwen2.5-Coder-7B-Instruct", 1, ["--sim-zero-latency"]),
 }
-
-
-def psql(sql: str) -> None:
-    subprocess.run(["psql", POSTGRES, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True, capture_output=True)
-
-
-@pytest.fixture
-def database():
-    name = f"tg_py_{uuid.uuid4().hex[:12]}"
-    psql(f"CREATE DATABASE {name}")
-    yield name
-    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def host_port(url: str, default_port: int) -> tuple[str, int]:
@@ -172,7 +156,7 @@ def test_one_replica_rides_out_a_redis_blip_and_a_database_blip(database):
     sims = start_engines(ENGINES)
     p = start_platform(
         sims=sims,
-        database_url=f"postgres://postgres@127.0.0.1:{pg_proxy.port}/{database}",
+        database_url=f"postgres://postgres@127.0.0.1:{pg_proxy.port}/{database.name}",
         extra_env={"TOLLGATE_REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}", "TOLLGATE_REDIS_PREFIX": prefix},
     )
     load = None
@@ -258,7 +242,7 @@ def test_two_replicas_each_keep_to_their_share_while_redis_is_away(database):
     redis_proxy = TcpProxy(*host_port(REDIS_URL, 6379))
     env = {"TOLLGATE_REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}",
            "TOLLGATE_REDIS_PREFIX": f"tg-test-{uuid.uuid4().hex[:8]}"}
-    url = POSTGRES.rsplit("/", 1)[0] + f"/{database}"
+    url = database.url
     sims = start_engines({STRICT: ENGINES[STRICT]})
     first = start_platform(sims=sims, database_url=url, extra_env=env)
     second = start_platform(sims=sims, database_url=url, extra_env=env)

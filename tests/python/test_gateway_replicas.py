@@ -3,39 +3,23 @@ hammering both with the same key get, together, what the plan allows and no more
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 import time
 import uuid
 
 import httpx
-import pytest
 
+from conftest import REDIS_URL
 from tollgate_platform import start_engines, start_platform
 
-POSTGRES = os.environ.get("TOLLGATE_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TOLLGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 TOKENS_PER_MINUTE = 50_000
-
-
-def psql(sql: str) -> None:
-    subprocess.run(["psql", POSTGRES, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True, capture_output=True)
-
-
-@pytest.fixture
-def database():
-    name = f"tg_py_{uuid.uuid4().hex[:12]}"
-    psql(f"CREATE DATABASE {name}")
-    yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_two_servers_share_one_token_limit(database):
     sims = start_engines({"granite-3.1-2b-base": ("ibm-granite/granite-3.1-2b-base", 2, ["--sim-zero-latency"])})
     env = {"TOLLGATE_REDIS_URL": REDIS_URL, "TOLLGATE_REDIS_PREFIX": f"tg-test-{uuid.uuid4().hex[:8]}"}
-    first = start_platform(sims=sims, database_url=database, extra_env=env)
-    second = start_platform(sims=sims, database_url=database, extra_env=env)
+    first = start_platform(sims=sims, database_url=database.url, extra_env=env)
+    second = start_platform(sims=sims, database_url=database.url, extra_env=env)
     try:
         sub, key = first.subscribe_with_key(
             "granite-3.1-2b-base",

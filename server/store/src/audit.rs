@@ -70,24 +70,13 @@ impl Store {
             .text("actor_email LIKE", actor.as_deref())
             .int("at >=", q.from)
             .int("at <", q.until);
-        let where_clause = f.where_clause();
-        let n = f.next_placeholder();
-        let rows = f
-            .bind(sqlx::query_as(&format!(
-                "SELECT id, at, tenant_id, actor_id, actor_email, action, target_type, target_id, detail, ip
-                 FROM audit_events {where_clause} ORDER BY at DESC, id DESC LIMIT ${n} OFFSET ${}",
-                n + 1
-            )))
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(&self.pool)
-            .await?;
-        let total = f
-            .bind(sqlx::query_scalar(&format!(
-                "SELECT COUNT(*) FROM audit_events {where_clause}"
-            )))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((rows, total))
+        Ok(f.page(
+            &self.pool,
+            "audit_events",
+            "id, at, tenant_id, actor_id, actor_email, action, target_type, target_id, detail, ip",
+            q.limit,
+            q.offset,
+        )
+        .await?)
     }
 }

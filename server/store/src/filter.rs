@@ -71,6 +71,41 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// One page of `SELECT {columns} FROM {table}` under this filter, newest first (`at`, then `id`), and how many
+    /// rows match in all: the list query and its COUNT(*) twin, rendered and bound alike.
+    pub(crate) async fn page<O>(
+        &self,
+        pool: &sqlx::AnyPool,
+        table: &str,
+        columns: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<O>, i64), sqlx::Error>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let where_clause = self.where_clause();
+        let n = self.next_placeholder();
+        let list = format!(
+            "SELECT {columns} FROM {table} {where_clause} ORDER BY at DESC, id DESC LIMIT ${n} OFFSET ${}",
+            n + 1
+        );
+        let rows = self
+            .bind(sqlx::query_as(&list))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+        let count = format!("SELECT COUNT(*) FROM {table} {where_clause}");
+        let total = self
+            .bind(sqlx::query_scalar(&count))
+            .fetch_one(pool)
+            .await?;
+        Ok((rows, total))
+    }
+}
+
 /// The runtime query types a filter binds to (`query_as` and `query_scalar` on the Any driver).
 pub(crate) trait Bind<'q>: Sized {
     fn bind_value(self, value: &'q Value) -> Self;

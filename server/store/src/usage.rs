@@ -143,25 +143,14 @@ impl Store {
     /// Records matching `q`, newest first, and how many match in all.
     pub async fn list_usage(&self, q: &UsageQuery) -> Result<(Vec<UsageRow>, i64)> {
         let f = usage_filter(q);
-        let where_clause = f.where_clause();
-        let n = f.next_placeholder();
-        let rows = f
-            .bind(sqlx::query_as(&format!(
-                "SELECT {USAGE_COLUMNS} FROM usage_records {where_clause}
-                 ORDER BY at DESC, id DESC LIMIT ${n} OFFSET ${}",
-                n + 1
-            )))
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(&self.pool)
-            .await?;
-        let total = f
-            .bind(sqlx::query_scalar(&format!(
-                "SELECT COUNT(*) FROM usage_records {where_clause}"
-            )))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((rows, total))
+        Ok(f.page(
+            &self.pool,
+            "usage_records",
+            USAGE_COLUMNS,
+            q.limit,
+            q.offset,
+        )
+        .await?)
     }
 
     /// Prompt plus completion tokens per subscription since `since` (the start of the month, for monthly quotas
