@@ -18,20 +18,16 @@ pub struct EngineLoad {
 }
 
 impl EngineLoad {
-    /// Reads vLLM's gauges (summed over engines and models in one process). Unknown lines are skipped.
+    /// Reads vLLM's gauges (summed over engines and models in one process) with the text format's parser
+    /// (`tollgate_metrics::parse`), so a sample's timestamp is not taken for its value and a malformed line is
+    /// skipped, not half read. Values that are not finite are skipped too.
     pub fn parse(metrics: &str) -> Self {
         let mut load = Self::default();
-        for line in metrics.lines().filter(|l| !l.starts_with('#')) {
-            let name = line.split(['{', ' ']).next().unwrap_or_default();
-            let value = line
-                .rsplit(' ')
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|v| v.is_finite());
-            match (name, value) {
-                ("vllm:num_requests_waiting", Some(v)) => load.waiting += v.max(0.0),
-                ("vllm:kv_cache_usage_perc", Some(v)) => {
-                    load.kv_cache = load.kv_cache.max(v.clamp(0.0, 1.0))
+        for s in tollgate_metrics::parse::samples(metrics).filter(|s| s.value.is_finite()) {
+            match s.name {
+                "vllm:num_requests_waiting" => load.waiting += s.value.max(0.0),
+                "vllm:kv_cache_usage_perc" => {
+                    load.kv_cache = load.kv_cache.max(s.value.clamp(0.0, 1.0))
                 }
                 _ => {}
             }
@@ -146,5 +142,42 @@ vllm:gpu_cache_usage_perc{engine="0",model_name="m"} 0.9
         ] {
             assert!(EngineLoad::parse(junk).penalty() <= 4, "{junk}");
         }
+    }
+
+    #[test]
+    fn a_timestamp_is_not_read_as_the_value() {
+        // Before the parser, the last token was the value: here a timestamp, millions of waiting requests.
+        let l = EngineLoad::parse(
+            "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 2 1712345678901\n\
+             vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.5 1712345678901\n",
+        );
+        assert_eq!(
+            l,
+            EngineLoad {
+                waiting: 2.0,
+                kv_cache: 0.5
+            }
+        );
+    }
+
+    #[test]
+    fn label_values_with_spaces_braces_and_quotes_are_read() {
+        let l = EngineLoad::parse(concat!(
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n",
+            "# TYPE vllm:num_requests_waiting gauge\n",
+            "\n",
+            "vllm:num_requests_waiting{model_name=\"my } \\\"model\\\", v2\",engine=\"0\"} 4.0\n",
+            "vllm:num_requests_waiting{model_name=\"other\",engine=\"1\"} 1.0\n",
+            "vllm:num_requests_waiting{model_name=\"broken} 9.0\n",
+            "vllm:num_requests_waiting{model_name=\"x\"} NaN\n",
+            "vllm:kv_cache_usage_perc{model_name=\"x\"} +Inf\n",
+        ));
+        assert_eq!(
+            l,
+            EngineLoad {
+                waiting: 5.0,
+                kv_cache: 0.0
+            }
+        );
     }
 }

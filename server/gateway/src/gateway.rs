@@ -89,13 +89,15 @@ impl Gateway {
 
     /// Prometheus text for `/metrics`.
     pub fn metrics_text(&self) -> String {
-        let mut text = self
-            .inner
-            .metrics
-            .render(self.inner.meter.stats(), self.inner.meter.spooled_bytes());
-        crate::metrics::render_replicas(&mut text, &self.inner.registry.replicas());
-        crate::metrics::render_limiter(&mut text, &self.inner.limiter.status());
-        text
+        let mut x = tollgate_metrics::Exposition::new(tollgate_metrics::Floats::Shortest);
+        self.inner.metrics.render(
+            &mut x,
+            self.inner.meter.stats(),
+            self.inner.meter.spooled_bytes(),
+        );
+        crate::metrics::render_replicas(&mut x, &self.inner.registry.replicas());
+        crate::metrics::render_limiter(&mut x, &self.inner.limiter.status());
+        x.finish()
     }
 
     /// Writes every usage record handed over so far (or spools it) and retries the spool. Call at shutdown after

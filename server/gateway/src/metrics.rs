@@ -1,13 +1,13 @@
-//! The gateway's Prometheus metrics, kept in atomics and written by hand in the text format (no metrics crate on
-//! the request path). Model labels only ever hold models a valid key is subscribed to, so their number is bounded
-//! by the catalog, not by what clients send.
+//! The gateway's Prometheus metrics, kept in atomics and written in the text format by `tollgate-metrics` (which
+//! says why no metrics crate is on the request path). Model labels only ever hold models a valid key is
+//! subscribed to, so their number is bounded by the catalog, not by what clients send.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tollgate_domain::grant::KeyRejection;
+use tollgate_metrics::{Exposition, Histogram, Kind, Labels};
 
 use crate::limits::LimitKind;
 
@@ -15,40 +15,6 @@ use crate::limits::LimitKind;
 const BUCKETS: [f64; 14] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
 ];
-
-#[derive(Debug, Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            d.as_micros().min(u128::from(u64::MAX)) as u64,
-            Ordering::Relaxed,
-        );
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (b, c) in BUCKETS.iter().zip(&self.counts) {
-            cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
-    }
-}
 
 /// Requests by HTTP status: an atomic per status in 100..=599 (every status an answer can have), a locked map for
 /// anything else.
@@ -103,7 +69,7 @@ impl StatusCounts {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ModelMetrics {
     statuses: StatusCounts,
     prompt_tokens: AtomicU64,
@@ -112,6 +78,20 @@ pub struct ModelMetrics {
     ttft: Histogram,
     rate_limited: [AtomicU64; 4],
     upstream_errors: AtomicU64,
+}
+
+impl Default for ModelMetrics {
+    fn default() -> Self {
+        Self {
+            statuses: StatusCounts::default(),
+            prompt_tokens: AtomicU64::default(),
+            completion_tokens: AtomicU64::default(),
+            latency: Histogram::new(&BUCKETS),
+            ttft: Histogram::new(&BUCKETS),
+            rate_limited: Default::default(),
+            upstream_errors: AtomicU64::default(),
+        }
+    }
 }
 
 impl ModelMetrics {
@@ -127,9 +107,9 @@ impl ModelMetrics {
         self.prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
         self.completion_tokens
             .fetch_add(completion, Ordering::Relaxed);
-        self.latency.observe(latency);
+        self.latency.observe_duration(latency);
         if let Some(t) = ttft {
-            self.ttft.observe(t);
+            self.ttft.observe_duration(t);
         }
     }
 
@@ -202,287 +182,255 @@ impl Metrics {
         self.bad_requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition; `extra` adds the usage writer's counts.
-    pub fn render(&self, usage: &crate::metering::MeterStats, spooled_bytes: u64) -> String {
-        let mut out = String::with_capacity(8192);
+    /// Writes the gateway's series, with the usage writer's counts.
+    pub fn render(
+        &self,
+        x: &mut Exposition,
+        usage: &crate::metering::MeterStats,
+        spooled_bytes: u64,
+    ) {
         let models = self.models.read().unwrap_or_else(|p| p.into_inner());
-        let mut names: Vec<&String> = models.keys().collect();
-        names.sort();
-        family(
-            &mut out,
+        let mut names: Vec<(&String, Labels)> = models
+            .keys()
+            .map(|n| (n, Labels::new().with("model", n)))
+            .collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        x.family(
             "tollgate_gateway_requests",
-            "counter",
+            Kind::Counter,
             "Requests answered, by model and HTTP status.",
         );
-        for n in &names {
+        for (n, model) in &names {
             for (status, count) in models[*n].statuses.snapshot() {
-                let _ = writeln!(
-                    out,
-                    "tollgate_gateway_requests_total{{model=\"{}\",status=\"{status}\"}} {count}",
-                    esc(n)
+                x.sample(
+                    "tollgate_gateway_requests_total",
+                    &model.clone().with("status", status),
+                    count,
                 );
             }
         }
-        family(
-            &mut out,
+        x.family(
             "tollgate_gateway_tokens",
-            "counter",
+            Kind::Counter,
             "Tokens metered, by model and kind.",
         );
-        for n in &names {
+        for (n, model) in &names {
             let m = &models[*n];
             for (kind, v) in [
                 ("prompt", &m.prompt_tokens),
                 ("completion", &m.completion_tokens),
             ] {
-                let _ = writeln!(
-                    out,
-                    "tollgate_gateway_tokens_total{{model=\"{}\",kind=\"{kind}\"}} {}",
-                    esc(n),
-                    v.load(Ordering::Relaxed)
+                x.sample(
+                    "tollgate_gateway_tokens_total",
+                    &model.clone().with("kind", kind),
+                    v.load(Ordering::Relaxed),
                 );
             }
         }
-        family(
-            &mut out,
+        x.family(
             "tollgate_gateway_rate_limited",
-            "counter",
+            Kind::Counter,
             "Requests refused with 429, by model and limit.",
         );
-        for n in &names {
+        for (n, model) in &names {
             for k in KINDS {
-                let v = models[*n].rate_limited[kind_index(k)].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "tollgate_gateway_rate_limited_total{{model=\"{}\",limit=\"{}\"}} {v}",
-                    esc(n),
-                    k.label()
+                x.sample(
+                    "tollgate_gateway_rate_limited_total",
+                    &model.clone().with("limit", k.label()),
+                    models[*n].rate_limited[kind_index(k)].load(Ordering::Relaxed),
                 );
             }
         }
-        family(
-            &mut out,
+        x.family(
             "tollgate_gateway_upstream_errors",
-            "counter",
+            Kind::Counter,
             "Engine attempts that failed (connect, timeout, 5xx, cut stream), by model.",
         );
-        for n in &names {
-            let _ = writeln!(
-                out,
-                "tollgate_gateway_upstream_errors_total{{model=\"{}\"}} {}",
-                esc(n),
-                models[*n].upstream_errors.load(Ordering::Relaxed)
+        for (n, model) in &names {
+            x.sample(
+                "tollgate_gateway_upstream_errors_total",
+                model,
+                models[*n].upstream_errors.load(Ordering::Relaxed),
             );
         }
-        family(
-            &mut out,
+        x.family(
             "tollgate_gateway_request_duration_seconds",
-            "histogram",
+            Kind::Histogram,
             "Time from request to the last byte, by model.",
         );
-        for n in &names {
-            models[*n].latency.render(
-                &mut out,
+        for (n, model) in &names {
+            x.histogram(
                 "tollgate_gateway_request_duration_seconds",
-                &format!("model=\"{}\"", esc(n)),
+                model,
+                &models[*n].latency,
             );
         }
-        family(
-            &mut out,
+        x.family(
             "tollgate_gateway_time_to_first_token_seconds",
-            "histogram",
+            Kind::Histogram,
             "Time from request to the engine's first token, by model.",
         );
-        for n in &names {
-            models[*n].ttft.render(
-                &mut out,
+        for (n, model) in &names {
+            x.histogram(
                 "tollgate_gateway_time_to_first_token_seconds",
-                &format!("model=\"{}\"", esc(n)),
+                model,
+                &models[*n].ttft,
             );
         }
-        family(
-            &mut out,
+        let none = Labels::new();
+        x.family(
             "tollgate_gateway_in_flight_requests",
-            "gauge",
+            Kind::Gauge,
             "Requests being served now.",
         );
-        let _ = writeln!(
-            out,
-            "tollgate_gateway_in_flight_requests {}",
-            self.in_flight.load(Ordering::Relaxed)
+        x.sample(
+            "tollgate_gateway_in_flight_requests",
+            &none,
+            self.in_flight.load(Ordering::Relaxed),
         );
-        family(
-            &mut out,
+        x.family(
             "tollgate_gateway_auth_failures",
-            "counter",
+            Kind::Counter,
             "Requests refused for their API key, by reason.",
         );
         for (r, c) in REJECTIONS.iter().zip(&self.auth_failures) {
-            let _ = writeln!(
-                out,
-                "tollgate_gateway_auth_failures_total{{reason=\"{}\"}} {}",
-                format!("{r:?}").to_lowercase(),
-                c.load(Ordering::Relaxed)
+            x.sample(
+                "tollgate_gateway_auth_failures_total",
+                &Labels::new().with("reason", format!("{r:?}").to_lowercase()),
+                c.load(Ordering::Relaxed),
             );
         }
-        family(
-            &mut out,
-            "tollgate_gateway_bad_requests",
-            "counter",
-            "Requests refused as malformed or too large.",
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_gateway_bad_requests_total {}",
-            self.bad_requests.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "tollgate_gateway_usage_records_written",
-            "counter",
-            "Usage records stored in the database.",
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_gateway_usage_records_written_total {}",
-            usage.written.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "tollgate_gateway_usage_records_spooled",
-            "counter",
-            "Usage records written to the disk spool.",
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_gateway_usage_records_spooled_total {}",
-            usage.spooled.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "tollgate_gateway_usage_records_dropped",
-            "counter",
-            "Usage records lost because the spool was full.",
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_gateway_usage_records_dropped_total {}",
-            usage.dropped.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
+        let counters: [(&str, &str, &AtomicU64); 4] = [
+            (
+                "tollgate_gateway_bad_requests",
+                "Requests refused as malformed or too large.",
+                &self.bad_requests,
+            ),
+            (
+                "tollgate_gateway_usage_records_written",
+                "Usage records stored in the database.",
+                &usage.written,
+            ),
+            (
+                "tollgate_gateway_usage_records_spooled",
+                "Usage records written to the disk spool.",
+                &usage.spooled,
+            ),
+            (
+                "tollgate_gateway_usage_records_dropped",
+                "Usage records lost because the spool was full.",
+                &usage.dropped,
+            ),
+        ];
+        for (name, help, v) in counters {
+            x.family(name, Kind::Counter, help);
+            x.sample(&format!("{name}_total"), &none, v.load(Ordering::Relaxed));
+        }
+        x.family(
             "tollgate_gateway_usage_spool_bytes",
-            "gauge",
+            Kind::Gauge,
             "Bytes of usage records waiting on disk.",
         );
-        let _ = writeln!(out, "tollgate_gateway_usage_spool_bytes {spooled_bytes}");
-        out
+        x.sample("tollgate_gateway_usage_spool_bytes", &none, spooled_bytes);
     }
 }
 
 /// A per-replica series: name, type, help, and its value for a replica.
 type ReplicaSeries = (
     &'static str,
-    &'static str,
+    Kind,
     &'static str,
     fn(&crate::routes::Replica) -> u64,
 );
 
 /// Per replica: whether it is routed to, requests in flight, connections opened (a pool that works opens few).
-pub fn render_replicas(out: &mut String, replicas: &[std::sync::Arc<crate::routes::Replica>]) {
+pub fn render_replicas(x: &mut Exposition, replicas: &[std::sync::Arc<crate::routes::Replica>]) {
     let mut replicas: Vec<_> = replicas.iter().collect();
     replicas.sort_by(|a, b| a.base.cmp(&b.base));
     let series: [ReplicaSeries; 3] = [
         (
             "tollgate_gateway_replica_ready",
-            "gauge",
+            Kind::Gauge,
             "1 when the replica answers its probes (or has not been probed yet) and gets requests.",
             |r| u64::from(r.health().routable()),
         ),
         (
             "tollgate_gateway_replica_in_flight_requests",
-            "gauge",
+            Kind::Gauge,
             "Requests this gateway has in flight on the replica.",
             |r| r.outstanding(),
         ),
         (
             "tollgate_gateway_engine_connections_opened_total",
-            "counter",
+            Kind::Counter,
             "Connections opened to the replica's engine.",
             |r| r.pool().opened(),
         ),
     ];
     for (name, kind, help, value) in series {
-        family(out, name.strip_suffix("_total").unwrap_or(name), kind, help);
+        x.family(name.strip_suffix("_total").unwrap_or(name), kind, help);
         for r in &replicas {
-            let _ = writeln!(out, "{name}{{replica=\"{}\"}} {}", esc(&r.base), value(r));
+            x.sample(name, &Labels::new().with("replica", &r.base), value(r));
         }
     }
 }
 
-/// The `# HELP` and `# TYPE` lines that open a metric family.
 /// Where limits are counted: `mode` is 1 for the current one, so an alert can watch `local_share` or `refusing`.
-pub fn render_limiter(out: &mut String, status: &crate::LimiterStatus) {
+pub fn render_limiter(x: &mut Exposition, status: &crate::LimiterStatus) {
     use crate::LimiterMode::*;
-    family(
-        out,
+    x.family(
         "tollgate_gateway_limiter_mode",
-        "gauge",
+        Kind::Gauge,
         "Where rate limits are counted now: in_process, shared (Redis), local_share (Redis unreachable: this replica's share in memory) or refusing (Redis unreachable, failing closed).",
     );
     for mode in [InProcess, Shared, LocalShare, Refusing] {
-        let _ = writeln!(
-            out,
-            "tollgate_gateway_limiter_mode{{mode=\"{}\"}} {}",
-            mode.label(),
-            u8::from(status.mode == mode)
+        x.sample(
+            "tollgate_gateway_limiter_mode",
+            &Labels::new().with("mode", mode.label()),
+            u64::from(status.mode == mode),
         );
     }
-    family(
-        out,
+    let none = Labels::new();
+    x.family(
         "tollgate_gateway_limiter_replicas",
-        "gauge",
+        Kind::Gauge,
         "Gateway replicas the limits are divided between while Redis is unreachable.",
     );
-    let _ = writeln!(out, "tollgate_gateway_limiter_replicas {}", status.replicas);
-    family(
-        out,
+    x.sample("tollgate_gateway_limiter_replicas", &none, status.replicas);
+    x.family(
         "tollgate_gateway_limiter_outages",
-        "counter",
+        Kind::Counter,
         "Times the shared rate limiter (Redis) became unreachable.",
     );
-    let _ = writeln!(
-        out,
-        "tollgate_gateway_limiter_outages_total {}",
-        status.outages
+    x.sample(
+        "tollgate_gateway_limiter_outages_total",
+        &none,
+        status.outages,
     );
-    family(
-        out,
+    x.family(
         "tollgate_gateway_limiter_local_admissions",
-        "counter",
+        Kind::Counter,
         "Requests admitted under this replica's local share of the limits while Redis was unreachable.",
     );
-    let _ = writeln!(
-        out,
-        "tollgate_gateway_limiter_local_admissions_total {}",
-        status.local_admissions
+    x.sample(
+        "tollgate_gateway_limiter_local_admissions_total",
+        &none,
+        status.local_admissions,
     );
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Escapes a label value.
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_metrics::Floats;
+
+    impl Metrics {
+        fn text(&self) -> String {
+            let mut x = Exposition::new(Floats::Shortest);
+            self.render(&mut x, &Default::default(), 0);
+            x.finish()
+        }
+    }
 
     #[test]
     fn the_exposition_holds_what_was_counted() {
@@ -500,7 +448,7 @@ mod tests {
         m.model("we\"ird")
             .finished(502, 0, 0, Duration::from_secs(500), None);
         m.auth_failure(KeyRejection::Revoked);
-        let text = m.render(&Default::default(), 0);
+        let text = m.text();
         assert!(
             text.contains("tollgate_gateway_requests_total{model=\"llama\",status=\"200\"} 2"),
             "{text}"
@@ -532,7 +480,7 @@ mod tests {
         for status in [499, 200, 99, 600, 200, 100, 599, 0] {
             model.finished(status, 0, 0, Duration::from_millis(1), None);
         }
-        let text = m.render(&Default::default(), 0);
+        let text = m.text();
         let seen: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("tollgate_gateway_requests_total{"))

@@ -1,4 +1,5 @@
-//! Prometheus metrics with vLLM's names, labels and buckets, written as text by hand.
+//! Prometheus metrics with vLLM's names, labels and buckets, written by `tollgate-metrics` (floats as vLLM's
+//! Python client writes them: `1.0`).
 //!
 //! Names follow vLLM's V1 `PrometheusStatLogger` (`vllm/v1/metrics/loggers.py`): gauges
 //! `vllm:num_requests_running`, `vllm:num_requests_waiting`, `vllm:kv_cache_usage_perc`
@@ -10,9 +11,10 @@
 //! series carries `model_name` and `engine="0"`. Recording is lock-free (atomics).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use tollgate_metrics::{Exposition, Floats, Histogram, Kind, Labels};
 
 use crate::engine::Snapshot;
 
@@ -28,75 +30,6 @@ const REQUEST_LATENCY_BUCKETS: &[f64] = &[
     0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
     480.0, 960.0, 1920.0, 7680.0,
 ];
-
-/// A histogram with fixed buckets and atomic counts.
-pub struct Histogram {
-    bounds: Vec<f64>,
-    counts: Vec<AtomicU64>,
-    count: AtomicU64,
-    sum_bits: AtomicU64,
-}
-
-impl Histogram {
-    /// An empty histogram with the given upper bounds (ascending).
-    pub fn new(bounds: &[f64]) -> Self {
-        Self {
-            bounds: bounds.to_vec(),
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_bits: AtomicU64::new(0f64.to_bits()),
-        }
-    }
-
-    /// Records one value.
-    pub fn observe(&self, v: f64) {
-        if !v.is_finite() {
-            return;
-        }
-        if let Some(i) = self.bounds.iter().position(|&b| v <= b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let _ = self
-            .sum_bits
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some((f64::from_bits(bits) + v).to_bits())
-            });
-    }
-
-    /// Number of values recorded.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (bound, c) in self.bounds.iter().zip(&self.counts) {
-            cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
-                fmt_f64(*bound)
-            );
-        }
-        let count = self.count();
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum{{{labels}}} {}",
-            fmt_f64(f64::from_bits(self.sum_bits.load(Ordering::Relaxed)))
-        );
-    }
-}
-
-fn fmt_f64(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.1}")
-    } else {
-        format!("{v}")
-    }
-}
 
 /// Builds vLLM's 1-2-5 bucket series up to `max` (as `build_1_2_5_buckets`).
 pub fn buckets_1_2_5(max: u32) -> Vec<f64> {
@@ -134,7 +67,7 @@ struct LoraLoad {
 
 /// All metrics of one simulated engine.
 pub struct Metrics {
-    labels: String,
+    labels: Labels,
     lora_enabled: bool,
     max_loras: u32,
     /// Prefill tokens processed.
@@ -166,7 +99,9 @@ impl Metrics {
     pub fn new(model_name: &str, max_model_len: u32, lora_enabled: bool) -> Self {
         let token_buckets = buckets_1_2_5(max_model_len);
         Self {
-            labels: format!("model_name=\"{}\",engine=\"0\"", escape_label(model_name)),
+            labels: Labels::new()
+                .with("model_name", model_name)
+                .with("engine", "0"),
             lora_enabled,
             max_loras: 1,
             prompt_tokens: AtomicU64::new(0),
@@ -228,69 +163,65 @@ impl Metrics {
 
     /// Renders the Prometheus text exposition.
     pub fn render(&self, s: &Snapshot) -> String {
-        let mut out = String::with_capacity(16 * 1024);
+        let mut x = Exposition::new(Floats::Python);
         let l = &self.labels;
-        gauge(
-            &mut out,
-            "vllm:num_requests_running",
-            "Number of requests in model execution batches.",
-            l,
-            f64::from(s.running_requests),
-        );
-        gauge(
-            &mut out,
-            "vllm:num_requests_waiting",
-            "Number of requests waiting to be processed.",
-            l,
-            f64::from(s.waiting_requests),
-        );
-        gauge(
-            &mut out,
-            "vllm:kv_cache_usage_perc",
-            "KV-cache usage. 1 means 100 percent usage.",
-            l,
-            s.kv_usage(),
-        );
-        gauge(
-            &mut out,
-            "vllm:gpu_cache_usage_perc",
-            "GPU KV-cache usage. 1 means 100 percent usage.DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
-            l,
-            s.kv_usage(),
-        );
-        counter(
-            &mut out,
-            "vllm:num_preemptions",
-            "Cumulative number of preemption from the engine.",
-            l,
-            0,
-        );
-        counter(
-            &mut out,
-            "vllm:prompt_tokens",
-            "Number of prefill tokens processed.",
-            l,
-            self.prompt_tokens.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "vllm:generation_tokens",
-            "Number of generation tokens processed.",
-            l,
-            self.generation_tokens.load(Ordering::Relaxed),
-        );
-        header(
-            &mut out,
+        let gauges: [(&str, &str, f64); 4] = [
+            (
+                "vllm:num_requests_running",
+                "Number of requests in model execution batches.",
+                f64::from(s.running_requests),
+            ),
+            (
+                "vllm:num_requests_waiting",
+                "Number of requests waiting to be processed.",
+                f64::from(s.waiting_requests),
+            ),
+            (
+                "vllm:kv_cache_usage_perc",
+                "KV-cache usage. 1 means 100 percent usage.",
+                s.kv_usage(),
+            ),
+            (
+                "vllm:gpu_cache_usage_perc",
+                "GPU KV-cache usage. 1 means 100 percent usage.DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
+                s.kv_usage(),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            x.family(name, Kind::Gauge, help);
+            x.sample(name, l, v);
+        }
+        let counters: [(&str, &str, u64); 3] = [
+            (
+                "vllm:num_preemptions",
+                "Cumulative number of preemption from the engine.",
+                0,
+            ),
+            (
+                "vllm:prompt_tokens",
+                "Number of prefill tokens processed.",
+                self.prompt_tokens.load(Ordering::Relaxed),
+            ),
+            (
+                "vllm:generation_tokens",
+                "Number of generation tokens processed.",
+                self.generation_tokens.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, v) in counters {
+            x.family(name, Kind::Counter, help);
+            x.sample(&format!("{name}_total"), l, v as f64);
+        }
+        x.family(
             "vllm:request_success",
+            Kind::Counter,
             "Count of successfully processed requests.",
-            "counter",
         );
         for (i, reason) in ["stop", "length", "abort"].iter().enumerate() {
-            let v = self.success[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "vllm:request_success_total{{{l},finished_reason=\"{reason}\"}} {}",
-                fmt_f64(v as f64)
+            x.sample(
+                "vllm:request_success_total",
+                &l.clone().with("finished_reason", reason),
+                self.success[i].load(Ordering::Relaxed) as f64,
             );
         }
         let hists: [(&str, &str, &Histogram); 9] = [
@@ -309,41 +240,31 @@ impl Metrics {
             ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", &self.decode),
         ];
         for (name, help, h) in hists {
-            header(&mut out, name, help, "histogram");
-            h.render(&mut out, name, l);
+            x.family(name, Kind::Histogram, help);
+            x.histogram(name, l, h);
         }
         if self.lora_enabled {
             let lora = self.lora.lock().unwrap_or_else(|e| e.into_inner());
-            let running = lora
-                .running
-                .keys()
-                .map(|k| escape_label(k))
-                .collect::<Vec<_>>()
-                .join(",");
-            let waiting = lora
-                .waiting
-                .keys()
-                .map(|k| escape_label(k))
-                .collect::<Vec<_>>()
-                .join(",");
-            header(
-                &mut out,
+            let names = |m: &BTreeMap<String, u32>| m.keys().cloned().collect::<Vec<_>>().join(",");
+            x.family(
                 "vllm:lora_requests_info",
+                Kind::Gauge,
                 "Running stats on lora requests.",
-                "gauge",
             );
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0);
-            let _ = writeln!(
-                out,
-                "vllm:lora_requests_info{{max_lora=\"{}\",running_lora_adapters=\"{running}\",waiting_lora_adapters=\"{waiting}\"}} {}",
-                self.max_loras,
-                fmt_f64(now)
+            x.sample(
+                "vllm:lora_requests_info",
+                &Labels::new()
+                    .with("max_lora", self.max_loras)
+                    .with("running_lora_adapters", names(&lora.running))
+                    .with("waiting_lora_adapters", names(&lora.waiting)),
+                now,
             );
         }
-        out
+        x.finish()
     }
 
     /// Sets the `max_lora` label value.
@@ -351,34 +272,6 @@ impl Metrics {
         self.max_loras = max_loras;
         self
     }
-}
-
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, labels: &str, v: f64) {
-    header(out, name, help, "gauge");
-    let _ = writeln!(out, "{name}{{{labels}}} {}", fmt_f64(v));
-}
-
-fn counter(out: &mut String, name: &str, help: &str, labels: &str, v: u64) {
-    header(out, name, help, "counter");
-    let _ = writeln!(out, "{name}_total{{{labels}}} {}", fmt_f64(v as f64));
-}
-
-/// Escapes a Prometheus label value.
-pub fn escape_label(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -404,21 +297,6 @@ mod tests {
     }
 
     #[test]
-    fn histogram_is_cumulative() {
-        let h = Histogram::new(&[0.1, 1.0]);
-        h.observe(0.05);
-        h.observe(0.5);
-        h.observe(5.0);
-        let mut out = String::new();
-        h.render(&mut out, "x", "a=\"b\"");
-        assert!(out.contains("x_bucket{a=\"b\",le=\"0.1\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{a=\"b\",le=\"1.0\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
-        assert!(out.contains("x_sum{a=\"b\"} 5.55\n"), "{out}");
-    }
-
-    #[test]
     fn renders_vllm_names_and_labels() {
         let m = Metrics::new("my \"model\"", 2048, false);
         m.prompt_tokens.fetch_add(12, Ordering::Relaxed);
@@ -434,6 +312,9 @@ mod tests {
             "# TYPE vllm:time_to_first_token_seconds histogram".to_string(),
             "# TYPE vllm:inter_token_latency_seconds histogram".to_string(),
             "# TYPE vllm:e2e_request_latency_seconds histogram".to_string(),
+            format!("vllm:e2e_request_latency_seconds_bucket{{{l},le=\"1.0\"}} 0"),
+            format!("vllm:e2e_request_latency_seconds_bucket{{{l},le=\"+Inf\"}} 0"),
+            format!("vllm:e2e_request_latency_seconds_sum{{{l}}} 0.0"),
         ] {
             assert!(
                 text.lines().any(|x| x == line),
