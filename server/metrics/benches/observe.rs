@@ -6,6 +6,8 @@
 //! `cargo bench -p tollgate-metrics --bench observe`; `BENCH_OPS` (per thread, default 5,000,000) and
 //! `BENCH_ROUNDS` (default 7). Prints ns per operation as each thread sees it: the fastest round, and the median.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
