@@ -91,6 +91,26 @@ async fn signed_out_visitors_are_sent_to_sign_in_and_back() {
         )
         .await;
     assert_eq!(location(&evil), "/");
+    // Targets a browser reads as another site, or that no header can carry, are ignored too: no panic.
+    for hostile in [
+        "/\t/evil.example",
+        "/\n",
+        "/%2f%2fevil.example",
+        "/\\evil.example",
+    ] {
+        let r = app
+            .browser()
+            .post_form(
+                "/api/auth/login",
+                &[
+                    ("email", ADMIN_EMAIL),
+                    ("password", ADMIN_PASSWORD),
+                    ("next", hostile),
+                ],
+            )
+            .await;
+        assert_eq!(location(&r), "/", "{hostile:?}");
+    }
     app.stop().await;
 }
 

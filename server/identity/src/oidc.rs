@@ -463,7 +463,24 @@ impl Identity {
 
 /// Only same-site paths: an open redirect after sign-in would be a phishing aid.
 pub fn safe_return_to(path: &str) -> &str {
-    if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') {
+    /// Longer than any page of ours with its query; past it a target is noise or an attack.
+    const MAX_LEN: usize = 2048;
+    let b = path.as_bytes();
+    // Printable ASCII only: browsers drop tabs and newlines (`/\t/evil` becomes `//evil`), and a control
+    // character cannot go into a Location header at all.
+    let printable = b.iter().all(u8::is_ascii_graphic);
+    // `//host`, `/\host` and their percent-encoded forms would leave this origin, in a browser or behind a proxy
+    // that decodes the path.
+    let lower = path.get(..4).unwrap_or(path).to_ascii_lowercase();
+    let another_origin = b.get(1).is_some_and(|c| *c == b'/' || *c == b'\\')
+        || lower.starts_with("/%2f")
+        || lower.starts_with("/%5c");
+    if b.first() == Some(&b'/')
+        && path.len() <= MAX_LEN
+        && printable
+        && !another_origin
+        && !path.contains('\\')
+    {
         path
     } else {
         "/"
@@ -504,6 +521,47 @@ mod tests {
         assert_eq!(safe_return_to("//evil.example"), "/");
         assert_eq!(safe_return_to("https://evil.example"), "/");
         assert_eq!(safe_return_to("/\\evil"), "/");
+    }
+
+    #[test]
+    fn return_targets_stay_on_this_site_and_never_break_a_header() {
+        let long = format!("/{}", "a".repeat(5000));
+        for hostile in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/\u{0}",
+            "\t/teams",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "/teams\\..\\..",
+            "/%2f%2fevil.example",
+            "/%2F/evil.example",
+            "/%5cevil.example",
+            "/%5C%5Cevil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+            "%2F%2Fevil.example",
+            "/ space",
+            "/caf\u{e9}",
+            "",
+            long.as_str(),
+        ] {
+            assert_eq!(safe_return_to(hostile), "/", "{hostile:?}");
+            assert!(http::HeaderValue::from_str(safe_return_to(hostile)).is_ok());
+        }
+        for fine in [
+            "/",
+            "/teams",
+            "/teams?q=x&page=2",
+            "/invite/abc",
+            "/catalog/llama-3.1-8b-instruct#plans",
+            "/a%20b",
+        ] {
+            assert_eq!(safe_return_to(fine), fine);
+        }
     }
 
     #[test]
