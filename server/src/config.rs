@@ -72,7 +72,7 @@ pub struct Settings {
         help_heading = "Server"
     )]
     pub listen: SocketAddr,
-    /// The portal's public base URL, in links and OIDC redirects; https:// turns on Secure cookies (unset: http://<listen>).
+    /// The portal's public base URL, in links and OIDC redirects; https:// turns on Secure cookies; when set, writes must come from this origin (unset: http://<listen>).
     #[arg(long, env = "TOLLGATE_PUBLIC_URL", help_heading = "Server")]
     pub public_url: Option<String>,
     /// Folder with the built portal assets (pkg/).
@@ -83,14 +83,14 @@ pub struct Settings {
         help_heading = "Server"
     )]
     pub site_root: String,
-    /// Reverse proxies (comma-separated addresses) whose X-Forwarded-For is believed for client addresses.
+    /// Reverse proxies (comma-separated addresses or CIDR ranges) whose X-Forwarded-For is believed for client addresses.
     #[arg(
         long,
         env = "TOLLGATE_TRUSTED_PROXIES",
         value_delimiter = ',',
         help_heading = "Server"
     )]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<crate::client::TrustedProxy>,
     /// Log format: pretty or json.
     #[arg(
         long,

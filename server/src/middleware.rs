@@ -56,27 +56,62 @@ pub async fn require_sign_in(State(state): State<AppState>, req: Request, next: 
     }
 }
 
-pub async fn same_origin_writes(req: Request<Body>, next: Next) -> Response {
+/// Where state-changing requests may come from.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOrigin {
+    /// `scheme://host[:port]` of the configured public URL. When set, it is the only origin accepted, so a proxy
+    /// that rewrites `Host` can neither break the check nor open it; without it, the `Host` the request was sent
+    /// to is compared instead.
+    pub public: Option<String>,
+}
+
+impl WriteOrigin {
+    /// The origin of a configured public URL (`https://portal.example/base` -> `https://portal.example`).
+    pub fn of(public_url: Option<&str>) -> Self {
+        let public = public_url.and_then(|url| {
+            let (scheme, rest) = url.split_once("://")?;
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            Some(format!("{scheme}://{authority}").to_ascii_lowercase())
+        });
+        Self { public }
+    }
+
+    /// Whether a request with this `Origin` header, sent to this `Host`, comes from another site.
+    pub fn refuses(&self, origin: Option<&str>, host: &str, sec_fetch_site: Option<&str>) -> bool {
+        match origin {
+            Some("null") => true,
+            Some(origin) => match &self.public {
+                Some(public) => !origin.trim_end_matches('/').eq_ignore_ascii_case(public),
+                None => {
+                    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+                    !origin_host.eq_ignore_ascii_case(host)
+                }
+            },
+            None => sec_fetch_site == Some("cross-site"),
+        }
+    }
+}
+
+pub async fn same_origin_writes(
+    State(allowed): State<std::sync::Arc<WriteOrigin>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let headers = req.headers();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let cross_origin = match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        Some("null") => true,
-        Some(origin) => {
-            let origin_host = origin
-                .split_once("://")
-                .map(|(_, rest)| rest)
-                .unwrap_or(origin);
-            !origin_host.eq_ignore_ascii_case(host)
-        }
-        None => headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site"),
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|h: &header::HeaderValue| h.to_str().ok())
     };
-    if cross_origin {
+    let host = text(header::HOST).unwrap_or_default();
+    if allowed.refuses(
+        text(header::ORIGIN),
+        host,
+        text(header::HeaderName::from_static("sec-fetch-site")),
+    ) {
         tracing::warn!(http.host = %host, "refused a cross-site state-changing request");
         return (StatusCode::FORBIDDEN, "cross-site requests are not allowed").into_response();
     }
@@ -85,7 +120,27 @@ pub async fn same_origin_writes(req: Request<Body>, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::is_public;
+    use super::{is_public, WriteOrigin};
+
+    #[test]
+    fn writes_must_come_from_the_public_origin_when_one_is_configured() {
+        let public = WriteOrigin::of(Some("https://Portal.example/base"));
+        assert!(
+            !public.refuses(Some("https://portal.example"), "10.0.0.5:3000", None),
+            "Host rewritten by a proxy"
+        );
+        assert!(
+            public.refuses(Some("http://10.0.0.5:3000"), "10.0.0.5:3000", None),
+            "only the public origin"
+        );
+        assert!(public.refuses(Some("https://portal.example.evil"), "portal.example", None));
+        assert!(public.refuses(Some("null"), "portal.example", None));
+        let unset = WriteOrigin::of(None);
+        assert!(!unset.refuses(Some("http://127.0.0.1:3000"), "127.0.0.1:3000", None));
+        assert!(unset.refuses(Some("http://evil.example"), "127.0.0.1:3000", None));
+        assert!(unset.refuses(None, "127.0.0.1:3000", Some("cross-site")));
+        assert!(!unset.refuses(None, "127.0.0.1:3000", Some("same-origin")));
+    }
 
     #[test]
     fn pages_need_sign_in_and_assets_do_not() {

@@ -59,7 +59,12 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
             state.clone(),
             middleware::require_sign_in,
         ))
-        .layer(axum::middleware::from_fn(middleware::same_origin_writes))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(middleware::WriteOrigin::of(
+                config.settings.public_url.as_deref(),
+            )),
+            middleware::same_origin_writes,
+        ))
         .layer(sessions)
         .layer(DefaultBodyLimit::max(PORTAL_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(

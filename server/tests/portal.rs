@@ -365,3 +365,55 @@ async fn an_invitation_brings_a_new_member_in_once() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_a_public_url_configured_writes_must_come_from_it() {
+    // Behind a proxy that rewrites Host to the server's own address: the browser's Origin is the public URL.
+    let app = TestApp::start_with(Flavor::Sqlite, |c| {
+        c.settings.public_url = Some("https://portal.example".into());
+        c.public_url = "https://portal.example".into();
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let login = |origin: &'static str| {
+        client
+            .post(app.url("/api/auth/login"))
+            .header("origin", origin)
+            .header("accept", "text/html")
+            .form(&[
+                ("email", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+                ("next", "/teams"),
+            ])
+            .send()
+    };
+    let from_public = login("https://portal.example")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        from_public.status().is_redirection(),
+        "the public origin is ours whatever Host says: {}",
+        from_public.status()
+    );
+    let direct = format!("http://{}", app.server.url().trim_start_matches("http://"));
+    let from_direct = client
+        .post(app.url("/api/auth/login"))
+        .header("origin", direct)
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        from_direct.status(),
+        StatusCode::FORBIDDEN,
+        "with a public URL set, a matching Host alone is not enough"
+    );
+    let evil = login("https://evil.example")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}
