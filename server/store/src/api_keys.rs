@@ -1,5 +1,6 @@
 //! API keys: stored as the hash of their secret; only the public id and the hash are kept.
 
+use crate::revisions::bump_gateway_revision;
 use crate::{now_millis, Result, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -50,6 +51,7 @@ const RECENTLY_MS: i64 = 30 * 24 * 3_600_000;
 
 impl Store {
     pub async fn insert_api_key(&self, k: NewApiKey<'_>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, subscription_id, name, secret_hash, created_by, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -62,9 +64,11 @@ impl Store {
         .bind(k.created_by)
         .bind(now_millis())
         .bind(k.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.bump_gateway_revision().await
+        bump_gateway_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Creates `new` and limits `old_id` to `old_expires_at`, in one transaction. False when the old key is
@@ -102,8 +106,8 @@ impl Store {
         .bind(new.expires_at)
         .execute(&mut *tx)
         .await?;
+        bump_gateway_revision(&mut tx).await?;
         tx.commit().await?;
-        self.bump_gateway_revision().await?;
         Ok(true)
     }
 
@@ -125,13 +129,15 @@ impl Store {
 
     /// Revokes a key; false when it was already revoked (or does not exist).
     pub async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(id)
                 .bind(now_millis())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-        self.bump_gateway_revision().await?;
+        bump_gateway_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

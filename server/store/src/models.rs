@@ -1,5 +1,6 @@
 //! The model catalog. The catalog is small, so it is read whole (`all_models`) and filtered in the domain layer.
 
+use crate::revisions::bump_gateway_revision;
 use crate::{now_millis, Result, Store};
 use tollgate_domain::catalog::ValidModel;
 
@@ -58,19 +59,23 @@ fn bind_model<'q>(
 
 impl Store {
     pub async fn insert_model(&self, m: &ValidModel) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let sql = format!(
             "INSERT INTO models ({MODEL_COLUMNS}) VALUES
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)"
         );
         bind_model(sqlx::query(&sql), m)
             .bind(now_millis())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.bump_gateway_revision().await
+        bump_gateway_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Replaces every field but the id and creation time. False when no such model exists.
     pub async fn update_model(&self, m: &ValidModel) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let sql = "UPDATE models SET display_name = $2, family = $3, provider = $4, description = $5,
                 parameters_millions = $6, context_length = $7, task = $8, license = $9, tags = $10, versions = $11,
                 input_price_micros = $12, output_price_micros = $13, status = $14, sunset_at = $15,
@@ -78,9 +83,10 @@ impl Store {
              WHERE id = $1";
         let done = bind_model(sqlx::query(sql), m)
             .bind(now_millis())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.bump_gateway_revision().await?;
+        bump_gateway_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -1,5 +1,6 @@
 //! Plans and the models they cover (with per-model limit overrides).
 
+use crate::revisions::bump_gateway_revision;
 use crate::{new_id, now_millis, Result, Store};
 use tollgate_domain::plan::ValidPlan;
 
@@ -69,8 +70,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        bump_gateway_revision(&mut tx).await?;
         tx.commit().await?;
-        self.bump_gateway_revision().await?;
         Ok(id)
     }
 
@@ -115,8 +116,8 @@ impl Store {
                     .await?;
             }
         }
+        bump_gateway_revision(&mut tx).await?;
         tx.commit().await?;
-        self.bump_gateway_revision().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -145,8 +146,9 @@ impl Store {
         .bind(monthly(o.monthly_tokens))
         .execute(&mut *tx)
         .await?;
+        bump_gateway_revision(&mut tx).await?;
         tx.commit().await?;
-        self.bump_gateway_revision().await
+        Ok(())
     }
 
     pub async fn set_plan_archived(&self, id: &str, archived: bool) -> Result<bool> {

@@ -6,16 +6,18 @@ use crate::{Result, Store};
 
 const GATEWAY: &str = "gateway";
 
-impl Store {
-    /// Marks keys, subscriptions, plans or models as changed for every gateway.
-    pub async fn bump_gateway_revision(&self) -> Result<()> {
-        sqlx::query("UPDATE revisions SET value = value + 1 WHERE name = $1")
-            .bind(GATEWAY)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
+/// Marks keys, subscriptions, plans or models as changed for every gateway, inside the transaction of the write
+/// that changed them: the change and the bump commit together or not at all, so no replica can miss a
+/// revocation that a failed bump would otherwise leave unannounced.
+pub(crate) async fn bump_gateway_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query("UPDATE revisions SET value = value + 1 WHERE name = $1")
+        .bind(GATEWAY)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
 
+impl Store {
     pub async fn gateway_revision(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT value FROM revisions WHERE name = $1")

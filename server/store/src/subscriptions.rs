@@ -1,6 +1,7 @@
 //! Subscriptions of teams to models. Reads join the names lists show; state changes are compare-and-set on the
 //! current state, so two admins deciding at once cannot both win.
 
+use crate::revisions::bump_gateway_revision;
 use crate::{new_id, now_millis, tenants::like_pattern, Result, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -63,6 +64,7 @@ fn select(now: &str) -> String {
 
 impl Store {
     pub async fn create_subscription(&self, s: NewSubscription<'_>) -> Result<String> {
+        let mut tx = self.pool.begin().await?;
         let id = new_id("sub");
         let now = now_millis();
         sqlx::query(
@@ -78,9 +80,10 @@ impl Store {
         .bind(s.note)
         .bind(s.requested_by)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.bump_gateway_revision().await?;
+        bump_gateway_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -162,6 +165,7 @@ impl Store {
         reason: &str,
         decided_by: &str,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE subscriptions SET state = $3, reason = $4, decided_by = $5, updated_at = $6
              WHERE id = $1 AND state = $2",
@@ -172,21 +176,24 @@ impl Store {
         .bind(reason)
         .bind(decided_by)
         .bind(now_millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.bump_gateway_revision().await?;
+        bump_gateway_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn set_subscription_plan(&self, id: &str, plan_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("UPDATE subscriptions SET plan_id = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(plan_id)
                 .bind(now_millis())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-        self.bump_gateway_revision().await?;
+        bump_gateway_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -115,3 +115,11 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+impl Store {
+    /// Runs one statement as it is: for tests that break the schema on purpose, to inject a failure.
+    pub async fn execute_for_tests(&self, sql: &str) -> Result<()> {
+        sqlx::query(sql).execute(&self.pool).await?;
+        Ok(())
+    }
+}

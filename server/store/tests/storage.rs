@@ -26,6 +26,7 @@ async fn suite(flavor: Flavor) {
     sessions(&store).await;
     audit(&store).await;
     peers(&store).await;
+    revision_bumps_commit_with_their_change(&store).await;
     store.close().await;
     db.cleanup()
         .await
@@ -380,6 +381,66 @@ async fn audit(store: &Store) {
         ..q(None, None, None)
     };
     assert_eq!(count(store.list_audit(&future).await), Some((0, 0)));
+}
+
+/// A write that changes what keys may do and its revision bump are one transaction: when the bump fails, the
+/// write is rolled back, so no replica keeps serving a state it was never told changed.
+async fn revision_bumps_commit_with_their_change(store: &Store) {
+    let model = tollgate_domain::catalog::ModelInput {
+        id: "atomic-model".into(),
+        display_name: "Atomic".into(),
+        family: "Test".into(),
+        provider: "Tollgate".into(),
+        context_length: 4096,
+        task: "chat".into(),
+        status: "available".into(),
+        visibility: "open".into(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let before = store
+        .gateway_revision()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Inject a failure between the write and its bump: the bump's table is gone.
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+    store
+        .execute_for_tests(&rename("revisions", "revisions_away"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        store.insert_model(&model).await.is_err(),
+        "the bump failed, so the write must fail"
+    );
+    store
+        .execute_for_tests(&rename("revisions_away", "revisions"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        store
+            .model("atomic-model")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none(),
+        "the model was rolled back with its failed bump"
+    );
+    store
+        .insert_model(&model)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(store
+        .model("atomic-model")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_some());
+    assert_eq!(
+        store
+            .gateway_revision()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        before + 1
+    );
 }
 
 async fn peers(store: &Store) {
