@@ -99,6 +99,17 @@ pub struct Settings {
         help_heading = "Server"
     )]
     pub log_format: String,
+    /// Serve Prometheus metrics (/metrics) on this address of their own, one only monitoring reaches (unset: no metrics listener).
+    #[arg(long, env = "TOLLGATE_METRICS_LISTEN", help_heading = "Server")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Also serve /metrics on the public listeners, to requests bearing this token (Authorization: Bearer); unset keeps metrics off them.
+    #[arg(
+        long,
+        env = "TOLLGATE_METRICS_TOKEN",
+        hide_env_values = true,
+        help_heading = "Server"
+    )]
+    pub metrics_token: Option<String>,
 
     /// Database: sqlite://PATH or postgres://USER@HOST/DB; several replicas may share one PostgreSQL.
     #[arg(
@@ -217,7 +228,7 @@ pub struct Settings {
         help_heading = "Gateway"
     )]
     pub engines: String,
-    /// Also serve the gateway (/v1, /metrics) on this address of its own, on a single-threaded runtime per core.
+    /// Also serve the gateway (/v1) on this address of its own, on a single-threaded runtime per core.
     #[arg(long, env = "TOLLGATE_GATEWAY_LISTEN", help_heading = "Gateway")]
     pub gateway_listen: Option<SocketAddr>,
     /// Threads serving the gateway's own listener, each a single-threaded runtime (unset: one per core).

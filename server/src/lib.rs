@@ -25,6 +25,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The gateway's own listener, when configured (`gateway_listen`); the portal's listener serves `/v1` too.
     pub gateway_addr: Option<SocketAddr>,
+    /// The metrics listener, when configured (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     stop: Option<watch::Sender<bool>>,
     tasks: Vec<JoinHandle<Result<(), std::io::Error>>>,
@@ -78,11 +80,11 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let gateway_addr = match config.gateway_listen {
         None => None,
         Some(at) => {
-            let mut stop = stop_rx;
+            let mut stop = stop_rx.clone();
             let (gateway_addr, task) = tollgate_gateway::listener::serve_per_core(
                 at,
                 config.gateway_workers,
-                router::gateway_only(&state),
+                router::gateway_only(&state, &config),
                 async move {
                     tokio::select! {
                         _ = stop.wait_for(|stopped| *stopped) => {}
@@ -96,9 +98,25 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             Some(gateway_addr)
         }
     };
+    let metrics_addr = match config.metrics_listen {
+        None => None,
+        Some(at) => {
+            let listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {at}"))?;
+            let metrics_addr = listener.local_addr()?;
+            tasks.push(serve(
+                listener,
+                router::metrics_only(&state),
+                stop_rx.clone(),
+            ));
+            Some(metrics_addr)
+        }
+    };
     Ok(RunningServer {
         addr,
         gateway_addr,
+        metrics_addr,
         state,
         stop: Some(stop_tx),
         tasks,

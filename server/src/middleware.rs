@@ -118,6 +118,30 @@ pub async fn same_origin_writes(
     next.run(req).await
 }
 
+/// Lets a request through only if it bears `token` (`Authorization: Bearer <token>`), compared in constant time.
+pub async fn bearer_token(
+    State(token): State<std::sync::Arc<str>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    use subtle::ConstantTimeEq;
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "this needs the metrics token",
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{is_public, WriteOrigin};

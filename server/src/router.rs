@@ -18,10 +18,30 @@ use tower_sessions::{
 /// Portal forms are small; anything larger is a mistake or an attack.
 const PORTAL_BODY_LIMIT: usize = 256 * 1024;
 
-/// The gateway alone, for its own listener (`gateway_listen`): `/v1` and `/metrics`, nothing of the portal.
-pub fn gateway_only(state: &AppState) -> Router {
+/// The gateway alone, for its own listener (`gateway_listen`): `/v1`, and `/metrics` behind the metrics token
+/// when one is set; nothing of the portal.
+pub fn gateway_only(state: &AppState, config: &Config) -> Router {
     tollgate_gateway::router(state.gateway.clone())
-        .merge(tollgate_gateway::metrics_router(state.gateway.clone()))
+        .merge(public_metrics(state, config.metrics_token.as_deref()))
+}
+
+/// `/metrics` on a public listener: only with a token configured, and only to requests that bear it. Metrics
+/// name engines by their internal addresses, which are not the business of anyone who can reach the portal.
+fn public_metrics(state: &AppState, token: Option<&str>) -> Router {
+    match token.filter(|t| !t.is_empty()) {
+        None => Router::new(),
+        Some(token) => tollgate_gateway::metrics_router(state.gateway.clone()).layer(
+            axum::middleware::from_fn_with_state(
+                std::sync::Arc::<str>::from(token),
+                middleware::bearer_token,
+            ),
+        ),
+    }
+}
+
+/// `/metrics` alone, for the metrics listener (`metrics_listen`), which only monitoring should reach.
+pub fn metrics_only(state: &AppState) -> Router {
+    tollgate_gateway::metrics_router(state.gateway.clone())
 }
 
 pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
@@ -73,6 +93,7 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         ));
 
     let gateway = state.gateway.clone();
+    let metrics = public_metrics(&state, config.metrics_token.as_deref());
     let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -84,6 +105,6 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         // The gateway sits outside the portal's layers: no session or CSRF (requests carry API keys), and it
         // handles request ids, logging and metrics itself, keeping the hot path short.
         .merge(tollgate_gateway::router(gateway.clone()))
-        .merge(tollgate_gateway::metrics_router(gateway));
+        .merge(metrics);
     Ok(app)
 }

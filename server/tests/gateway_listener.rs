@@ -51,7 +51,8 @@ async fn the_gateway_can_have_its_own_listener() {
     );
     assert_eq!(
         get(format!("{gateway}/metrics")).await.status(),
-        StatusCode::OK
+        StatusCode::NOT_FOUND,
+        "no metrics on a public listener without a metrics token"
     );
     assert_eq!(
         get(format!("{gateway}/api/v1/openapi.json")).await.status(),
@@ -66,5 +67,85 @@ async fn the_gateway_can_have_its_own_listener() {
         get(app.url("/v1/models")).await.status(),
         StatusCode::UNAUTHORIZED
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_stay_off_public_listeners_unless_a_token_is_presented() {
+    let app = TestApp::start_with(Flavor::Sqlite, |c| {
+        c.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+        c.metrics_token = Some("metrics-secret-token".into());
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = |url: String, token: Option<&'static str>| {
+        let client = client.clone();
+        async move {
+            let mut request = client.get(url);
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .status()
+        }
+    };
+    assert_eq!(
+        status(app.url("/metrics"), None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(app.url("/metrics"), Some("wrong")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(app.url("/metrics"), Some("metrics-secret-token")).await,
+        StatusCode::OK
+    );
+    let metrics = format!(
+        "http://{}/metrics",
+        app.server
+            .metrics_addr
+            .unwrap_or_else(|| panic!("no metrics listener"))
+    );
+    assert_eq!(
+        status(metrics.clone(), None).await,
+        StatusCode::OK,
+        "the metrics listener is for monitoring"
+    );
+    let body = client
+        .get(metrics)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(body.contains("tollgate_gateway_limiter_mode"), "{body}");
+    app.stop().await;
+
+    // Without a token, the portal's port has no /metrics at all: it is just a page that needs signing in.
+    let app = TestApp::start(Flavor::Sqlite).await;
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(app.url("/metrics"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(!r
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("tollgate_gateway_"));
     app.stop().await;
 }

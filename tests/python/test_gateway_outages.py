@@ -157,7 +157,8 @@ def test_one_replica_rides_out_a_redis_blip_and_a_database_blip(database):
     p = start_platform(
         sims=sims,
         database_url=f"postgres://postgres@127.0.0.1:{pg_proxy.port}/{database.name}",
-        extra_env={"TOLLGATE_REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}", "TOLLGATE_REDIS_PREFIX": prefix},
+        extra_env={"TOLLGATE_REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}", "TOLLGATE_REDIS_PREFIX": prefix,
+                   "TOLLGATE_METRICS_TOKEN": "outage-test-metrics"},
     )
     load = None
     try:
@@ -175,7 +176,7 @@ def test_one_replica_rides_out_a_redis_blip_and_a_database_blip(database):
         switched = wait_for_mode(p, "local_share", within=3)
         status, body = readiness(p)
         assert status == 200 and body["limiter"]["redis_down_since_ms"], body
-        metrics = httpx.get(f"{p.url}/metrics").text
+        metrics = httpx.get(f"{p.url}/metrics", headers={"Authorization": "Bearer outage-test-metrics"}).text
         assert 'tollgate_gateway_limiter_mode{mode="local_share"} 1' in metrics
         # Limits still hold: RPM 3 refuses the fourth request.
         window = minute()

@@ -16,7 +16,9 @@ fn non_empty(s: &str) -> Option<String> {
     Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-fn view(r: UsageRow) -> UsageView {
+/// A record as `caller` may see it: the engine that answered is an internal address, shown to platform admins
+/// only (tenants get an empty `replica`).
+fn view(r: UsageRow, caller: &Caller) -> UsageView {
     let unsigned = |v: i64| u64::try_from(v).unwrap_or(0);
     UsageView {
         at: Millis(r.at),
@@ -34,7 +36,11 @@ fn view(r: UsageRow) -> UsageView {
         subscription_id: r.subscription_id,
         key_id: r.key_id,
         model: r.model,
-        replica: r.replica,
+        replica: if caller.platform_admin {
+            r.replica
+        } else {
+            String::new()
+        },
         endpoint: r.endpoint,
     }
 }
@@ -70,10 +76,64 @@ impl Catalog {
         };
         let (rows, total) = self.store.list_usage(&q).await.map_err(internal)?;
         Ok(Page {
-            items: rows.into_iter().map(view).collect(),
+            items: rows.into_iter().map(|r| view(r, caller)).collect(),
             total: u64::try_from(total).unwrap_or(0),
             page: page.page,
             per_page: page.per_page,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> UsageRow {
+        UsageRow {
+            id: "u1".into(),
+            request_id: "r1".into(),
+            at: 1,
+            tenant_id: "t".into(),
+            team_id: "team".into(),
+            subscription_id: "s".into(),
+            key_id: "k".into(),
+            model: "m".into(),
+            replica: "http://10.1.2.3:8000".into(),
+            endpoint: "chat".into(),
+            status: 200,
+            prompt_tokens: 3,
+            completion_tokens: 4,
+            latency_ms: 5,
+            ttft_ms: Some(1),
+            streamed: 0,
+            client_disconnected: 0,
+        }
+    }
+
+    fn caller(platform_admin: bool) -> Caller {
+        Caller {
+            user_id: "u".into(),
+            email: "u@example.com".into(),
+            name: "U".into(),
+            platform_admin,
+            tenant_id: Some("t".into()),
+            session_id: None,
+            client: Default::default(),
+        }
+    }
+
+    #[test]
+    fn engine_addresses_are_for_platform_admins_only() {
+        assert_eq!(
+            view(row(), &caller(false)).replica,
+            "",
+            "a tenant member sees no internal address"
+        );
+        assert_eq!(view(row(), &caller(true)).replica, "http://10.1.2.3:8000");
+        assert_eq!(
+            view(row(), &caller(false)).prompt_tokens,
+            3,
+            "everything else is there"
+        );
     }
 }

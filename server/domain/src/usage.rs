@@ -14,6 +14,7 @@ pub struct UsageView {
     pub subscription_id: String,
     pub key_id: String,
     pub model: String,
+    /// The engine that answered last: platform admins only (an internal address); empty for everyone else.
     pub replica: String,
     pub endpoint: String,
     pub status: u16,
