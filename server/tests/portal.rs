@@ -201,6 +201,45 @@ async fn sessions_are_listed_and_revocable_and_sign_out_ends_them() {
         .unwrap_or_default();
     let list = sessions.as_array().cloned().unwrap_or_default();
     assert_eq!(list.len(), 2, "{sessions}");
+    // Neither the page nor the database holds a session id: only its hash, which no cookie can be made from.
+    let cookies = {
+        use reqwest::cookie::CookieStore;
+        laptop
+            .jar
+            .cookies(&app.url("/").parse().unwrap_or_else(|e| panic!("{e}")))
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    let session_id = cookies
+        .split("; ")
+        .find_map(|c| c.strip_prefix("tollgate_session="))
+        .unwrap_or_else(|| panic!("no session cookie in {cookies}"))
+        .to_string();
+    let me = laptop.me().await;
+    let stored: Vec<String> = app
+        .server
+        .state
+        .store
+        .sessions_of_user(me["user_id"].as_str().unwrap_or_default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(stored.len(), 2);
+    assert!(
+        !stored.contains(&session_id),
+        "the database holds the raw session id"
+    );
+    assert!(
+        !sessions.to_string().contains(&session_id),
+        "the page shows the raw session id"
+    );
+    let hashed = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(session_id.as_bytes()))
+    };
+    assert!(stored.contains(&hashed), "stored under its SHA-256");
     let other = list
         .iter()
         .find(|s| s["current"] == false)

@@ -214,7 +214,9 @@ impl Identity {
         caller: &Caller,
         session: &Session,
     ) -> Result<Vec<SessionView>, DomainError> {
-        let current = session.id().map(|id| id.to_string());
+        let current = session
+            .id()
+            .map(|id| crate::session_store::session_key(&id));
         let current_method = Self::session_method(session).await;
         let rows = self
             .store

@@ -121,7 +121,9 @@ impl Identity {
             name: user.name,
             platform_admin: user.platform_admin != 0,
             tenant_id,
-            session_id: session.id().map(|id| id.to_string()),
+            session_id: session
+                .id()
+                .map(|id| crate::session_store::session_key(&id)),
             client: client.clone(),
         })
     }

@@ -1,6 +1,10 @@
 //! tower-sessions storage in our own database: sessions survive restarts and are shared by every server
 //! replica on the same PostgreSQL. We keep the owner's user id in its own column so a user can list and
 //! revoke their sessions.
+//!
+//! The database never holds a session id, only its SHA-256 ([`session_key`]): a read of the table, a backup or
+//! a cached account page cannot be turned into a cookie. The same hash is the session's handle where one is
+//! shown (the account page lists sessions and ends them by it).
 
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -9,6 +13,13 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
 use crate::session::USER_ID;
+
+/// The key a session is stored and shown under: the SHA-256 of its id, in hex. Not a secret: knowing it does not
+/// let anyone present the session.
+pub fn session_key(id: &Id) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(id.to_string().as_bytes()))
+}
 
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {
@@ -26,7 +37,7 @@ impl DbSessionStore {
         let user_id = record.data.get(USER_ID).and_then(|v| v.as_str());
         let expires_at = i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1_000_000)
             .unwrap_or(i64::MAX);
-        let id = record.id.to_string();
+        let id = session_key(&record.id);
         self.store
             .save_session(
                 SessionWrite {
@@ -63,7 +74,7 @@ impl SessionStore for DbSessionStore {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let Some(row) = self
             .store
-            .load_session(&id.to_string())
+            .load_session(&session_key(id))
             .await
             .map_err(backend)?
         else {
@@ -83,8 +94,24 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         self.store
-            .delete_session(&id.to_string())
+            .delete_session(&session_key(id))
             .await
             .map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_key;
+    use tower_sessions::session::Id;
+
+    #[test]
+    fn the_stored_key_is_a_hash_not_the_id() {
+        let id = Id::default();
+        let key = session_key(&id);
+        assert_eq!(key.len(), 64);
+        assert!(!key.contains(&id.to_string()));
+        assert_eq!(key, session_key(&id), "stable");
+        assert_ne!(key, session_key(&Id::default()));
     }
 }
