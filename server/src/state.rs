@@ -176,7 +176,12 @@ impl AppState {
         // How many replicas share the limits, for dividing them while Redis is unreachable.
         let heartbeat =
             gateway.spawn_peer_heartbeat(store.clone(), tollgate_gateway::peers::HEARTBEAT);
-        let tasks = Arc::new(Tasks(vec![refresher, load_poller, heartbeat]));
+        // Expired sessions are deleted in bounded batches, every five minutes.
+        let sweeper = tollgate_identity::session_store::spawn_sweeper(
+            store.clone(),
+            Duration::from_secs(300),
+        );
+        let tasks = Arc::new(Tasks(vec![refresher, load_poller, heartbeat, sweeper]));
         let leptos = leptos::config::LeptosOptions::builder()
             .output_name("tollgate")
             .site_root(config.site_root.as_str())

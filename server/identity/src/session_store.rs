@@ -21,6 +21,39 @@ pub fn session_key(id: &Id) -> String {
     hex::encode(Sha256::digest(id.to_string().as_bytes()))
 }
 
+/// Expired sessions deleted per statement by the sweeper.
+const SWEEP_BATCH: i64 = 1000;
+
+/// Deletes expired sessions every `every`, a bounded batch at a time until none is left, for as long as the
+/// returned task runs. Without it, every abandoned sign-in would stay in the table for good.
+pub fn spawn_sweeper(store: Store, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let mut swept = 0;
+            loop {
+                match store.delete_expired_sessions(SWEEP_BATCH).await {
+                    Ok(n) => {
+                        swept += n;
+                        if n < SWEEP_BATCH as u64 {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "could not sweep expired sessions");
+                        break;
+                    }
+                }
+            }
+            if swept > 0 {
+                tracing::debug!(swept, "deleted expired sessions");
+            }
+        }
+    })
+}
+
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {
     store: Store,

@@ -95,11 +95,17 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    pub async fn delete_expired_sessions(&self) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-            .bind(now_millis())
-            .execute(&self.pool)
-            .await?;
+    /// Deletes up to `batch` expired sessions; returns how many. Bounded, so a sweep never holds the table (or
+    /// SQLite's one writer) for long, however many have piled up.
+    pub async fn delete_expired_sessions(&self, batch: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE id IN
+                (SELECT id FROM sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
+        )
+        .bind(now_millis())
+        .bind(batch.max(1))
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 }

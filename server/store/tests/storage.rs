@@ -324,7 +324,34 @@ async fn sessions(store: &Store) {
         .await
         .unwrap_or(false));
     assert!(store.load_session("s1").await.ok().flatten().is_none());
-    assert_eq!(store.delete_expired_sessions().await.ok(), Some(1));
+    assert_eq!(store.delete_expired_sessions(100).await.ok(), Some(1));
+    // Sweeps are bounded: many expired sessions go a batch at a time, live ones stay.
+    for n in 0..5 {
+        store
+            .save_session(
+                SessionWrite {
+                    id: &format!("gone-{n}"),
+                    user_id: None,
+                    data: "{}",
+                    expires_at: now_millis() - 1_000,
+                },
+                false,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(store.delete_expired_sessions(2).await.ok(), Some(2));
+    assert_eq!(store.delete_expired_sessions(2).await.ok(), Some(2));
+    assert_eq!(store.delete_expired_sessions(2).await.ok(), Some(1));
+    assert_eq!(store.delete_expired_sessions(2).await.ok(), Some(0));
+    assert_eq!(
+        store
+            .sessions_of_user(&carol.id)
+            .await
+            .map(|s| s.len())
+            .ok(),
+        Some(1)
+    );
 }
 
 async fn audit(store: &Store) {
