@@ -5,9 +5,10 @@
 //! shared counters: requests and tokens to their windows, tokens to the month.
 //!
 //! Monthly counts stay exact: settlements made during an outage are retried until Redis takes them
-//! (`redis.rs`), local usage is added when it returns, and every minute (and after each outage) the shared counts
-//! are raised to the usage records' totals, which covers a Redis that restarted and lost them. Raising never
-//! lowers a count, so nothing is counted twice.
+//! (`redis.rs`), and local usage is added when it returns. A Redis that restarted empty is noticed by the prober's
+//! ping (a sentinel key gone missing, checked every `check_every`), and its monthly counts are then raised to the
+//! usage records' totals; raising never lowers a count, so nothing is counted twice. The records are read only
+//! then, not on a timer: a month's aggregate is too heavy to run every minute on every replica.
 //!
 //! Configured to fail closed, it refuses requests instead while Redis is unreachable (503 `limiter_unavailable`).
 //!
@@ -57,8 +58,8 @@ pub struct FailoverOptions {
     /// First and longest wait between pings while the shared counters are unreachable.
     pub probe_min: Duration,
     pub probe_max: Duration,
-    /// How often the shared monthly counts are raised to the usage records' totals while Redis answers.
-    pub raise_months_every: Duration,
+    /// How often the prober checks, while Redis answers, that it still holds its counters.
+    pub check_every: Duration,
 }
 
 impl Default for FailoverOptions {
@@ -68,7 +69,7 @@ impl Default for FailoverOptions {
             replicas: None,
             probe_min: Duration::from_millis(250),
             probe_max: Duration::from_secs(2),
-            raise_months_every: Duration::from_secs(60),
+            check_every: Duration::from_secs(10),
         }
     }
 }
@@ -265,7 +266,7 @@ impl Inner {
     /// Redis answers again: decisions go back to it, and it counts what was admitted locally. Switching back and
     /// taking the local counts happen under one lock, so a local request settling meanwhile is counted exactly
     /// once: in what is taken here, or by `settle_local` afterwards.
-    async fn recover(&self) {
+    async fn recover(&self, lost_counters: bool) {
         let (since, admitted) = {
             let mut o = self.lock();
             o.month_base.clear();
@@ -278,8 +279,13 @@ impl Inner {
                 tracing::debug!(error = %e, subscription = %sub, "could not add local admissions to Redis");
             }
         }
-        self.raise_shared_months().await;
+        // Redis kept its counters: what was added above is exactly what it missed. It came back empty: rebuild
+        // the months from the usage records, which hold every replica's usage, this outage's included.
+        if lost_counters {
+            self.raise_shared_months().await;
+        }
         tracing::warn!(
+            lost_counters,
             outage_ms = tollgate_store::now_millis() - since,
             local_admissions = self.local_admissions.load(Ordering::Relaxed),
             "the shared rate limiter (Redis) answers again: limits are shared again"
@@ -317,29 +323,31 @@ impl Inner {
 }
 
 /// Waits for an outage, then pings with backoff until the shared counters answer, and recovers. While they answer,
-/// raises their monthly counts to the usage records' totals every `raise_months_every`.
+/// checks every `check_every` that they still hold their data, and rebuilds the monthly counts if not.
 async fn probe(inner: Arc<Inner>) {
     loop {
         if !inner.is_down() {
             // `notify_one` keeps a permit, so an outage that began before this wait is not missed.
-            let _ =
-                tokio::time::timeout(inner.options.raise_months_every, inner.wake.notified()).await;
+            let _ = tokio::time::timeout(inner.options.check_every, inner.wake.notified()).await;
             if !inner.is_down() {
-                inner.raise_shared_months().await;
+                if let Ok(true) = inner.shared.ping().await {
+                    tracing::warn!("the shared rate limiter (Redis) lost its counters: monthly counts are rebuilt from the usage records");
+                    inner.raise_shared_months().await;
+                }
             }
             continue;
         }
         inner.load_local_months().await;
         let mut wait = inner.options.probe_min;
-        loop {
+        let lost_counters = loop {
             tokio::time::sleep(wait).await;
             match inner.shared.ping().await {
-                Ok(()) => break,
+                Ok(lost) => break lost,
                 Err(e) => tracing::debug!(error = %e, "redis still unreachable"),
             }
             wait = (wait * 2).min(inner.options.probe_max);
-        }
-        inner.recover().await;
+        };
+        inner.recover(lost_counters).await;
     }
 }
 
@@ -421,7 +429,7 @@ impl Limiter for FailoverLimiter {
         self.inner.shared.window_ms()
     }
 
-    async fn ping(&self) -> Result<(), String> {
+    async fn ping(&self) -> Result<bool, String> {
         self.inner.shared.ping().await
     }
 
@@ -461,6 +469,8 @@ mod tests {
     struct Cuttable {
         counters: MemoryLimiter,
         down: AtomicBool,
+        /// Answers the next ping with "lost its counters", like a Redis that restarted empty.
+        lost: AtomicBool,
         absorbed: Mutex<Vec<(String, u64, u64)>>,
         raised: Mutex<Vec<(String, u64)>>,
         settled: Mutex<Vec<(String, u64)>>,
@@ -471,6 +481,7 @@ mod tests {
             Arc::new(Self {
                 counters: MemoryLimiter::with_window(WINDOW),
                 down: AtomicBool::new(false),
+                lost: AtomicBool::new(false),
                 absorbed: Mutex::default(),
                 raised: Mutex::default(),
                 settled: Mutex::default(),
@@ -505,8 +516,9 @@ mod tests {
         fn window_ms(&self) -> i64 {
             WINDOW
         }
-        async fn ping(&self) -> Result<(), String> {
-            self.check()
+        async fn ping(&self) -> Result<bool, String> {
+            self.check()?;
+            Ok(self.lost.swap(false, Ordering::SeqCst))
         }
         async fn absorb(&self, s: &str, _: Slot, r: u64, t: u64) -> Result<(), String> {
             self.check()?;
@@ -530,7 +542,7 @@ mod tests {
             replicas,
             probe_min: Duration::from_millis(10),
             probe_max: Duration::from_millis(20),
-            raise_months_every: Duration::from_millis(50),
+            check_every: Duration::from_millis(20),
         }
     }
 
@@ -602,12 +614,16 @@ mod tests {
             &[("sub".to_string(), 1, 7)],
             "the local admission is added to the shared window"
         );
-        shared.raised.lock().unwrap().clear();
+        // Redis kept its counters: the local usage was added to them, and the records were not read.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(shared.raised.lock().unwrap().is_empty(), "no month rebuilt");
+        // Redis restarts empty: the next check notices and rebuilds the months from the records.
+        shared.lost.store(true, Ordering::SeqCst);
         wait_for(|| !shared.raised.lock().unwrap().is_empty()).await;
         assert_eq!(
             shared.raised.lock().unwrap()[0],
             ("sub".into(), 500),
-            "months raised from the records while Redis answers"
+            "months rebuilt from the records"
         );
         // A local request that was still running when Redis came back adds its tokens when it settles.
         shared.down.store(true, Ordering::SeqCst);

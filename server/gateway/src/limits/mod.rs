@@ -98,9 +98,10 @@ pub trait Limiter: Send + Sync + 'static {
     /// The length of the rate window in milliseconds (a minute, except in tests).
     fn window_ms(&self) -> i64;
 
-    /// Whether the backend answers (a round trip for a remote one). Used to notice the end of an outage.
-    async fn ping(&self) -> Result<(), String> {
-        Ok(())
+    /// Whether the backend answers (a round trip for a remote one), and whether it lost its counters since the
+    /// last ping (a Redis that restarted empty): `Ok(true)` then, so they can be rebuilt from the usage records.
+    async fn ping(&self) -> Result<bool, String> {
+        Ok(false)
     }
 
     /// Adds requests and tokens admitted elsewhere in `slot`'s window (under local limits while this backend was

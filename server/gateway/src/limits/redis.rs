@@ -379,12 +379,17 @@ impl Limiter for RedisLimiter {
         self.window_ms
     }
 
-    async fn ping(&self) -> Result<(), String> {
+    /// A round trip that also tells whether Redis lost its data: a sentinel key is set when missing (`SET NX`),
+    /// so finding it missing means Redis started empty since the last ping (or this is the first one).
+    async fn ping(&self) -> Result<bool, String> {
         let mut conn = self.manager().await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
+        redis::cmd("SET")
+            .arg(format!("{}:sentinel", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .query_async::<Option<String>>(&mut conn)
             .await
-            .map(|_| ())
+            .map(|set| set.is_some())
             .map_err(|e| e.to_string())
     }
 
