@@ -3,7 +3,7 @@
 use crate::state::AppState;
 use axum::{extract::State, http::StatusCode, Json};
 use serde::Serialize;
-use tollgate_gateway::LimiterMode;
+use tollgate_gateway::{LimiterMode, LimiterStatus};
 
 /// Alive: the process answers.
 pub async fn healthz() -> &'static str {
@@ -17,20 +17,9 @@ pub struct Readiness {
     pub status: &'static str,
     /// `up` or `unreachable`. Without it nothing can sign in or change; the gateway itself keeps serving.
     pub database: &'static str,
-    pub limiter: LimiterReport,
-}
-
-#[derive(Debug, Serialize)]
-pub struct LimiterReport {
-    /// `in_process`, `shared` (Redis), `local_share` (Redis unreachable: this replica's share of every limit, in
-    /// memory) or `refusing` (Redis unreachable and configured to fail closed).
-    pub mode: &'static str,
-    /// Replicas the limits are divided between while Redis is unreachable.
-    pub replicas: u32,
-    /// Since when (epoch ms) Redis has been unreachable, while it is.
-    pub redis_down_since_ms: Option<i64>,
-    pub outages: u64,
-    pub local_admissions: u64,
+    /// Where rate limits are counted: `mode` is `in_process`, `shared` (Redis), `local_share` (Redis unreachable:
+    /// this replica's share of every limit, in memory) or `refusing` (Redis unreachable, failing closed).
+    pub limiter: LimiterStatus,
 }
 
 /// Ready: the database answers and the gateway admits requests (a limiter that fails closed while Redis is away
@@ -48,13 +37,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         database,
-        limiter: LimiterReport {
-            mode: limiter.mode.label(),
-            replicas: limiter.replicas,
-            redis_down_since_ms: limiter.down_since_ms,
-            outages: limiter.outages,
-            local_admissions: limiter.local_admissions,
-        },
+        limiter,
     };
     let status = if ready {
         StatusCode::OK

@@ -157,7 +157,7 @@ impl AppState {
         gateway
             .load_month_to_date(&store)
             .await
-            .context("could not read this month's usage")?;
+            .map_err(|e| anyhow::anyhow!("could not read this month's usage: {e}"))?;
         let (routed, engines) = (gateway.clone(), config.engines.clone());
         let refresher = KeyDirectoryRefresher::new(
             store.clone(),

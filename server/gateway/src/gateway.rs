@@ -10,7 +10,7 @@ use crate::routes::{ReplicaRegistry, RouteTable, Routes};
 use arc_swap::ArcSwap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use tollgate_domain::{grant::KeySnapshot, time::Millis};
+use tollgate_domain::grant::KeySnapshot;
 
 /// What a gateway is made of.
 pub struct GatewayParts {
@@ -108,22 +108,7 @@ impl Gateway {
 
     /// Seeds the monthly quotas with this month's usage from the database (call once at start). Returns how many
     /// subscriptions had usage.
-    pub async fn load_month_to_date(
-        &self,
-        store: &tollgate_store::Store,
-    ) -> Result<usize, tollgate_store::StoreError> {
-        let month = Millis(tollgate_store::now_millis()).month_start().0;
-        let totals = store.usage_tokens_since(month).await?;
-        for (subscription, tokens) in &totals {
-            if let Err(e) = self
-                .inner
-                .limiter
-                .seed_month(subscription, month, (*tokens).max(0) as u64)
-                .await
-            {
-                tracing::warn!(error = %e, subscription, "could not seed the monthly quota");
-            }
-        }
-        Ok(totals.len())
+    pub async fn load_month_to_date(&self, store: &tollgate_store::Store) -> Result<usize, String> {
+        crate::limits::failover::seed_months(self.inner.limiter.as_ref(), store).await
     }
 }

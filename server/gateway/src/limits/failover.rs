@@ -35,6 +35,19 @@ pub trait MonthToDate: Send + Sync + 'static {
     async fn month_to_date(&self, month_start: i64) -> Result<Vec<(String, u64)>, String>;
 }
 
+/// Raises `limiter`'s monthly counts to this month's usage records (at start, and when Redis came back empty).
+/// Returns how many subscriptions had usage; a count the limiter cannot take is logged and skipped.
+pub async fn seed_months(limiter: &dyn Limiter, months: &dyn MonthToDate) -> Result<usize, String> {
+    let month = Millis(tollgate_store::now_millis()).month_start().0;
+    let rows = months.month_to_date(month).await?;
+    for (sub, tokens) in &rows {
+        if let Err(e) = limiter.seed_month(sub, month, *tokens).await {
+            tracing::debug!(error = %e, subscription = %sub, "could not seed a monthly count");
+        }
+    }
+    Ok(rows.len())
+}
+
 #[async_trait]
 impl MonthToDate for tollgate_store::Store {
     async fn month_to_date(&self, month_start: i64) -> Result<Vec<(String, u64)>, String> {
@@ -248,18 +261,8 @@ impl Inner {
     /// Raises the shared monthly counts to the usage records' totals.
     async fn raise_shared_months(&self) {
         let Some(months) = &self.months else { return };
-        let month = Millis(tollgate_store::now_millis()).month_start().0;
-        match months.month_to_date(month).await {
-            Ok(rows) => {
-                for (sub, tokens) in rows {
-                    if let Err(e) = self.shared.seed_month(&sub, month, tokens).await {
-                        tracing::debug!(error = %e, subscription = %sub, "could not raise a monthly count in Redis");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read this month's usage to correct the shared monthly counts")
-            }
+        if let Err(e) = seed_months(self.shared.as_ref(), months.as_ref()).await {
+            tracing::warn!(error = %e, "could not read this month's usage to correct the shared monthly counts");
         }
     }
 

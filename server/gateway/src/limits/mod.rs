@@ -127,7 +127,8 @@ pub trait Limiter: Send + Sync + 'static {
 }
 
 /// Where limits are counted now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LimiterMode {
     /// In this process: the only replica (no shared counters configured).
     #[default]
@@ -151,8 +152,8 @@ impl LimiterMode {
     }
 }
 
-/// A limiter's state, as `/readyz` and `/metrics` report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A limiter's state, as `/readyz` (this, as JSON) and `/metrics` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct LimiterStatus {
     pub mode: LimiterMode,
     /// Replicas the limits are divided between while they are local.
@@ -221,6 +222,21 @@ mod tests {
             retry_after_ms(LimitKind::Monthly, jan31, 60_000),
             86_400_000
         );
+    }
+
+    #[test]
+    fn mode_labels_in_metrics_and_readyz_agree() {
+        for mode in [
+            LimiterMode::InProcess,
+            LimiterMode::Shared,
+            LimiterMode::LocalShare,
+            LimiterMode::Refusing,
+        ] {
+            assert_eq!(
+                serde_json::to_value(mode).ok(),
+                Some(serde_json::Value::from(mode.label()))
+            );
+        }
     }
 
     #[test]

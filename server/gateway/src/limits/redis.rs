@@ -124,8 +124,6 @@ pub struct RedisLimiter {
     /// Set once the first connection succeeds (at start, or later by `ping` when Redis was down at start); from
     /// then on the manager reconnects by itself.
     conn: Arc<OnceCell<ConnectionManager>>,
-    /// Background updates (settlements, refreshes) that failed for good: their slots lapse with their leases.
-    failed_updates: Arc<AtomicU64>,
     /// Settlements waiting to be tried again.
     retrying: Arc<AtomicU64>,
     /// The runtime that connected, where background updates run: the gateway's per-core listener threads end at
@@ -155,7 +153,6 @@ impl RedisLimiter {
             client,
             manager_config,
             conn: Arc::new(OnceCell::new()),
-            failed_updates: Arc::default(),
             retrying: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
             prefix: options.prefix.as_str().into(),
@@ -199,11 +196,6 @@ impl RedisLimiter {
             .map_err(|e| format!("cannot reach redis: {e}"))
     }
 
-    /// Background updates that failed since start.
-    pub fn failed_updates(&self) -> u64 {
-        self.failed_updates.load(Ordering::Relaxed)
-    }
-
     /// Sets how long a slot is held without a refresh (at least a second).
     pub fn with_lease_ms(mut self, lease_ms: i64) -> Self {
         self.lease_ms = lease_ms.max(1000);
@@ -224,7 +216,6 @@ impl RedisLimiter {
         retry: bool,
     ) {
         let script = script.clone();
-        let failed = self.failed_updates.clone();
         let retrying = self.retrying.clone();
         let conn = self.conn.clone();
         let give_up = Duration::from_millis(u64::try_from(self.lease_ms).unwrap_or(0));
@@ -256,8 +247,7 @@ impl RedisLimiter {
                     over_limit = retrying.fetch_add(1, Ordering::Relaxed) >= MAX_RETRYING;
                 }
                 if !retry || over_limit || started.elapsed() + wait >= give_up {
-                    // Counted, not logged per request: an outage is logged once, by the failover.
-                    failed.fetch_add(1, Ordering::Relaxed);
+                    // At debug level, not once per request: an outage is logged once, by the failover.
                     tracing::debug!(error = %e, what, "a redis limiter update failed; the slot lapses with its lease");
                     break;
                 }
