@@ -1,0 +1,1 @@
+//! Autoscaling (being written).
