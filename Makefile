@@ -5,13 +5,12 @@ TARGET ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: run test setup build e2e python fmt lint
 
-## Run the platform: SQLite under ./data, a platform admin, a demo tenant, the seed catalog and one simulated
-## engine per model (scripts/run.sh).
+## Run the platform: SQLite under ./data, a platform admin, a demo tenant, the seed catalog, and the fleet
+## controller serving each seeded model on a simulated GPU fleet (scripts/run.sh).
 run:
 	@scripts/setup.sh
-	@echo "==> building the release server, wasm and simulator: about 15 minutes the first time on 2 cores, seconds after"
+	@echo "==> building the release server and wasm: about 15 minutes the first time on 2 cores, seconds after"
 	cargo leptos build --release
-	cargo build --release -p tollgate-sim
 	scripts/run.sh
 
 ## Run every test: unit, storage and integration (SQLite and PostgreSQL), OIDC, and Playwright in Chromium.

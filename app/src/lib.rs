@@ -65,6 +65,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/models") view=pages::admin_models::AdminModelsPage />
                     <Route path=path!("/admin/models/:id") view=pages::admin_models::AdminModelEditPage />
                     <Route path=path!("/admin/plans") view=pages::admin_plans::AdminPlansPage />
+                    <Route path=path!("/admin/fleet") view=pages::admin_fleet::AdminFleetPage />
+                    <Route path=path!("/admin/fleet/:id") view=pages::admin_fleet::AdminDeploymentPage />
                 </ParentRoute>
             </Routes>
         </Router>

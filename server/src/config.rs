@@ -219,7 +219,7 @@ pub struct Settings {
     /// How often each server checks the database for changed keys, plans and subscriptions, in milliseconds (changes made through this server apply at once).
     #[arg(long, env = "TOLLGATE_KEY_REFRESH_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(50..), help_heading = "Gateway")]
     pub key_refresh_ms: u64,
-    /// Engines serving each catalog model until the fleet manages them: MODEL=URL|URL,MODEL=URL.
+    /// Engines Tollgate does not manage, serving catalog models beside the fleet's replicas: MODEL=URL|URL,MODEL=URL.
     #[arg(
         long,
         env = "TOLLGATE_ENGINES",
@@ -295,6 +295,84 @@ pub struct Settings {
     /// Largest engine answer read whole (non-streaming answers and error bodies), in bytes.
     #[arg(long, env = "TOLLGATE_GATEWAY_MAX_RESPONSE_BYTES", default_value_t = gw().max_response_bytes, help_heading = "Gateway")]
     pub gateway_max_response_bytes: usize,
+    /// How long a request waits for a model that is starting (or waking from zero) before a 503 with Retry-After, in milliseconds.
+    #[arg(long, env = "TOLLGATE_GATEWAY_WAKE_WAIT_MS", default_value_t = gw().wake_wait.as_millis() as u64, help_heading = "Gateway")]
+    pub gateway_wake_wait_ms: u64,
+    /// Requests one server holds at most while models start; more get a 503 with Retry-After at once.
+    #[arg(long, env = "TOLLGATE_GATEWAY_WAKE_QUEUE", default_value_t = gw().wake_queue, help_heading = "Gateway")]
+    pub gateway_wake_queue: usize,
+
+    /// Where engine replicas run: simulator (in this process, no GPU needed), local (vLLM processes on this machine's GPUs) or none (only the engines in TOLLGATE_ENGINES).
+    #[arg(long, env = "TOLLGATE_FLEET_DRIVER", default_value = "simulator", value_parser = ["simulator", "local", "none"], help_heading = "Fleet")]
+    pub fleet_driver: String,
+    /// The simulator driver's nodes: COUNTxGPUSxPRODUCT groups, comma-separated.
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_NODES",
+        default_value = "2x8xH100-80GB",
+        help_heading = "Fleet"
+    )]
+    pub fleet_nodes: String,
+    /// Arguments added to every simulated engine (its start-up time, faults: see tollgate-sim --help).
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_SIM_ARGS",
+        default_value = "--sim-load-time-s 2",
+        help_heading = "Fleet"
+    )]
+    pub fleet_sim_args: String,
+    /// On first start with the seed catalog, deploy each seeded model (one GPU, one to two replicas).
+    #[arg(long, env = "TOLLGATE_FLEET_SEED", default_value_t = true, action = clap::ArgAction::Set, help_heading = "Fleet")]
+    pub fleet_seed: bool,
+    /// The local driver's engine command, before the model (it gets vLLM's arguments).
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_LOCAL_COMMAND",
+        default_value = "vllm serve",
+        help_heading = "Fleet"
+    )]
+    pub fleet_local_command: String,
+    /// The local driver's GPU query, answering in nvidia-smi's CSV.
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_LOCAL_GPU_QUERY",
+        default_value = "nvidia-smi --query-gpu=index,name,memory.total,uuid --format=csv,noheader,nounits",
+        help_heading = "Fleet"
+    )]
+    pub fleet_local_gpu_query: String,
+    /// The address local engines listen on (and the gateway reaches them at).
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_LOCAL_HOST",
+        default_value = "127.0.0.1",
+        help_heading = "Fleet"
+    )]
+    pub fleet_local_host: String,
+    /// How often the controller reconciles, in milliseconds.
+    #[arg(long, env = "TOLLGATE_FLEET_TICK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..), help_heading = "Fleet")]
+    pub fleet_tick_ms: u64,
+    /// How long a draining replica may finish its requests before it is stopped, in seconds.
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_DRAIN_GRACE_S",
+        default_value_t = 30,
+        help_heading = "Fleet"
+    )]
+    pub fleet_drain_grace_s: u64,
+    /// A replica that does not answer /health this long after starting has failed, in seconds (vLLM loads weights first).
+    #[arg(long, env = "TOLLGATE_FLEET_START_TIMEOUT_S", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Fleet")]
+    pub fleet_start_timeout_s: u64,
+    /// Load must stay low this long before a deployment scales down, in seconds.
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_SCALE_DOWN_WINDOW_S",
+        default_value_t = 60,
+        help_heading = "Fleet"
+    )]
+    pub fleet_scale_down_window_s: u64,
+    /// The first restart of a crashed replica waits this long, in milliseconds; each next one twice as long, up to a minute.
+    #[arg(long, env = "TOLLGATE_FLEET_RESTART_BACKOFF_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Fleet")]
+    pub fleet_restart_backoff_ms: u64,
 }
 
 /// The configuration the server runs with: the settings, and what is derived from them.
@@ -636,6 +714,8 @@ impl Config {
             default_max_tokens: settings.gateway_default_max_tokens,
             max_completion_reservation: settings.gateway_max_completion_reservation,
             max_response_bytes: settings.gateway_max_response_bytes,
+            wake_wait: d(settings.gateway_wake_wait_ms),
+            wake_queue: settings.gateway_wake_queue,
         };
         Ok(Self {
             listen,
@@ -667,6 +747,7 @@ impl Config {
         c.settings.database_url = database_url.to_string();
         c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         c.settings.demo_tenant = false;
+        c.settings.fleet_seed = false;
         c.settings.usage_spool = std::env::temp_dir().join(format!(
             "tollgate-test-spool-{}-{}.jsonl",
             std::process::id(),

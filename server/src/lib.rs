@@ -5,11 +5,11 @@
 pub mod api;
 mod client;
 pub mod config;
-mod engines;
 mod health;
 mod middleware;
 mod oidc_routes;
 mod router;
+mod routing;
 pub mod state;
 pub mod telemetry;
 
@@ -53,6 +53,9 @@ impl RunningServer {
             task.await.context("server task panicked")??;
         }
         self.state.gateway.flush_usage().await;
+        if let Some(c) = &self.state.controller {
+            c.release().await;
+        }
         Ok(())
     }
 

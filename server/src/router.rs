@@ -48,6 +48,7 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
     let services = Services {
         identity: state.identity.clone(),
         catalog: state.catalog.clone(),
+        fleet: state.fleet.clone(),
     };
     let context = move || provide_context(services.clone());
     let leptos_options = state.leptos.clone();

@@ -5,8 +5,13 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tollgate_catalog::{Catalog, KeyDirectoryRefresher, Published};
 use tollgate_domain::grant::KeySnapshot;
+use tollgate_fleet::driver::{
+    local::LocalConfig, local::LocalDriver, sim::SimDriver, Driver, NoDriver,
+};
+use tollgate_fleet::{rules::lifecycle::Timing, Controller, ControllerConfig, Fleet, FleetMetrics};
 use tollgate_gateway::{
     FailoverLimiter, FailoverOptions, Gateway, GatewayParts, Limiter, MemoryLimiter,
     MeteringConfig, RedisLimiter, RedisOptions,
@@ -26,6 +31,10 @@ pub struct AppState {
     pub catalog: Catalog,
     /// The OpenAI-compatible gateway under /v1.
     pub gateway: Gateway,
+    /// Deployments, replicas and GPUs, as admins change them.
+    pub fleet: Fleet,
+    /// The reconcile loop (when a driver is configured); it runs passes only while it holds the lease.
+    pub controller: Option<Arc<Controller>>,
     /// Background tasks that live as long as the state: aborted when its last clone drops.
     _tasks: Arc<Tasks>,
     pub leptos: leptos::config::LeptosOptions,
@@ -105,6 +114,7 @@ impl AppState {
             ),
             oidc,
         );
+        let driver = fleet_driver(config)?;
         if config.seed_catalog {
             let added = tollgate_catalog::seed::seed_if_empty(&store)
                 .await
@@ -114,6 +124,16 @@ impl AppState {
                     models = added,
                     "seeded the catalog with its default models and plans"
                 );
+                if config.fleet_seed && driver.kind() != "none" {
+                    let deployed = tollgate_fleet::seed::seed_deployments(&store, &config.engines)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("could not seed the fleet: {e}"))?;
+                    tracing::info!(
+                        deployments = deployed,
+                        driver = driver.kind(),
+                        "deployed the seeded models"
+                    );
+                }
             }
         }
         let catalog = Catalog::new(store.clone(), identity.clone());
@@ -158,7 +178,17 @@ impl AppState {
             .load_month_to_date(&store)
             .await
             .map_err(|e| anyhow::anyhow!("could not read this month's usage: {e}"))?;
-        let (routed, engines) = (gateway.clone(), config.engines.clone());
+        // Routes: the catalog's names (from the key refresher), the fleet's replicas and the static engines.
+        let publisher = Arc::new(crate::routing::RoutePublisher::new(
+            gateway.clone(),
+            store.clone(),
+            config.engines.clone(),
+        ));
+        let routes_seen = publisher
+            .load_fleet()
+            .await
+            .context("could not read the fleet's routes")?;
+        let (routed, publish_routes) = (gateway.clone(), publisher.clone());
         let refresher = KeyDirectoryRefresher::new(
             store.clone(),
             catalog.changes(),
@@ -166,11 +196,42 @@ impl AppState {
             Duration::from_millis(config.key_refresh_ms),
         )
         .start(move |p: Published| {
-            routed.replace_routes(&crate::engines::routes(&p.models, &engines));
+            publish_routes.models_changed(p.models);
             routed.replace_keys(p.keys);
         })
         .await
         .context("could not load the API keys")?;
+        let fleet_metrics = Arc::new(FleetMetrics::default());
+        let fleet_wake = Arc::new(Notify::new());
+        let routes_changed = Arc::new(Notify::new());
+        let routes_task = publisher.spawn(
+            routes_seen,
+            routes_changed.clone(),
+            Duration::from_millis(config.key_refresh_ms.min(1000)),
+        );
+        let fleet = Fleet::new(
+            store.clone(),
+            identity.clone(),
+            driver.clone(),
+            fleet_metrics.clone(),
+            fleet_wake.clone(),
+        );
+        gateway.on_wake(wake_hook(store.clone(), fleet_wake.clone()));
+        {
+            let m = fleet_metrics.clone();
+            gateway.add_metrics(Arc::new(move |x| m.render(x)));
+        }
+        let controller = (driver.kind() != "none").then(|| {
+            Arc::new(Controller::new(
+                store.clone(),
+                driver.clone(),
+                controller_config(config),
+                fleet_metrics.clone(),
+                fleet_wake.clone(),
+                routes_changed.clone(),
+            ))
+        });
+        let controller_task = controller.clone().map(|c| c.spawn());
         // Replica choice also weighs what each engine reports (queue, KV cache), read from its /metrics.
         let load_poller = gateway.spawn_engine_load_poller(Duration::from_secs(2));
         // How many replicas share the limits, for dividing them while Redis is unreachable.
@@ -181,7 +242,9 @@ impl AppState {
             store.clone(),
             Duration::from_secs(300),
         );
-        let tasks = Arc::new(Tasks(vec![refresher, load_poller, heartbeat, sweeper]));
+        let mut tasks = vec![refresher, load_poller, heartbeat, sweeper, routes_task];
+        tasks.extend(controller_task);
+        let tasks = Arc::new(Tasks(tasks));
         let leptos = leptos::config::LeptosOptions::builder()
             .output_name("tollgate")
             .site_root(config.site_root.as_str())
@@ -193,10 +256,85 @@ impl AppState {
             identity,
             catalog,
             gateway,
+            fleet,
+            controller,
             _tasks: tasks,
             leptos,
         })
     }
+}
+
+/// The fleet driver the configuration names.
+fn fleet_driver(config: &Config) -> anyhow::Result<Arc<dyn Driver>> {
+    let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    Ok(match config.fleet_driver.as_str() {
+        "simulator" => Arc::new(
+            SimDriver::new(&config.fleet_nodes, words(&config.fleet_sim_args))
+                .map_err(|e| anyhow::anyhow!("TOLLGATE_FLEET_NODES: {e}"))?,
+        ),
+        "local" => Arc::new(
+            LocalDriver::new(LocalConfig {
+                command: words(&config.fleet_local_command),
+                gpu_query: words(&config.fleet_local_gpu_query),
+                node: std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_string())
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".into()),
+                host: config.fleet_local_host.clone(),
+                log_lines: 500,
+            })
+            .map_err(|e| anyhow::anyhow!("TOLLGATE_FLEET_LOCAL_COMMAND: {e}"))?,
+        ),
+        _ => Arc::new(NoDriver),
+    })
+}
+
+fn controller_config(config: &Config) -> ControllerConfig {
+    let s = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    ControllerConfig {
+        tick: Duration::from_millis(config.fleet_tick_ms),
+        timing: Timing {
+            start_timeout_ms: s(config.fleet_start_timeout_s),
+            drain_grace_ms: s(config.fleet_drain_grace_s),
+            backoff_base_ms: i64::try_from(config.fleet_restart_backoff_ms).unwrap_or(1000),
+            ..Timing::default()
+        },
+        down_window_ms: s(config.fleet_scale_down_window_s),
+        ..ControllerConfig::default()
+    }
+}
+
+/// What the gateway calls when it holds a request for a model with no ready replica: marks the demand in the
+/// database (the controller on any server reads it) and wakes this server's controller; at most once a second
+/// per model.
+fn wake_hook(store: Store, wake: Arc<Notify>) -> Arc<dyn Fn(&str) + Send + Sync> {
+    let last: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>> =
+        std::sync::Mutex::default();
+    Arc::new(move |model: &str| {
+        let now = std::time::Instant::now();
+        {
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            if last
+                .get(model)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+            {
+                return;
+            }
+            last.insert(model.to_string(), now);
+        }
+        let (store, model) = (store.clone(), model.to_string());
+        let wake = wake.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .mark_demand(&model, tollgate_store::now_millis())
+                .await
+            {
+                tracing::warn!(error = %e, model = %model, "cannot record that a request waits for this model");
+            }
+            wake.notify_one();
+        });
+    })
 }
 
 struct Tasks(Vec<tokio::task::JoinHandle<()>>);

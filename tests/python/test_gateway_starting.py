@@ -21,7 +21,9 @@ SERVED = "ibm-granite/granite-3.1-2b-base"
 def test_a_starting_engine_answers_503_with_retry_after_and_the_client_retries_into_an_answer():
     port = free_port()
     # The server is told of an engine that is not listening yet.
-    platform = start_platform(sims={MODEL: [types.SimpleNamespace(url=f"http://127.0.0.1:{port}")]})
+    # Held requests are answered at once here (no wait): the client's own retries are what this test is about.
+    platform = start_platform(sims={MODEL: [types.SimpleNamespace(url=f"http://127.0.0.1:{port}")]},
+                              extra_env={"TOLLGATE_GATEWAY_WAKE_WAIT_MS": "0"})
     engine_box = []
     try:
         _, key = platform.subscribe_with_key(MODEL, {"name": "Starting", "requests_per_minute": 1000})

@@ -166,6 +166,9 @@ def start_platform(timeout: float = 60.0, sims: dict[str, list[Sim]] | None = No
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
+        # The fleet deploys nothing by itself here: these tests bring their own engines (TOLLGATE_ENGINES).
+        "TOLLGATE_FLEET_SEED": "false",
+        "RUST_LOG": "warn",
         **(extra_env or {}),
         "DATABASE_URL": database_url or f"sqlite://{workdir.name}/tollgate.db",
         "TOLLGATE_LISTEN": f"127.0.0.1:{port}",
@@ -175,7 +178,6 @@ def start_platform(timeout: float = 60.0, sims: dict[str, list[Sim]] | None = No
         "TOLLGATE_ENGINES": engines,
         "TOLLGATE_USAGE_SPOOL": f"{workdir.name}/spool.jsonl",
         "TOLLGATE_SITE_ROOT": str(REPO_ROOT / "target" / "site"),
-        "RUST_LOG": "warn",
     }
     log = open(Path(workdir.name) / "server.log", "w")
     proc = subprocess.Popen([str(tollgate_binary())], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -5,6 +5,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod fleet;
 pub mod keys;
 pub mod members;
 pub mod subscriptions;

@@ -11,6 +11,7 @@ use tower_sessions::Session;
 pub struct Services {
     pub identity: Identity,
     pub catalog: tollgate_catalog::Catalog,
+    pub fleet: tollgate_fleet::Fleet,
 }
 
 pub fn identity() -> Result<Identity, AppError> {
@@ -27,6 +28,16 @@ pub fn catalog() -> Result<tollgate_catalog::Catalog, AppError> {
         tracing::error!("portal services missing from the request context");
         AppError::Domain(DomainError::Internal)
     })
+}
+
+/// The signed-in caller and the fleet (taken from context before the first await, as `catalog_caller`).
+pub async fn fleet_caller() -> Result<(tollgate_fleet::Fleet, Caller), AppError> {
+    let fleet = use_context::<Services>().map(|s| s.fleet).ok_or_else(|| {
+        tracing::error!("portal services missing from the request context");
+        AppError::Domain(DomainError::Internal)
+    })?;
+    let (_, caller) = caller().await?;
+    Ok((fleet, caller))
 }
 
 /// The signed-in caller and the catalog services.

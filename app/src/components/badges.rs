@@ -1,7 +1,9 @@
 //! Small coloured labels for statuses, so a state reads the same on every page.
 
 use leptos::prelude::*;
-use tollgate_domain::{api_key::KeyState, catalog::ModelStatus, subscription::State};
+use tollgate_domain::{
+    api_key::KeyState, catalog::ModelStatus, fleet::ReplicaState, subscription::State,
+};
 
 const BASE: &str =
     "inline-flex items-center rounded-full px-2 py-0.5 text-xs font-medium ring-1 ring-inset";
@@ -56,4 +58,16 @@ pub fn LifecycleNotice(notice: Option<String>) -> impl IntoView {
     notice.map(|n| view! {
         <p class="mt-1 text-xs font-medium text-amber-700 dark:text-amber-400" data-testid="lifecycle-notice">{n}</p>
     })
+}
+
+#[component]
+pub fn ReplicaStateBadge(state: ReplicaState) -> impl IntoView {
+    let tone = match state {
+        ReplicaState::Ready => GREEN,
+        ReplicaState::Pending | ReplicaState::Starting => AMBER,
+        ReplicaState::Draining => BLUE,
+        ReplicaState::Failed => RED,
+        ReplicaState::Stopped => GREY,
+    };
+    view! { <Badge text=state.as_str() tone /> }
 }

@@ -1,4 +1,4 @@
-//! Platform administration: tenants, with links to models, plans and approvals (GPUs join with the fleet).
+//! Platform administration: tenants, with links to models, plans, the fleet and approvals.
 
 use crate::{
     api::{
@@ -29,6 +29,7 @@ pub fn AdminPage() -> impl IntoView {
         <nav class="mb-6 flex gap-2" aria-label="Admin sections">
             <a class=BUTTON_SECONDARY href="/admin/models">"Models"</a>
             <a class=BUTTON_SECONDARY href="/admin/plans">"Plans"</a>
+            <a class=BUTTON_SECONDARY href="/admin/fleet">"Fleet"</a>
             <a class=BUTTON_SECONDARY href="/approvals">"Approvals"</a>
         </nav>
         <FormError />

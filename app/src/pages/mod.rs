@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_fleet;
 pub mod admin_models;
 pub mod admin_plans;
 pub mod approvals;

@@ -27,6 +27,8 @@ pub enum Action {
     ManageTenants,
     /// Platform-wide: read the audit log of every tenant.
     ViewAllAudit,
+    /// Platform-wide: GPUs, deployments and their replicas.
+    ManageFleet,
 }
 
 impl Action {
@@ -47,6 +49,7 @@ impl Action {
             Self::ManageCatalog => "manage the catalog",
             Self::ManageTenants => "manage tenants",
             Self::ViewAllAudit => "view the platform audit log",
+            Self::ManageFleet => "manage the GPU fleet",
         }
     }
 
@@ -63,7 +66,9 @@ impl Action {
             | Self::ViewAudit
             | Self::DecideSubscriptions => Some(TenantRole::Admin),
             // Platform actions: no tenant role is enough.
-            Self::ManageTenants | Self::ViewAllAudit | Self::ManageCatalog => None,
+            Self::ManageTenants | Self::ViewAllAudit | Self::ManageCatalog | Self::ManageFleet => {
+                None
+            }
         }
     }
 }
@@ -197,6 +202,7 @@ mod tests {
             Action::ManageTenants,
             Action::ViewAllAudit,
             Action::ManageCatalog,
+            Action::ManageFleet,
         ]) {
             assert!(decide(root, action).is_ok());
         }

@@ -34,10 +34,13 @@ pub enum AuditAction {
     KeyRevoked,
     TokenCreated,
     TokenRevoked,
+    DeploymentCreated,
+    DeploymentUpdated,
+    DeploymentDeleted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 30] = [
+    pub const ALL: [AuditAction; 33] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -68,6 +71,9 @@ impl AuditAction {
         Self::KeyRevoked,
         Self::TokenCreated,
         Self::TokenRevoked,
+        Self::DeploymentCreated,
+        Self::DeploymentUpdated,
+        Self::DeploymentDeleted,
     ];
 
     /// The stored name. NEVER change one: stored events and saved filters use them.
@@ -103,6 +109,9 @@ impl AuditAction {
             Self::KeyRevoked => "key.revoked",
             Self::TokenCreated => "token.created",
             Self::TokenRevoked => "token.revoked",
+            Self::DeploymentCreated => "fleet.deployment_created",
+            Self::DeploymentUpdated => "fleet.deployment_updated",
+            Self::DeploymentDeleted => "fleet.deployment_deleted",
         }
     }
 

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod audit;
 pub mod catalog;
 pub mod error;
+pub mod fleet;
 pub mod grant;
 pub mod invitation;
 pub mod membership;

@@ -129,6 +129,7 @@ async fn start_proxies(engine: SocketAddr) -> Proxies {
                 served_name: MODEL.into(),
                 replicas: vec![format!("http://{engine}")],
                 starting: 0,
+                wakeable: false,
             },
         )]
         .into(),

@@ -33,6 +33,11 @@ pub struct GatewayConfig {
     pub max_completion_reservation: u64,
     /// Largest engine response read whole (non-streaming answers and error bodies).
     pub max_response_bytes: usize,
+    /// How long a request waits for a model that is starting (or waking from zero) before it is answered 503 with
+    /// `Retry-After`.
+    pub wake_wait: Duration,
+    /// Requests held at most while models start; more are answered 503 with `Retry-After` at once.
+    pub wake_queue: usize,
 }
 
 impl Default for GatewayConfig {
@@ -49,6 +54,8 @@ impl Default for GatewayConfig {
             default_max_tokens: 4096,
             max_completion_reservation: 32_768,
             max_response_bytes: 64 << 20,
+            wake_wait: Duration::from_secs(60),
+            wake_queue: 256,
         }
     }
 }

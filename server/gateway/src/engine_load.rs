@@ -75,7 +75,11 @@ impl Gateway {
                 tracing::warn!(replica = %replica.base, "engine stopped answering; not routing to it while another does")
             }
             (Health::Starting | Health::Down, Health::Ready) => {
-                tracing::info!(replica = %replica.base, "engine ready")
+                tracing::info!(replica = %replica.base, "engine ready");
+                // Requests held for this model look again now.
+                self.inner
+                    .route_swaps
+                    .send_modify(|n| *n = n.wrapping_add(1));
             }
             (Health::Unprobed, Health::Starting) => {
                 tracing::info!(replica = %replica.base, "engine not answering yet; waiting for it to start")

@@ -9,8 +9,13 @@ use crate::metrics::Metrics;
 use crate::routes::{ReplicaRegistry, RouteTable, Routes};
 use arc_swap::ArcSwap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use tollgate_domain::grant::KeySnapshot;
+
+/// Told which model a held request waits for.
+pub type WakeHook = Arc<dyn Fn(&str) + Send + Sync>;
+/// Writes more series into `/metrics`.
+pub type MetricsHook = Arc<dyn Fn(&mut tollgate_metrics::Exposition) + Send + Sync>;
 
 /// What a gateway is made of.
 pub struct GatewayParts {
@@ -41,6 +46,16 @@ pub(crate) struct Inner {
     pub ids: IdGen,
     /// Rotates the starting point among equally loaded replicas.
     pub rotation: AtomicUsize,
+    /// Route tables are built and swapped in under this lock, so two publishers cannot store them out of order.
+    pub swap_order: Mutex<()>,
+    /// Moves on every route swap: requests held for a starting model wait on it.
+    pub route_swaps: tokio::sync::watch::Sender<u64>,
+    /// Requests held now, waiting for a model to start.
+    pub held: AtomicUsize,
+    /// Told which model a held request waits for (the fleet wakes a model scaled to zero).
+    pub wake: OnceLock<WakeHook>,
+    /// Adds series of other parts of the server (the fleet controller's) to `/metrics`.
+    pub extra_metrics: OnceLock<MetricsHook>,
 }
 
 impl Gateway {
@@ -57,6 +72,11 @@ impl Gateway {
                 metrics: Metrics::default(),
                 ids: IdGen::new(),
                 rotation: AtomicUsize::new(0),
+                swap_order: Mutex::new(()),
+                route_swaps: tokio::sync::watch::Sender::new(0),
+                held: AtomicUsize::new(0),
+                wake: OnceLock::new(),
+                extra_metrics: OnceLock::new(),
             }),
         }
     }
@@ -71,11 +91,34 @@ impl Gateway {
         self.inner.keys.clone()
     }
 
-    /// Swaps in a new routing table.
+    /// Swaps in a new routing table. Built and stored under one lock, so the last table built is the one that
+    /// stays; requests waiting for a starting model are told.
     pub fn replace_routes(&self, routes: &Routes) {
+        let _order = self
+            .inner
+            .swap_order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         self.inner
             .routes
             .store(Arc::new(self.inner.registry.build(routes)));
+        self.inner
+            .route_swaps
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Calls `wake(model)` when a request is held for a model with no ready replica (once per request; the
+    /// callee rate-limits). Set once, at start.
+    pub fn on_wake(&self, wake: WakeHook) {
+        let _ = self.inner.wake.set(wake);
+    }
+
+    /// Adds other series to `/metrics`. Set once, at start.
+    pub fn add_metrics(
+        &self,
+        render: Arc<dyn Fn(&mut tollgate_metrics::Exposition) + Send + Sync>,
+    ) {
+        let _ = self.inner.extra_metrics.set(render);
     }
 
     pub fn limiter(&self) -> &Arc<dyn Limiter> {
@@ -97,6 +140,9 @@ impl Gateway {
         );
         crate::metrics::render_replicas(&mut x, &self.inner.registry.replicas());
         crate::metrics::render_limiter(&mut x, &self.inner.limiter.status());
+        if let Some(extra) = self.inner.extra_metrics.get() {
+            extra(&mut x);
+        }
         x.finish()
     }
 

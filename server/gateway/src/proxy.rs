@@ -10,7 +10,7 @@ use crate::limits::guard::AdmitGuard;
 use crate::limits::{headers as rate_headers, window, window_reset_ms, LimitError, Seen, Ticket};
 use crate::model_name::ModelRename;
 use crate::request::{self, Endpoint};
-use crate::routes::Availability;
+use crate::routes::{Availability, ModelTarget};
 use crate::sse::{usage_of_body, SseScanner};
 use crate::stream::ProxyBody;
 use crate::upstream::{self, Answer};
@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub async fn handle(gw: Gateway, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
@@ -136,7 +136,7 @@ async fn forward(
     endpoint: Endpoint,
     headers: &HeaderMap,
     body: Body,
-    now: i64,
+    mut now: i64,
 ) -> Result<(Answer, RateHeaders, Option<ModelRename>), GatewayError> {
     let bytes = read_body(body, headers, gw.config.body_limit).await?;
     let req = request::parse(endpoint, &bytes).map_err(GatewayError::BadRequest)?;
@@ -150,10 +150,16 @@ async fn forward(
         .map_or(Availability::Unavailable, |t| t.availability());
     let target = match (target, availability) {
         (Some(t), Availability::Ready) => t,
+        (_, Availability::Starting) => {
+            let t = wait_for_replica(gw, &grant.model).await?;
+            // Admitted as of now, after the wait, not as of its arrival.
+            now = tollgate_store::now_millis();
+            t
+        }
         _ => {
             return Err(GatewayError::NoReplica {
                 model: grant.model.clone(),
-                starting: availability == Availability::Starting,
+                starting: false,
             })
         }
     };
@@ -223,6 +229,60 @@ async fn forward(
     };
     let answer = upstream::send(gw, inflight, &target, outgoing).await?;
     Ok((answer, rate, rename))
+}
+
+/// Holds a request for a model whose replicas are starting (or that is scaled to zero, which the wake hook tells
+/// the fleet) until a route table with a ready replica is swapped in, for at most the wake wait. Held requests are
+/// not admitted yet: nothing is reserved against their limits while they wait, and each is sent once, after. When
+/// too many are held already, or the wait runs out, the client is told to retry (503 with `Retry-After`).
+async fn wait_for_replica(gw: &Inner, model: &str) -> Result<Arc<ModelTarget>, GatewayError> {
+    let starting = || GatewayError::NoReplica {
+        model: model.to_string(),
+        starting: true,
+    };
+    let _held = HeldSlot::take(&gw.held, gw.config.wake_queue).ok_or_else(starting)?;
+    let mut swaps = gw.route_swaps.subscribe();
+    let deadline = tokio::time::Instant::now() + gw.config.wake_wait;
+    loop {
+        if let Some(wake) = gw.wake.get() {
+            wake(model);
+        }
+        match gw.routes.load().get(model).map(|t| (t.availability(), t)) {
+            Some((Availability::Ready, t)) => return Ok(t.clone()),
+            Some((Availability::Starting, _)) => {}
+            _ => {
+                return Err(GatewayError::NoReplica {
+                    model: model.to_string(),
+                    starting: false,
+                })
+            }
+        }
+        // Woken by the next route swap; every few seconds the wake hook is told again, in case the fleet forgot.
+        let until = deadline.min(tokio::time::Instant::now() + Duration::from_secs(5));
+        match tokio::time::timeout_at(until, swaps.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(starting()),
+            Err(_) if tokio::time::Instant::now() >= deadline => return Err(starting()),
+            Err(_) => {}
+        }
+    }
+}
+
+/// One of the bounded places for held requests, given back on drop.
+struct HeldSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> HeldSlot<'a> {
+    fn take(count: &'a std::sync::atomic::AtomicUsize, max: usize) -> Option<Self> {
+        let before = count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let slot = Self(count);
+        (before < max).then_some(slot)
+    }
+}
+
+impl Drop for HeldSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// What the `x-ratelimit-*` headers of an answer say, written straight into the response's headers (no map built

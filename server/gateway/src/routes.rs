@@ -27,10 +27,13 @@ pub struct ModelRoute {
     /// Base URLs of ready replicas (`http://host:port`; a trailing `/v1` is accepted).
     #[serde(default)]
     pub replicas: Vec<String>,
-    /// How many replicas are starting: with none ready, clients are told to retry soon rather than that the
-    /// model is down.
+    /// How many replicas are starting: with none ready, requests wait for one (up to the wake wait) rather than
+    /// being told that the model is down.
     #[serde(default)]
     pub starting: u32,
+    /// The fleet serves this model but has scaled it to zero: a request wakes it and waits.
+    #[serde(default)]
+    pub wakeable: bool,
 }
 
 /// What the gateway's probes (the engine-load poller) last saw of a replica.
@@ -241,6 +244,7 @@ pub struct ModelTarget {
     pub served_name: String,
     pub replicas: Vec<Arc<Replica>>,
     pub starting: u32,
+    pub wakeable: bool,
 }
 
 /// Whether a model can take a request now.
@@ -261,7 +265,7 @@ impl ModelTarget {
         let health = || self.replicas.iter().map(|r| r.health());
         if health().any(Health::routable) {
             Availability::Ready
-        } else if self.starting > 0 || health().any(|h| h == Health::Starting) {
+        } else if self.starting > 0 || self.wakeable || health().any(|h| h == Health::Starting) {
             Availability::Starting
         } else if health().any(|h| h == Health::Down) {
             Availability::Ready
@@ -321,6 +325,7 @@ impl ReplicaRegistry {
                         served_name: route.served_name.clone(),
                         replicas,
                         starting: route.starting,
+                        wakeable: route.wakeable,
                     }),
                 )
             })
@@ -402,6 +407,7 @@ mod tests {
                     served_name: "s".into(),
                     replicas: vec!["http://a:1".into(), "http://b:2".into()],
                     starting: 0,
+                    wakeable: false,
                 },
             )]
             .into(),
@@ -464,6 +470,7 @@ mod tests {
                     served_name: "served".into(),
                     replicas: urls.iter().map(|u| u.to_string()).collect(),
                     starting: 0,
+                    wakeable: false,
                 },
             )]
             .into(),

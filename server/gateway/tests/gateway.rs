@@ -306,7 +306,7 @@ async fn every_refusal_has_its_status_and_openai_body() {
         memory(),
         GatewayConfig {
             body_limit: 4096,
-            ..GatewayConfig::default()
+            ..no_holding()
         },
     )
     .await;

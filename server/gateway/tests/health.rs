@@ -9,6 +9,7 @@ use common::*;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tollgate_domain::grant::Limits;
+use tollgate_gateway::GatewayConfig;
 
 async fn chat(gw: &TestGateway, secret: &str) -> reqwest::Response {
     client()
@@ -62,6 +63,54 @@ async fn a_model_whose_engine_is_starting_says_when_to_retry_and_serves_once_it_
     let mut statuses: Vec<i64> = records.iter().map(|r| r.status).collect();
     statuses.sort();
     assert_eq!(statuses, [200, 503], "the refusal is metered too");
+    poller.abort();
+}
+
+#[tokio::test]
+async fn a_request_for_a_starting_model_is_held_until_its_engine_answers() {
+    let engine = dead_addr().await;
+    let k = key(1, "sub_held", MODEL, Limits::default());
+    let config = GatewayConfig {
+        wake_wait: Duration::from_secs(20),
+        ..GatewayConfig::default()
+    };
+    let gw = gateway_with(
+        vec![k.entry.clone()],
+        &routes(&[engine], 0),
+        memory(),
+        config,
+    )
+    .await;
+    let poller = gw.gw.spawn_engine_load_poller(Duration::from_millis(30));
+    a_few_probes().await;
+    let started = std::time::Instant::now();
+    let held = tokio::spawn({
+        let (addr, secret) = (gw.addr, k.secret.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!("http://{addr}/v1/chat/completions"))
+                .bearer_auth(secret)
+                .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}))
+                .send()
+                .await
+                .expect("request")
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!held.is_finished(), "held while the engine is starting");
+    let listener = TcpListener::bind(engine)
+        .await
+        .expect("rebind the engine's port");
+    tokio::spawn(tollgate_sim::serve(fast_sim(), listener));
+    let r = held.await.expect("join");
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered when the engine came up, not at the end of the wait: {:?}",
+        started.elapsed()
+    );
+    let records = gw.wait_records(1).await;
+    assert_eq!(records.len(), 1, "one request, one record: {records:?}");
     poller.abort();
 }
 

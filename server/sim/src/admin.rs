@@ -1,5 +1,5 @@
 //! The simulator's own admin API (not part of vLLM's):
-//! `GET /sim/faults`, `POST /sim/faults` (replace fault settings; `"exit": true` exits),
+//! `GET /sim/faults`, `POST /sim/faults` (replace fault settings; `"exit": true` ends the engine),
 //! `GET /sim/state` (scheduler snapshot, readiness and settings, as JSON).
 
 use std::time::Duration;
@@ -20,7 +20,7 @@ pub async fn get_faults(State(state): State<SharedState>) -> Json<Value> {
     Json(json!(state.faults.get()))
 }
 
-/// Replaces the fault settings; with `exit`, the process exits ~50 ms after answering.
+/// Replaces the fault settings; with `exit`, the engine ends ~50 ms after answering.
 pub async fn set_faults(State(state): State<SharedState>, body: Bytes) -> Response {
     let update: FaultUpdate = match parse_body(if body.is_empty() { b"{}" } else { &body }) {
         Ok(u) => u,
@@ -32,17 +32,21 @@ pub async fn set_faults(State(state): State<SharedState>, body: Bytes) -> Respon
     }
     state.faults.set(settings.clone());
     if update.exit {
-        schedule_exit(Duration::from_millis(50), update.exit_code.unwrap_or(1));
+        schedule_exit(
+            state.clone(),
+            Duration::from_millis(50),
+            update.exit_code.unwrap_or(1),
+        );
     }
     Json(json!({"faults": settings, "exiting": update.exit})).into_response()
 }
 
-/// Exits the process after `delay` (the simulated engine crash).
-pub fn schedule_exit(delay: Duration, code: i32) {
+/// Ends the engine after `delay` (the simulated crash): `serve` returns the status, which the binary exits with.
+pub fn schedule_exit(state: SharedState, delay: Duration, code: i32) {
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         eprintln!("tollgate-sim: exiting with status {code} (fault injection)");
-        std::process::exit(code);
+        state.exit(code);
     });
 }
 

@@ -73,6 +73,15 @@ async fn not_found() -> Response {
 
 /// Readiness and API-key checks, as vLLM's server applies them.
 async fn gate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    if state.exited() {
+        // A crashed engine answers nothing more: connections kept alive from before the exit are closed.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONNECTION, "close")],
+            Json(serde_json::json!({"detail": "engine exited"})),
+        )
+            .into_response();
+    }
     let path = req.uri().path();
     let always_open =
         path == "/health" || path == "/metrics" || path == "/version" || path.starts_with("/sim/");
@@ -98,15 +107,24 @@ async fn gate(State(state): State<SharedState>, req: Request, next: Next) -> Res
     next.run(req).await
 }
 
-/// Builds the state, starts the load timer and serves on `listener` until the process ends.
-pub async fn serve(config: SimConfig, listener: TcpListener) -> io::Result<()> {
-    let state = start(config);
+/// Builds the state, starts the load timer and serves on `listener` until the exit fault ends the engine
+/// (returning its status) or the future is dropped.
+pub async fn serve(config: SimConfig, listener: TcpListener) -> io::Result<i32> {
+    serve_state(start(config), listener).await
+}
+
+/// Serves an already built state (see `start`), so an embedding can keep a handle on it.
+pub async fn serve_state(state: SharedState, listener: TcpListener) -> io::Result<i32> {
     // Streams write one small chunk per token: without TCP_NODELAY, Nagle's algorithm and
     // delayed ACKs would hold each chunk back for up to 40 ms.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state)).await
+    let app = router(state.clone());
+    tokio::select! {
+        r = axum::serve(listener, app) => r.map(|()| 0),
+        code = state.exited_with() => Ok(code),
+    }
 }
 
 /// Builds the state and starts its timers (model load, scheduled exit); returns it.
@@ -122,7 +140,7 @@ pub fn start(config: SimConfig) -> SharedState {
         });
     }
     if let Some(after) = exit_after {
-        admin::schedule_exit(after, 1);
+        admin::schedule_exit(state.clone(), after, 1);
     }
     state
 }

@@ -59,7 +59,7 @@ fn main() -> ExitCode {
         let _ = stdout.flush();
         tokio::select! {
             r = tollgate_sim::serve(config, listener) => match r {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
                 Err(e) => {
                     eprintln!("tollgate-sim: server error: {e}");
                     ExitCode::FAILURE

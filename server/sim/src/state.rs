@@ -23,6 +23,9 @@ pub struct AppState {
     /// Loaded LoRA adapters.
     pub lora: LoraRegistry,
     ready: AtomicBool,
+    /// Set by the exit fault: the status the simulated engine "crashes" with. `serve` returns it; the binary
+    /// exits with it, an embedding (the fleet's simulator driver) sees its engine end.
+    exit: tokio::sync::watch::Sender<Option<i32>>,
 }
 
 /// Shared handle to the state.
@@ -61,7 +64,31 @@ impl AppState {
             faults,
             lora,
             ready,
+            exit: tokio::sync::watch::Sender::new(None),
         })
+    }
+
+    /// Ends the simulated engine with `code`: `serve` returns, and streams in progress are cut.
+    pub fn exit(&self, code: i32) {
+        self.exit.send_replace(Some(code));
+    }
+
+    /// Whether the engine has "crashed" (streams stop at their next token).
+    pub fn exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// Waits until the engine exits; returns its status.
+    pub async fn exited_with(&self) -> i32 {
+        let mut rx = self.exit.subscribe();
+        loop {
+            if let Some(code) = *rx.borrow_and_update() {
+                return code;
+            }
+            if rx.changed().await.is_err() {
+                return 1;
+            }
+        }
     }
 
     /// Whether the simulated model has finished loading.

@@ -5,6 +5,7 @@
 mod auth;
 mod catalog;
 mod error;
+mod fleet;
 pub mod openapi;
 mod subscriptions;
 mod tenancy;
@@ -60,6 +61,10 @@ pub(crate) fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(tenancy::list_invitations, tenancy::invite))
         .routes(routes!(tenancy::audit))
         .routes(routes!(usage::list))
+        .routes(routes!(fleet::nodes))
+        .routes(routes!(fleet::list, fleet::create))
+        .routes(routes!(fleet::get, fleet::update, fleet::delete))
+        .routes(routes!(fleet::events))
 }
 
 pub fn routes() -> Router<AppState> {

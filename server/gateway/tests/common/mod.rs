@@ -50,6 +50,7 @@ pub fn routes(replicas: &[SocketAddr], starting: u32) -> Routes {
                 served_name: SERVED.into(),
                 replicas: replicas.iter().map(|a| format!("http://{a}")).collect(),
                 starting,
+                wakeable: false,
             },
         )]
         .into(),
@@ -150,7 +151,15 @@ pub async fn gateway(
     routes: &Routes,
     limiter: Arc<dyn Limiter>,
 ) -> TestGateway {
-    gateway_with(keys, routes, limiter, GatewayConfig::default()).await
+    gateway_with(keys, routes, limiter, no_holding()).await
+}
+
+/// The defaults, but a model with no ready replica is answered 503 at once instead of holding the request.
+pub fn no_holding() -> GatewayConfig {
+    GatewayConfig {
+        wake_wait: Duration::ZERO,
+        ..GatewayConfig::default()
+    }
 }
 
 pub async fn gateway_with(

@@ -123,11 +123,12 @@ impl Run {
             self.finish();
             return Step::Done;
         }
-        if self
-            .plan
-            .faults
-            .cut_after_tokens
-            .is_some_and(|cut| self.step >= cut)
+        if self.state.exited()
+            || self
+                .plan
+                .faults
+                .cut_after_tokens
+                .is_some_and(|cut| self.step >= cut)
         {
             return Step::Cut;
         }
