@@ -1,0 +1,76 @@
+import { test, expect, Page } from '@playwright/test';
+
+// A platform admin runs the fleet from the portal: the seeded models come up on the simulated GPUs; the admin
+// takes one model off (its replica drains and stops), deploys it again on two GPUs per replica, watches it become
+// ready without reloading, scales it to two replicas and reads its events. Screenshots go to end2end/screenshots/.
+
+const shot = (page: Page, name: string) => page.screenshot({ path: `screenshots/${name}.png`, fullPage: true });
+const MODEL = 'qwen2.5-72b-instruct';
+
+async function signIn(page: Page, email: string, password: string) {
+  await page.goto('/login');
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.click('button:has-text("Sign in")');
+  await expect(page.getByTestId('user-email')).toHaveText(email);
+}
+
+test('an admin deploys a model, watches it become ready, scales it and reads its events', async ({ page }) => {
+  test.setTimeout(120_000);
+  page.on('dialog', (d) => d.accept());
+  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+  await signIn(page, 'admin@e2e.test', 'e2e-admin-password');
+
+  // The seeded catalog is deployed on first start; every model gets its replica.
+  await page.goto('/admin');
+  await page.click('a:has-text("Fleet")');
+  await expect(page).toHaveURL(/\/admin\/fleet$/);
+  const row = page.locator(`[data-testid="deployment-row"][data-model="${MODEL}"]`);
+  await expect(row.getByTestId('ready-count')).toHaveText('1 / 1', { timeout: 30_000 });
+  await expect(page.getByTestId('fleet-driver')).toContainText('simulator');
+  await expect(page.locator('[data-testid="gpu"][data-held="true"]')).toHaveCount(9);
+  await shot(page, 'fleet-01-seeded');
+
+  // Take the model off: confirmed, its replica drains and stops, and the deployment disappears.
+  await row.getByRole('link', { name: MODEL }).click();
+  await expect(page.getByRole('heading', { name: `Deployment of ${MODEL}` })).toBeVisible();
+  await expect(page.getByTestId('events')).toContainText('ready');
+  await page.click('button:has-text("Delete deployment")');
+  await expect(page).toHaveURL(/\/admin\/fleet$/);
+  await expect(page.locator(`[data-testid="deployment-row"][data-model="${MODEL}"]`)).toHaveCount(0, { timeout: 30_000 });
+
+  // Deploy it again, two GPUs per replica, from the form.
+  await page.selectOption('#deploy-model', MODEL);
+  await page.fill('#deploy-gpus_per_replica', '2');
+  await page.fill('#deploy-min_replicas', '1');
+  await page.fill('#deploy-max_replicas', '2');
+  await page.fill('#deploy-gpu_products', 'H100-80GB');
+  await page.click('button:has-text("Deploy")');
+  await expect(page.getByRole('heading', { name: `Deployment of ${MODEL}` })).toBeVisible();
+  // Live: the replica goes from pending/starting to ready without a reload.
+  await expect(page.getByTestId('replicas')).toBeVisible();
+  await expect(page.locator('[data-testid="replica-row"][data-state="ready"]')).toHaveCount(1, { timeout: 30_000 });
+  await expect(page.getByTestId('replicas')).toContainText(/sim-node-\d+, GPU \d+, \d+/);
+  await shot(page, 'fleet-02-deployed');
+
+  // Scale to two replicas; the second becomes ready too, and the events tell the story.
+  await page.fill('#scale-min', '2');
+  await page.fill('#scale-max', '2');
+  await page.click('[data-testid="scale-form"] button:has-text("Save")');
+  await expect(page.locator('[data-testid="replica-row"][data-state="ready"]')).toHaveCount(2, { timeout: 30_000 });
+  await expect(page.getByTestId('ready-count')).toHaveText('2 of 2 replicas ready');
+  const kinds = await page.getByTestId('event-kind').allTextContents();
+  for (const kind of ['created', 'started', 'ready', 'updated']) {
+    expect(kinds).toContain(kind);
+  }
+  await shot(page, 'fleet-03-scaled');
+
+  // Bad input is refused in plain words and creates nothing.
+  await page.goto('/admin/fleet');
+  await expect(page.locator(`[data-testid="deployment-row"]`)).toHaveCount(9);
+  await page.selectOption('#deploy-model', 'bge-m3');
+  await page.fill('#deploy-gpus_per_replica', '16');
+  await page.click('button:has-text("Deploy")');
+  await expect(page.locator('body')).toContainText('cannot run on this fleet');
+  await expect(page.locator(`[data-testid="deployment-row"]`)).toHaveCount(9);
+});
