@@ -39,6 +39,13 @@ test('an admin deploys a model, watches it become ready, scales it and reads its
   await expect(page).toHaveURL(/\/admin\/fleet$/);
   await expect(page.locator(`[data-testid="deployment-row"][data-model="${MODEL}"]`)).toHaveCount(0, { timeout: 30_000 });
 
+  // The catalog tells developers it cannot answer now; a served model says it is serving.
+  await page.goto(`/catalog/${MODEL}`);
+  await expect(page.getByTestId('serving')).toHaveAttribute('data-serving', 'unavailable');
+  await page.goto('/catalog/llama-3.1-8b-instruct');
+  await expect(page.getByTestId('serving')).toHaveAttribute('data-serving', 'ready');
+  await page.goto('/admin/fleet');
+
   // Deploy it again, two GPUs per replica, from the form.
   await page.selectOption('#deploy-model', MODEL);
   await page.fill('#deploy-gpus_per_replica', '2');

@@ -49,6 +49,10 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         identity: state.identity.clone(),
         catalog: state.catalog.clone(),
         fleet: state.fleet.clone(),
+        serving: {
+            let gateway = state.gateway.clone();
+            std::sync::Arc::new(move || gateway.serving())
+        },
     };
     let context = move || provide_context(services.clone());
     let leptos_options = state.leptos.clone();

@@ -32,6 +32,14 @@ pub async fn browse_catalog(
     Ok(catalog.browse(&caller, &query, page).await?)
 }
 
+/// Whether each routed model can answer now (serving, starting, idle); models not listed are unavailable.
+#[server(endpoint = "catalog/serving", input = GetUrl)]
+pub async fn catalog_serving() -> Result<Vec<(String, tollgate_domain::fleet::Serving)>, AppError> {
+    let serving = super::ssr::serving_of()?;
+    super::ssr::caller().await?;
+    Ok(serving())
+}
+
 #[server(endpoint = "catalog/model", input = GetUrl)]
 pub async fn get_model(id: String) -> Result<ModelDetail, AppError> {
     let (catalog, caller) = super::ssr::catalog_caller().await?;

@@ -12,6 +12,20 @@ pub struct Services {
     pub identity: Identity,
     pub catalog: tollgate_catalog::Catalog,
     pub fleet: tollgate_fleet::Fleet,
+    /// Whether each routed model can answer now (the gateway's routes).
+    pub serving: ServingOf,
+}
+
+/// Lists whether each routed model can answer now.
+pub type ServingOf =
+    std::sync::Arc<dyn Fn() -> Vec<(String, tollgate_domain::fleet::Serving)> + Send + Sync>;
+
+/// The serving lookup, taken from context before any await.
+pub fn serving_of() -> Result<ServingOf, AppError> {
+    use_context::<Services>().map(|s| s.serving).ok_or_else(|| {
+        tracing::error!("portal services missing from the request context");
+        AppError::Domain(DomainError::Internal)
+    })
 }
 
 pub fn identity() -> Result<Identity, AppError> {

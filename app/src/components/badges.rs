@@ -2,7 +2,10 @@
 
 use leptos::prelude::*;
 use tollgate_domain::{
-    api_key::KeyState, catalog::ModelStatus, fleet::ReplicaState, subscription::State,
+    api_key::KeyState,
+    catalog::ModelStatus,
+    fleet::{ReplicaState, Serving},
+    subscription::State,
 };
 
 const BASE: &str =
@@ -70,4 +73,16 @@ pub fn ReplicaStateBadge(state: ReplicaState) -> impl IntoView {
         ReplicaState::Stopped => GREY,
     };
     view! { <Badge text=state.as_str() tone /> }
+}
+
+/// Whether a model can answer now, from the gateway's routes.
+#[component]
+pub fn ServingBadge(serving: Serving) -> impl IntoView {
+    let tone = match serving {
+        Serving::Ready => GREEN,
+        Serving::Starting => AMBER,
+        Serving::Idle => BLUE,
+        Serving::Unavailable => GREY,
+    };
+    view! { <span data-testid="serving" data-serving=format!("{serving:?}").to_lowercase()><Badge text=serving.label() tone /></span> }
 }

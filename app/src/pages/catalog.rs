@@ -1,13 +1,14 @@
 //! The model catalog: search, filter by task, family, tag and status, sort, and page through model cards.
 
 use crate::{
-    api::catalog::browse_catalog,
+    api::catalog::{browse_catalog, catalog_serving},
     components::{badges::*, ui::*},
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use tollgate_domain::catalog::{CatalogSort, ModelStatus, ModelView, Task};
+use tollgate_domain::fleet::Serving;
 
 /// A query parameter as a memo ("" when absent).
 fn param(name: &'static str) -> Memo<String> {
@@ -42,11 +43,17 @@ pub fn CatalogPage() -> impl IntoView {
             browse_catalog(q, task, family, tag, status, sort, page)
         },
     );
+    let serving = Resource::new(
+        move || page.get(),
+        // A badge that cannot be read is left out, not an error for the whole page.
+        |_| async move { catalog_serving().await.unwrap_or_default() },
+    );
     view! {
         <Title text="Catalog" />
         <PageHeader title="Model catalog" subtitle="Open models served on this platform's GPUs. Open one to see its plans and how to call it." />
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading the catalog..."</p> }>
             {move || Suspend::new(async move {
+                let serving = serving.await;
                 match models.await {
                     Err(e) => view! { <LoadError error=e /> }.into_any(),
                     Ok((page, facets)) => view! {
@@ -75,7 +82,10 @@ pub fn CatalogPage() -> impl IntoView {
                         } else {
                             view! {
                                 <div class="grid gap-4 sm:grid-cols-2 lg:grid-cols-3" data-testid="model-cards">
-                                    {page.items.iter().cloned().map(|m| view! { <ModelCard m /> }).collect_view()}
+                                    {page.items.iter().cloned().map(|m| {
+                                        let serving = serving.iter().find(|(id, _)| *id == m.id).map(|(_, s)| *s).unwrap_or_default();
+                                        view! { <ModelCard m serving /> }
+                                    }).collect_view()}
                                 </div>
                                 <Pager page=page />
                             }.into_any()
@@ -109,7 +119,7 @@ fn Select(
 }
 
 #[component]
-fn ModelCard(m: ModelView) -> impl IntoView {
+fn ModelCard(m: ModelView, serving: Serving) -> impl IntoView {
     let notice = m.lifecycle_notice();
     view! {
         <a href=format!("/catalog/{}", m.id) class=format!("{CARD} block transition hover:ring-indigo-400") data-model=m.id.clone()>
@@ -118,7 +128,10 @@ fn ModelCard(m: ModelView) -> impl IntoView {
                     <h2 class="font-semibold">{m.display_name.clone()}</h2>
                     <p class="font-mono text-xs text-slate-500">{m.id.clone()}</p>
                 </div>
-                <ModelStatusBadge status=m.status />
+                <div class="flex flex-col items-end gap-1">
+                    <ModelStatusBadge status=m.status />
+                    <ServingBadge serving />
+                </div>
             </div>
             <LifecycleNotice notice />
             <dl class="mt-3 grid grid-cols-3 gap-2 text-xs text-slate-600 dark:text-slate-400">

@@ -21,13 +21,21 @@ pub fn ModelPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id")).unwrap_or_default();
     let model = Resource::new(id, get_model);
+    let serving = Resource::new(id, |id| async move {
+        crate::api::catalog::catalog_serving()
+            .await
+            .ok()
+            .and_then(|all| all.into_iter().find(|(m, _)| *m == id).map(|(_, s)| s))
+            .unwrap_or_default()
+    });
     view! {
         <FormError />
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading the model..."</p> }>
             {move || Suspend::new(async move {
+                let serving = serving.await;
                 match model.await {
                     Err(e) => view! { <LoadError error=e /> <a class="underline" href="/catalog">"Back to the catalog"</a> }.into_any(),
-                    Ok(detail) => view! { <ModelDetails detail /> }.into_any(),
+                    Ok(detail) => view! { <ModelDetails detail serving /> }.into_any(),
                 }
             })}
         </Transition>
@@ -35,7 +43,7 @@ pub fn ModelPage() -> impl IntoView {
 }
 
 #[component]
-fn ModelDetails(detail: ModelDetail) -> impl IntoView {
+fn ModelDetails(detail: ModelDetail, serving: tollgate_domain::fleet::Serving) -> impl IntoView {
     let me = expect_context::<Me>();
     let m = detail.model.clone();
     let can_subscribe = m.subscribable()
@@ -52,6 +60,7 @@ fn ModelDetails(detail: ModelDetail) -> impl IntoView {
             </div>
             <div class="flex items-center gap-2">
                 <ModelStatusBadge status=m.status />
+                <ServingBadge serving />
                 {me.platform_admin.then(|| view! { <a class=BUTTON_SECONDARY href=format!("/admin/models/{}", m.id)>"Edit"</a> })}
             </div>
         </header>

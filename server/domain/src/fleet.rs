@@ -66,6 +66,32 @@ impl ReplicaState {
     }
 }
 
+/// Whether a catalog model can answer now, as the gateway's routes say (the portal's badge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Serving {
+    /// A ready replica serves it.
+    Ready,
+    /// Replicas are on their way: requests wait for them (or are told when to retry).
+    Starting,
+    /// Deployed and scaled to zero: the first request starts it.
+    Idle,
+    /// Nothing serves it.
+    #[default]
+    Unavailable,
+}
+
+impl Serving {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ready => "serving",
+            Self::Starting => "starting",
+            Self::Idle => "idle (starts on request)",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// The engine's configuration: vLLM's arguments that Tollgate sets, plus any others the admin adds.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -107,6 +107,29 @@ impl Gateway {
             .send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Whether each routed model can answer now, from the current routes (for the portal's badges; not the
+    /// request path). Models not listed are unavailable.
+    pub fn serving(&self) -> Vec<(String, tollgate_domain::fleet::Serving)> {
+        use crate::routes::Availability;
+        use tollgate_domain::fleet::Serving;
+        self.inner
+            .routes
+            .load()
+            .iter()
+            .map(|(model, target)| {
+                let serving = match target.availability() {
+                    Availability::Ready => Serving::Ready,
+                    Availability::Starting if target.wakeable && target.starting == 0 => {
+                        Serving::Idle
+                    }
+                    Availability::Starting => Serving::Starting,
+                    Availability::Unavailable => Serving::Unavailable,
+                };
+                (model.clone(), serving)
+            })
+            .collect()
+    }
+
     /// Calls `wake(model)` when a request is held for a model with no ready replica (once per request; the
     /// callee rate-limits). Set once, at start.
     pub fn on_wake(&self, wake: WakeHook) {

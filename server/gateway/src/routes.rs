@@ -290,6 +290,10 @@ impl RouteTable {
     pub fn get(&self, model: &str) -> Option<&Arc<ModelTarget>> {
         self.models.get(model)
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<ModelTarget>)> {
+        self.models.iter()
+    }
 }
 
 /// Builds tables, reusing the replica objects of earlier tables by URL.
