@@ -11,7 +11,7 @@ use crate::probe::{Load, Prober};
 use crate::rules::autoscale::{Autoscaler, Policy, Signal};
 use crate::rules::lifecycle::{self, Facts, Process, Step, Timing};
 use crate::rules::placement::{self, Holder, Node, Outcome};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -218,7 +218,7 @@ impl Controller {
             .iter()
             .map(Replica::from_row)
             .collect();
-        let mut replicas = before.clone();
+        let replicas = before.clone();
         let seen = self.look(&replicas).await;
         let demand = self.store.demand_since(now - 10_000).await?;
         let mut changes = FleetChanges::default();
@@ -245,11 +245,16 @@ impl Controller {
                 .then(at.cmp(bt))
                 .then(a.id.cmp(&b.id))
         });
+        // Each deployment's replicas, so no step scans the whole fleet.
+        let mut groups: BTreeMap<String, Vec<Replica>> = BTreeMap::new();
+        for r in replicas {
+            groups.entry(r.deployment_id.clone()).or_default().push(r);
+        }
         for (d, _) in &deployments {
             let mut d = d.clone();
-            self.autoscale(&mut d, &replicas, &seen, &demand, now)
-                .await?;
-            let plan = lifecycle::plan(&d, &replicas);
+            let mut mine = groups.remove(&d.id).unwrap_or_default();
+            self.autoscale(&mut d, &mine, &seen, &demand, now).await?;
+            let plan = lifecycle::plan(&d, &mine);
             for _ in 0..plan.add {
                 let r = Replica::new(new_id("rep"), d.id.clone(), d.generation, now);
                 changes.events.push(event(
@@ -259,10 +264,10 @@ impl Controller {
                     "created",
                     "replica created".into(),
                 ));
-                replicas.push(r);
+                mine.push(r);
             }
             for id in &plan.drop {
-                if let Some(r) = replicas.iter_mut().find(|r| &r.id == id) {
+                if let Some(r) = mine.iter_mut().find(|r| &r.id == id) {
                     r.enter(ReplicaState::Stopped, now);
                     r.reason = Some("not needed any more".into());
                     changes.events.push(event(
@@ -275,7 +280,7 @@ impl Controller {
                 }
             }
             for (id, why) in &plan.drain {
-                if let Some(r) = replicas.iter_mut().find(|r| &r.id == id) {
+                if let Some(r) = mine.iter_mut().find(|r| &r.id == id) {
                     lifecycle::drain(r, why, now, &self.config.timing);
                     changes.events.push(event(
                         &d.id,
@@ -287,16 +292,12 @@ impl Controller {
                     hold(&mut nodes, r, i32::MAX);
                 }
             }
-            let ids: Vec<String> = replicas
-                .iter()
-                .filter(|r| r.deployment_id == d.id)
-                .map(|r| r.id.clone())
-                .collect();
-            for id in ids {
+            for index in 0..mine.len() {
                 self.step_replica(
                     &d,
-                    &id,
-                    &mut replicas,
+                    index,
+                    &mut mine,
+                    &mut groups,
                     &mut nodes,
                     &seen,
                     &served,
@@ -305,9 +306,7 @@ impl Controller {
                 )
                 .await;
             }
-            let serving = replicas
-                .iter()
-                .any(|r| r.deployment_id == d.id && r.state == ReplicaState::Ready);
+            let serving = mine.iter().any(|r| r.state == ReplicaState::Ready);
             if serving && d.condition.is_some() {
                 // It runs now: whatever stopped it before is over.
                 self.store
@@ -326,10 +325,12 @@ impl Controller {
                         &event(&d.id, None, now, "deleted", "deployment deleted".into()),
                     )
                     .await?;
-                replicas.retain(|r| r.deployment_id != d.id);
+                mine.clear();
                 changes.routes_changed = true;
             }
+            groups.insert(d.id.clone(), mine);
         }
+        let replicas: Vec<Replica> = groups.into_values().flatten().collect();
 
         // Write back what changed.
         let old: HashMap<&str, &Replica> = before.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -437,10 +438,7 @@ impl Controller {
         demand: &[(String, i64)],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mine: Vec<&Replica> = replicas
-            .iter()
-            .filter(|r| r.deployment_id == d.id)
-            .collect();
+        let mine: Vec<&Replica> = replicas.iter().collect();
         let live = mine
             .iter()
             .filter(|r| r.state.is_live() && r.generation >= d.generation)
@@ -536,8 +534,9 @@ impl Controller {
     async fn step_replica(
         &self,
         d: &Deployment,
-        id: &str,
+        index: usize,
         replicas: &mut [Replica],
+        others: &mut BTreeMap<String, Vec<Replica>>,
         nodes: &mut [Node],
         seen: &HashMap<String, Seen>,
         served: &HashMap<String, String>,
@@ -545,9 +544,10 @@ impl Controller {
         changes: &mut FleetChanges,
     ) {
         let t = &self.config.timing;
-        let Some(index) = replicas.iter().position(|r| r.id == id) else {
+        let Some(id) = replicas.get(index).map(|r| r.id.clone()) else {
             return;
         };
+        let id = id.as_str();
         let facts = match seen.get(id) {
             Some(s) => s.facts.clone(),
             None => Facts::none(),
@@ -626,7 +626,11 @@ impl Controller {
                             }
                             replicas[index].reason = Some(reason);
                             for v in victims {
-                                if let Some(victim) = replicas.iter_mut().find(|x| x.id == v) {
+                                let victim = others
+                                    .values_mut()
+                                    .flat_map(|group| group.iter_mut())
+                                    .find(|x| x.id == v);
+                                if let Some(victim) = victim {
                                     lifecycle::drain(victim, &why, now, t);
                                     changes.events.push(event(
                                         &victim.deployment_id,
