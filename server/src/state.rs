@@ -86,6 +86,7 @@ impl AppState {
                     display_name: o.display_name.clone(),
                     redirect_url: format!("{}/auth/oidc/callback", config.public_url),
                     post_logout_redirect_url: format!("{}/login?signed_out=1", config.public_url),
+                    key_refresh: Default::default(),
                 })
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
             ),

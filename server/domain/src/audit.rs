@@ -34,10 +34,16 @@ pub enum AuditAction {
     KeyRevoked,
     TokenCreated,
     TokenRevoked,
+    /// Single sign-on added, changed or removed a role that the provider's groups grant.
+    MemberRoleSynced,
+    /// Single sign-on granted or withdrew platform admin per the provider's group.
+    PlatformAdminSynced,
+    /// A sign-in's groups would have removed the last admin (of a tenant, or of the platform): kept.
+    LastAdminKept,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 30] = [
+    pub const ALL: [AuditAction; 33] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -68,6 +74,9 @@ impl AuditAction {
         Self::KeyRevoked,
         Self::TokenCreated,
         Self::TokenRevoked,
+        Self::MemberRoleSynced,
+        Self::PlatformAdminSynced,
+        Self::LastAdminKept,
     ];
 
     /// The stored name. NEVER change one: stored events and saved filters use them.
@@ -103,6 +112,9 @@ impl AuditAction {
             Self::KeyRevoked => "key.revoked",
             Self::TokenCreated => "token.created",
             Self::TokenRevoked => "token.revoked",
+            Self::MemberRoleSynced => "member.role_synced",
+            Self::PlatformAdminSynced => "platform.admin_synced",
+            Self::LastAdminKept => "member.last_admin_kept",
         }
     }
 

@@ -66,6 +66,10 @@ const CROSS_TENANT: &[(&str, &str)] = &[
         "one user's own memberships across tenants (the tenant switcher)",
     ),
     (
+        "sso_memberships_of_user",
+        "one user's own group-granted memberships across tenants, for the sign-in role sync",
+    ),
+    (
         "list_tenants",
         "platform admins' list of tenants, with member and team counts",
     ),
