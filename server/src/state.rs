@@ -151,7 +151,7 @@ impl AppState {
             limiter,
             usage: Arc::new(store.clone()),
             metering: MeteringConfig {
-                spool_path: config.usage_spool.clone(),
+                spool_path: config.spool_path.clone(),
                 ..Default::default()
             },
         });
