@@ -178,7 +178,10 @@ async fn server_function_bodies_are_bounded() {
     let big = b
         .post_form(
             "/api/auth/login",
-            &[("email", ADMIN_EMAIL), ("password", &"x".repeat(1024 * 1024))],
+            &[
+                ("email", ADMIN_EMAIL),
+                ("password", &"x".repeat(1024 * 1024)),
+            ],
         )
         .await;
     assert_eq!(
@@ -189,7 +192,10 @@ async fn server_function_bodies_are_bounded() {
     let under = b
         .post_form(
             "/api/auth/login",
-            &[("email", ADMIN_EMAIL), ("password", &"x".repeat(100 * 1024))],
+            &[
+                ("email", ADMIN_EMAIL),
+                ("password", &"x".repeat(100 * 1024)),
+            ],
         )
         .await;
     assert_eq!(
