@@ -24,6 +24,9 @@
 //                  released if a scope in CLAIMS below maps to it).
 //                  Default: alice (tollgate:acme:admin), bob
 //                  (tollgate:acme:developer), carol (no groups).
+//   OIDC_ACCOUNTS_FILE  a file holding OIDC_ACCOUNTS' JSON, read again at every
+//                  account lookup (so a test can change a user's groups
+//                  between two sign-ins); overrides OIDC_ACCOUNTS.
 //   OIDC_PASSWORD  the password every account accepts (default "test").
 //
 // Login: unknown logins and wrong passwords are REJECTED - the login page is
@@ -35,6 +38,7 @@
 // Everything else (warnings, errors) goes to stderr. Stops on SIGTERM/SIGINT.
 
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 
 import { Provider, errors } from 'oidc-provider';
@@ -93,9 +97,21 @@ const clients = clientsIn.map((c) => ({
 
 const hasOwn = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
 
+function currentAccounts() {
+  const file = process.env.OIDC_ACCOUNTS_FILE;
+  if (!file) return accounts;
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    console.error(`OIDC_ACCOUNTS_FILE ${file} could not be read: ${err.message}`);
+    return {};
+  }
+}
+
 function accountFor(login) {
-  if (typeof login !== 'string' || !hasOwn(accounts, login)) return undefined;
-  const a = accounts[login] || {};
+  const all = currentAccounts();
+  if (typeof login !== 'string' || !hasOwn(all, login)) return undefined;
+  const a = all[login] || {};
   return { login, ...a };
 }
 

@@ -83,6 +83,14 @@ pub struct Settings {
         help_heading = "Server"
     )]
     pub site_root: String,
+    /// Folder for the files the server keeps (the usage spool); a relative path is taken from the working folder at start.
+    #[arg(
+        long,
+        env = "TOLLGATE_DATA_DIR",
+        default_value = "data",
+        help_heading = "Server"
+    )]
+    pub data_dir: PathBuf,
     /// Reverse proxies (comma-separated addresses or CIDR ranges) whose X-Forwarded-For is believed for client addresses.
     #[arg(
         long,
@@ -254,14 +262,9 @@ pub struct Settings {
     /// How many replicas divide the limits while Redis is unreachable (unset: their heartbeats in the database).
     #[arg(long, env = "TOLLGATE_GATEWAY_REPLICAS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Gateway")]
     pub gateway_replicas: Option<u32>,
-    /// Where usage records wait on disk while the database is unreachable.
-    #[arg(
-        long,
-        env = "TOLLGATE_USAGE_SPOOL",
-        default_value = "data/usage-spool.jsonl",
-        help_heading = "Gateway"
-    )]
-    pub usage_spool: PathBuf,
+    /// Where usage records wait on disk (mode 0600) while the database is unreachable (unset: usage-spool.jsonl in the data folder).
+    #[arg(long, env = "TOLLGATE_USAGE_SPOOL", help_heading = "Gateway")]
+    pub usage_spool: Option<PathBuf>,
     /// Largest request body accepted, in bytes (413 above).
     #[arg(long, env = "TOLLGATE_GATEWAY_BODY_LIMIT_BYTES", default_value_t = gw().body_limit, help_heading = "Gateway")]
     pub gateway_body_limit_bytes: usize,
@@ -390,6 +393,9 @@ pub struct Config {
     pub gateway_workers: usize,
     pub redis_url: Option<String>,
     pub gateway: GatewayConfig,
+    /// The usage spool's file, absolute: `usage_spool`, or `usage-spool.jsonl` in `data_dir`, taken from the
+    /// working folder at start when relative (so it does not move if the working folder does).
+    pub spool_path: PathBuf,
 }
 
 /// Settings read through `Config` (`config.redis_prefix`) where nothing is derived from them.
@@ -729,6 +735,12 @@ impl Config {
                 .max(1),
             redis_url: settings.redis_url.clone().filter(|u| !u.is_empty()),
             gateway,
+            spool_path: absolute(
+                settings
+                    .usage_spool
+                    .clone()
+                    .unwrap_or_else(|| settings.data_dir.join("usage-spool.jsonl")),
+            ),
             settings,
         })
     }
@@ -748,13 +760,19 @@ impl Config {
         c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         c.settings.demo_tenant = false;
         c.settings.fleet_seed = false;
-        c.settings.usage_spool = std::env::temp_dir().join(format!(
+        c.spool_path = std::env::temp_dir().join(format!(
             "tollgate-test-spool-{}-{}.jsonl",
             std::process::id(),
             tollgate_store::new_id("spool")
         ));
+        c.settings.usage_spool = Some(c.spool_path.clone());
         c
     }
+}
+
+/// `path` made absolute against the working folder (unchanged if that cannot be read).
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// The command without its environment variables: only defaults, the file and flags count.
@@ -842,6 +860,26 @@ mod tests {
             format!("{:?}", c.gateway),
             format!("{:?}", GatewayConfig::default())
         );
+    }
+
+    #[test]
+    fn the_usage_spool_defaults_to_an_absolute_path_in_the_data_folder() {
+        let c = config(&[]);
+        assert!(c.spool_path.is_absolute(), "{}", c.spool_path.display());
+        let cwd = std::env::current_dir().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.spool_path, cwd.join("data").join("usage-spool.jsonl"));
+        let c = config(&["--data-dir", "/var/lib/tollgate"]);
+        assert_eq!(
+            c.spool_path,
+            std::path::Path::new("/var/lib/tollgate/usage-spool.jsonl")
+        );
+        let c = config(&[
+            "--data-dir",
+            "/var/lib/tollgate",
+            "--usage-spool",
+            "spool/u.jsonl",
+        ]);
+        assert_eq!(c.spool_path, cwd.join("spool/u.jsonl"));
     }
 
     #[test]

@@ -56,6 +56,50 @@ pub async fn require_sign_in(State(state): State<AppState>, req: Request, next: 
     }
 }
 
+/// Reads the body of every portal request (server functions, sign-in included, and forms) whole, up to `limit`
+/// bytes, before any handler runs: a larger one, declared or sent chunked, is answered 413 and never buffered
+/// past the limit. Server functions read their bodies themselves and do not honour axum's `DefaultBodyLimit`, so
+/// the cap is held here. The management API (`/api/v1`) keeps its own, in its JSON extractor.
+pub async fn bounded_body(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/api/v1" || path.starts_with("/api/v1/") {
+        return next.run(req).await;
+    }
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than the {limit} bytes this server accepts"),
+        )
+            .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+        Ok(collected) => {
+            next.run(Request::from_parts(parts, Body::from(collected.to_bytes())))
+                .await
+        }
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            too_large()
+        }
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read",
+        )
+            .into_response(),
+    }
+}
+
 /// Where state-changing requests may come from.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOrigin {

@@ -15,8 +15,8 @@ use tower_sessions::{
     Expiry, SessionManagerLayer,
 };
 
-/// Portal forms are small; anything larger is a mistake or an attack.
-const PORTAL_BODY_LIMIT: usize = 256 * 1024;
+/// Portal forms and server functions are small; anything larger is a mistake or an attack.
+pub const PORTAL_BODY_LIMIT: usize = 256 * 1024;
 
 /// The gateway alone, for its own listener (`gateway_listen`): `/v1`, and `/metrics` behind the metrics token
 /// when one is set; nothing of the portal.
@@ -92,6 +92,10 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         ))
         .layer(sessions)
         .layer(DefaultBodyLimit::max(PORTAL_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            PORTAL_BODY_LIMIT,
+            middleware::bounded_body,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(config.trusted_proxies.clone()),
             crate::client::remember_client,

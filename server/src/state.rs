@@ -95,6 +95,7 @@ impl AppState {
                     display_name: o.display_name.clone(),
                     redirect_url: format!("{}/auth/oidc/callback", config.public_url),
                     post_logout_redirect_url: format!("{}/login?signed_out=1", config.public_url),
+                    key_refresh: Default::default(),
                 })
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
             ),
@@ -170,7 +171,7 @@ impl AppState {
             limiter,
             usage: Arc::new(store.clone()),
             metering: MeteringConfig {
-                spool_path: config.usage_spool.clone(),
+                spool_path: config.spool_path.clone(),
                 ..Default::default()
             },
         });

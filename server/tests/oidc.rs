@@ -38,6 +38,7 @@ fn oidc_for(provider: &OidcProvider, client_id: &str, callback: &str) -> Oidc {
         display_name: "Test SSO".into(),
         redirect_url: callback.into(),
         post_logout_redirect_url: "http://127.0.0.1/".into(),
+        key_refresh: Default::default(),
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -157,6 +158,389 @@ async fn browser_sign_in_maps_groups_to_roles_and_sign_out_reaches_the_provider(
     );
     assert!(!query_param(&end, "id_token_hint").is_empty());
     assert_eq!(browser.me().await, serde_json::Value::Null);
+    app.stop().await;
+}
+
+/// Anonymous sign-in starts write nothing on the server: the pending sign-in lives in a short-lived cookie, so
+/// 10,000 starts leave the sessions table as it was, and a real sign-in through the provider still works.
+#[tokio::test]
+async fn anonymous_sign_in_starts_do_not_grow_the_sessions_table() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let callback = format!("{base}/auth/oidc/callback");
+    let provider = OidcProvider::start(json!([client("tollgate", &callback, &base)]), accounts())
+        .await
+        .unwrap_or_else(|e| panic!("provider: {e}"));
+    let issuer = provider.issuer.clone();
+    let app = TestApp::start_on(Flavor::Sqlite, listener, |c| {
+        c.oidc = Some(tollgate_server::config::OidcSettings {
+            issuer_url: issuer,
+            client_id: "tollgate".into(),
+            client_secret: SECRET.into(),
+            scopes: vec!["email".into(), "profile".into(), "groups".into()],
+            groups_claim: "groups".into(),
+            group_prefix: "tollgate:".into(),
+            display_name: "Test SSO".into(),
+        });
+    })
+    .await;
+    let store = app.server.state.store.clone();
+    store
+        .create_tenant("acme", "ACME")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = store
+        .count_sessions()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // 10,000 anonymous starts from clients that keep no cookies, 16 at a time.
+    const STARTS: usize = 10_000;
+    const CLIENTS: usize = 16;
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let url = format!("{base}/auth/oidc/start?next=/teams");
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
+            for _ in 0..STARTS / CLIENTS {
+                let r = http
+                    .get(&url)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(r.status(), StatusCode::SEE_OTHER);
+                let cookies: Vec<_> = r
+                    .headers()
+                    .get_all(reqwest::header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                assert!(
+                    cookies.iter().all(|c| !c.starts_with("tollgate_session=")),
+                    "no session for an anonymous start: {cookies:?}"
+                );
+                assert!(
+                    cookies.iter().any(|c| c.starts_with("tollgate_oidc=")
+                        && c.contains("HttpOnly")
+                        && c.contains("Path=/auth/oidc")
+                        && c.contains("Max-Age=600")),
+                    "{cookies:?}"
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        store
+            .count_sessions()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        before,
+        "10,000 anonymous sign-in starts wrote no session"
+    );
+
+    // The whole sign-in still works, and only it writes a session.
+    let browser = app.browser();
+    let authorize = location(&browser.get("/auth/oidc/start?next=/teams").await);
+    let back = provider
+        .login(&authorize, "alice", "test", &callback)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        store
+            .count_sessions()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        before,
+        "nothing stored while the user is at the provider"
+    );
+    let done = browser.get(&back).await;
+    assert_eq!(location(&done), "/teams");
+    assert_eq!(browser.me().await["email"], "alice@acme.test");
+    assert_eq!(
+        store
+            .count_sessions()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        before + 1
+    );
+
+    // A callback with a genuine code but from a browser that never started a sign-in is refused.
+    let other = app.browser();
+    let authorize = location(&other.get("/auth/oidc/start").await);
+    let back = provider
+        .login(&authorize, "alice", "test", &callback)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stranger = app.browser();
+    let refused = stranger.get(&back).await;
+    assert!(
+        location(&refused).starts_with("/login?sso_error="),
+        "{}",
+        location(&refused)
+    );
+    assert_eq!(stranger.me().await, serde_json::Value::Null);
+    app.stop().await;
+}
+
+/// At each sign-in, the roles that came from the provider's groups follow the groups: platform admin goes with
+/// its group, a tenant role is lowered and then removed with its group; the hand-made admin stays.
+#[tokio::test]
+async fn sso_roles_follow_the_provider_groups_at_each_sign_in() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let callback = format!("{base}/auth/oidc/callback");
+    let accounts_file = std::env::temp_dir().join(format!(
+        "tollgate-oidc-accounts-{}.json",
+        tollgate_store::new_id("t")
+    ));
+    let groups = |g: &[&str]| {
+        std::fs::write(
+            &accounts_file,
+            json!({ "alice": { "email": "alice@acme.test", "name": "Alice", "groups": g } })
+                .to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    groups(&["tollgate:acme:admin", "tollgate:platform-admin"]);
+    let provider = OidcProvider::start_with_env(
+        json!([client("tollgate", &callback, &base)]),
+        json!({}),
+        &[(
+            "OIDC_ACCOUNTS_FILE",
+            accounts_file.to_str().unwrap_or_default(),
+        )],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("provider: {e}"));
+    let issuer = provider.issuer.clone();
+    let app = TestApp::start_on(Flavor::Sqlite, listener, |c| {
+        c.oidc = Some(tollgate_server::config::OidcSettings {
+            issuer_url: issuer,
+            client_id: "tollgate".into(),
+            client_secret: SECRET.into(),
+            scopes: vec!["email".into(), "profile".into(), "groups".into()],
+            groups_claim: "groups".into(),
+            group_prefix: "tollgate:".into(),
+            display_name: "Test SSO".into(),
+        });
+    })
+    .await;
+    let store = app.server.state.store.clone();
+    let acme = store
+        .create_tenant("acme", "ACME")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The platform admin made at first start is also acme's admin, by hand.
+    let root = store
+        .user_by_email(support::ADMIN_EMAIL)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("root"));
+    store
+        .add_membership(&acme.id, &root.id, "admin")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let sign_in = || async {
+        let browser = app.browser();
+        let authorize = location(&browser.get("/auth/oidc/start").await);
+        let back = provider
+            .login(&authorize, "alice", "test", &callback)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let done = browser.get(&back).await;
+        assert_eq!(location(&done), "/", "signed in");
+        browser.me().await
+    };
+    let me = sign_in().await;
+    assert_eq!(me["tenant"]["role"], "Admin");
+    assert_eq!(me["platform_admin"], true, "{me}");
+
+    groups(&["tollgate:acme:developer"]);
+    let me = sign_in().await;
+    assert_eq!(me["tenant"]["role"], "Developer", "lowered with the group");
+    assert_eq!(
+        me["platform_admin"], false,
+        "platform admin went with its group"
+    );
+
+    groups(&[]);
+    let me = sign_in().await;
+    assert!(me["tenant"].is_null(), "removed with the group: {me}");
+    assert_eq!(
+        store
+            .membership_role(&acme.id, &root.id)
+            .await
+            .ok()
+            .flatten()
+            .as_deref(),
+        Some("admin"),
+        "the hand-made admin is untouched"
+    );
+    let _ = std::fs::remove_file(&accounts_file);
+    app.stop().await;
+}
+
+/// An ID token signed by a key we do not know makes us fetch the provider's keys again, at most once per
+/// `min_interval` however many such tokens arrive; a real key rotation at the provider is followed without a
+/// restart.
+#[tokio::test]
+async fn unknown_signing_keys_refetch_the_jwks_at_most_once_per_interval() {
+    let callback = "http://127.0.0.1:9/auth/oidc/callback";
+    let mut provider = OidcProvider::start(
+        json!([client("tollgate", callback, "http://127.0.0.1:9")]),
+        accounts(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let interval = std::time::Duration::from_millis(1500);
+    let ours = Oidc::new(OidcConfig {
+        key_refresh: tollgate_identity::oidc::KeyRefresh {
+            max_age: std::time::Duration::from_secs(3600),
+            min_interval: interval,
+        },
+        ..oidc_for(&provider, "tollgate", callback).config
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (url, pending) = ours.begin("/").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ours.metadata_fetches(), 1);
+    let back = provider
+        .login(&url, "alice", "test", callback)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let raw = ours
+        .exchange(&pending, &pending.state, &query_param(&back, "code"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ours.verify(&raw, &pending.nonce, Utc::now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ours.metadata_fetches(), 1, "a known key needs no fetch");
+
+    // Forged tokens naming keys nobody has: each would want newer keys, one fetch per interval is made.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = raw.split('.').nth(1).unwrap_or_default().to_string();
+    let forged = |i: usize| {
+        let header = b64.encode(format!(
+            r#"{{"alg":"RS256","typ":"JWT","kid":"unknown-{i}"}}"#
+        ));
+        format!("{header}.{payload}.{}", b64.encode([7u8; 256]))
+    };
+    tokio::time::sleep(interval).await;
+    for i in 0..50 {
+        let refused = ours.verify(&forged(i), &pending.nonce, Utc::now()).await;
+        assert!(
+            matches!(refused, Err(OidcError::InvalidIdToken(_))),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        ours.metadata_fetches(),
+        2,
+        "50 tokens with unknown keys caused one fetch"
+    );
+    tokio::time::sleep(interval).await;
+    for i in 50..100 {
+        assert!(ours
+            .verify(&forged(i), &pending.nonce, Utc::now())
+            .await
+            .is_err());
+    }
+    assert_eq!(ours.metadata_fetches(), 3, "one more in the next interval");
+
+    // The provider rotates its signing key (a restart makes a new one): the next sign-in fetches the new keys.
+    provider
+        .restart()
+        .await
+        .unwrap_or_else(|e| panic!("restart: {e}"));
+    tokio::time::sleep(interval).await;
+    let (url, pending) = ours.begin("/").await.unwrap_or_else(|e| panic!("{e}"));
+    let back = provider
+        .login(&url, "alice", "test", callback)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let raw_new = ours
+        .exchange(&pending, &pending.state, &query_param(&back, "code"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let identity = ours
+        .verify(&raw_new, &pending.nonce, Utc::now())
+        .await
+        .unwrap_or_else(|e| panic!("after the rotation: {e}"));
+    assert_eq!(identity.email.as_deref(), Some("alice@acme.test"));
+    assert_eq!(ours.metadata_fetches(), 4);
+}
+
+/// Through the whole server: the provider rotates its key, and users sign in again without restarting Tollgate.
+#[tokio::test]
+async fn sign_in_survives_a_key_rotation_at_the_provider() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let callback = format!("{base}/auth/oidc/callback");
+    let mut provider =
+        OidcProvider::start(json!([client("tollgate", &callback, &base)]), accounts())
+            .await
+            .unwrap_or_else(|e| panic!("provider: {e}"));
+    let issuer = provider.issuer.clone();
+    let app = TestApp::start_on(Flavor::Sqlite, listener, |c| {
+        c.oidc = Some(tollgate_server::config::OidcSettings {
+            issuer_url: issuer,
+            client_id: "tollgate".into(),
+            client_secret: SECRET.into(),
+            scopes: vec!["email".into(), "profile".into(), "groups".into()],
+            groups_claim: "groups".into(),
+            group_prefix: "tollgate:".into(),
+            display_name: "Test SSO".into(),
+        });
+    })
+    .await;
+    for round in 0..2 {
+        if round == 1 {
+            provider
+                .restart()
+                .await
+                .unwrap_or_else(|e| panic!("restart: {e}"));
+            // Past the minimum interval since the keys were last fetched.
+            tokio::time::sleep(
+                tollgate_identity::oidc::KeyRefresh::default().min_interval
+                    + std::time::Duration::from_millis(200),
+            )
+            .await;
+        }
+        let browser = app.browser();
+        let authorize = location(&browser.get("/auth/oidc/start").await);
+        let back = provider
+            .login(&authorize, "alice", "test", &callback)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let done = browser.get(&back).await;
+        assert_eq!(location(&done), "/", "round {round}");
+        assert_eq!(browser.me().await["email"], "alice@acme.test");
+    }
     app.stop().await;
 }
 

@@ -48,7 +48,7 @@ pub fn AdminPlansPage() -> impl IntoView {
                                                     <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
                                                         {ps.iter().map(|p| view! {
                                                             <tr class:opacity-50=p.archived>
-                                                                <td class=TD><span class="font-medium">{p.name.clone()}</span>{p.archived.then_some(" (archived)")}{p.requires_approval.then(|| view! { <p class="text-xs text-amber-700">"needs approval"</p> })}</td>
+                                                                <td class=TD><span class="font-medium">{p.name.clone()}</span>{p.archived.then_some(" (archived)")}{p.requires_approval.then(|| view! { <p class="text-xs text-amber-700">"needs approval"</p> })}{(p.tier > 0).then(|| view! { <p class="text-xs text-slate-500">{format!("scheduling tier {}", p.tier)}</p> })}</td>
                                                                 <td class=TD>{limit_label(p.limits.requests_per_minute.map(u64::from))}</td>
                                                                 <td class=TD>{limit_label(p.limits.tokens_per_minute.map(u64::from))}</td>
                                                                 <td class=TD>{limit_label(p.limits.max_concurrent.map(u64::from))}</td>
@@ -118,6 +118,10 @@ fn PlanForm(plan: Option<PlanView>) -> impl IntoView {
         })
         .unwrap_or_default();
     let approval = plan.as_ref().is_some_and(|p| p.requires_approval);
+    let tier = plan
+        .as_ref()
+        .map(|p| p.tier.to_string())
+        .unwrap_or_default();
     let input = |name: &'static str, label: &'static str, value: String, hint: &'static str| {
         view! {
             <div>
@@ -141,6 +145,7 @@ fn PlanForm(plan: Option<PlanView>) -> impl IntoView {
                 {input("monthly_tokens", "Tokens / month", month, "unlimited")}
             </div>
             {input("models", "Covered models (ids, comma-separated)", models, "empty = every model")}
+            {input("tier", "Scheduling tier (0 to 9: higher runs first on engines with priority scheduling)", tier, "0")}
             <label class="flex items-center gap-2 text-sm">
                 <input type="checkbox" name="input[requires_approval]" value="true" checked=approval />
                 "Subscriptions need a tenant admin's approval"

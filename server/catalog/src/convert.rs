@@ -100,6 +100,7 @@ pub fn plan_views(plans: Vec<PlanRow>, models: &[PlanModelRow]) -> Vec<PlanView>
             all_models: p.all_models != 0,
             requires_approval: p.requires_approval != 0,
             archived: p.archived != 0,
+            tier: u8::try_from(p.tier).unwrap_or(0),
             id: p.id,
             name: p.name,
             description: p.description,

@@ -78,6 +78,9 @@ fn snapshot_of(keys: Vec<GatewayKeyRow>, plans: &[PlanView]) -> KeySnapshot {
                         .map(|p| p.limits_for(&k.model_id))
                         .unwrap_or_default(),
                     active: k.subscription_state == "active",
+                    priority: plans
+                        .get(k.plan_id.as_str())
+                        .and_then(|p| tollgate_domain::plan::engine_priority(p.tier)),
                     tenant_id: k.tenant_id.clone(),
                     team_id: k.team_id.clone(),
                     subscription_id: k.subscription_id.clone(),

@@ -16,11 +16,15 @@ use tollgate_identity::{internal, tokens::mint_secret as mint, Caller};
 use tollgate_store::{now_millis, NewApiKey, SubscriptionRow};
 
 impl Catalog {
-    pub(crate) async fn keys_of(&self, subscription_id: &str) -> Result<Vec<KeyView>, DomainError> {
+    pub(crate) async fn keys_of(
+        &self,
+        tenant_id: &str,
+        subscription_id: &str,
+    ) -> Result<Vec<KeyView>, DomainError> {
         let now = Millis(now_millis());
         Ok(self
             .store
-            .api_keys_of(subscription_id)
+            .api_keys_of(tenant_id, subscription_id)
             .await
             .map_err(internal)?
             .into_iter()
@@ -42,7 +46,7 @@ impl Catalog {
             || (role >= Some(TenantRole::Developer)
                 && self
                     .store
-                    .is_team_member(&row.team_id, &caller.user_id)
+                    .is_team_member(&row.tenant_id, &row.team_id, &caller.user_id)
                     .await
                     .map_err(internal)?);
         if !allowed {
@@ -94,13 +98,17 @@ impl Catalog {
             )
             .await;
         self.touched().await;
-        self.created(&minted).await
+        self.created(&sub.tenant_id, &minted).await
     }
 
-    async fn created(&self, minted: &secret::Minted) -> Result<KeyCreated, DomainError> {
+    async fn created(
+        &self,
+        tenant_id: &str,
+        minted: &secret::Minted,
+    ) -> Result<KeyCreated, DomainError> {
         let row = self
             .store
-            .api_key(&minted.id)
+            .api_key(tenant_id, &minted.id)
             .await
             .map_err(internal)?
             .ok_or(DomainError::Internal)?;
@@ -115,9 +123,23 @@ impl Catalog {
         caller: &Caller,
         key_id: &str,
     ) -> Result<(tollgate_store::ApiKeyRow, SubscriptionRow), DomainError> {
+        // Only the owning tenant is read before authorization; the key itself is read within that tenant.
+        let tenant_id = self
+            .store
+            .tenant_of_api_key(key_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| DomainError::not_found("API key"))?;
+        self.identity
+            .authorize(caller, &tenant_id, Action::ViewSubscriptions)
+            .await
+            .map_err(|e| match e {
+                DomainError::NotFound(_) => DomainError::not_found("API key"),
+                other => other,
+            })?;
         let key = self
             .store
-            .api_key(key_id)
+            .api_key(&tenant_id, key_id)
             .await
             .map_err(internal)?
             .ok_or_else(|| DomainError::not_found("API key"))?;
@@ -149,6 +171,7 @@ impl Catalog {
         let rotated = self
             .store
             .rotate_api_key(
+                &sub.tenant_id,
                 &old.id,
                 deadline.0,
                 NewApiKey {
@@ -184,12 +207,17 @@ impl Catalog {
             )
             .await;
         self.touched().await;
-        self.created(&minted).await
+        self.created(&sub.tenant_id, &minted).await
     }
 
     pub async fn revoke_key(&self, caller: &Caller, key_id: &str) -> Result<KeyView, DomainError> {
         let (key, sub) = self.key_in(caller, key_id).await?;
-        if !self.store.revoke_api_key(&key.id).await.map_err(internal)? {
+        if !self
+            .store
+            .revoke_api_key(&sub.tenant_id, &key.id)
+            .await
+            .map_err(internal)?
+        {
             return Err(DomainError::conflict("this key is already revoked"));
         }
         self.identity
@@ -205,7 +233,7 @@ impl Catalog {
         self.touched().await;
         let row = self
             .store
-            .api_key(&key.id)
+            .api_key(&sub.tenant_id, &key.id)
             .await
             .map_err(internal)?
             .ok_or(DomainError::Internal)?;

@@ -19,6 +19,7 @@ impl Catalog {
         &self,
         caller: &Caller,
         role: Option<TenantRole>,
+        tenant_id: &str,
         team_id: &str,
     ) -> Result<bool, DomainError> {
         if caller.platform_admin || role == Some(TenantRole::Admin) {
@@ -28,7 +29,7 @@ impl Catalog {
             return Ok(false);
         }
         self.store
-            .is_team_member(team_id, &caller.user_id)
+            .is_team_member(tenant_id, team_id, &caller.user_id)
             .await
             .map_err(internal)
     }
@@ -39,20 +40,27 @@ impl Catalog {
         id: &str,
         action: Action,
     ) -> Result<(SubscriptionRow, Option<TenantRole>), DomainError> {
-        let row = self
+        // Only the owning tenant is read before authorization; the row itself is read within that tenant.
+        let tenant_id = self
             .store
-            .subscription(id)
+            .tenant_of_subscription(id)
             .await
             .map_err(internal)?
             .ok_or_else(|| DomainError::not_found("subscription"))?;
         let role = self
             .identity
-            .authorize(caller, &row.tenant_id, action)
+            .authorize(caller, &tenant_id, action)
             .await
             .map_err(|e| match e {
                 DomainError::NotFound(_) => DomainError::not_found("subscription"),
                 other => other,
             })?;
+        let row = self
+            .store
+            .subscription(&tenant_id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| DomainError::not_found("subscription"))?;
         Ok((row, role))
     }
 
@@ -79,7 +87,10 @@ impl Catalog {
             .authorize(caller, tenant_id, Action::UseModels)
             .await?;
         let team = self.identity.team_in(tenant_id, team_id).await?;
-        if !self.acts_for_team(caller, role, &team.id).await? {
+        if !self
+            .acts_for_team(caller, role, tenant_id, &team.id)
+            .await?
+        {
             return Err(DomainError::forbidden(format!(
                 "subscribe the team {} (you are not a member)",
                 team.name
@@ -236,7 +247,7 @@ impl Catalog {
         let (row, _) = self
             .subscription_row(caller, id, Action::ViewSubscriptions)
             .await?;
-        let keys = self.keys_of(&row.id).await?;
+        let keys = self.keys_of(&row.tenant_id, &row.id).await?;
         Ok((self.view(row).await?, keys))
     }
 
@@ -264,7 +275,9 @@ impl Catalog {
             tenant_admin: role == Some(TenantRole::Admin),
             team_developer: row.requested_by == caller.user_id
                 && role >= Some(TenantRole::Developer)
-                || self.acts_for_team(caller, role, &row.team_id).await?,
+                || self
+                    .acts_for_team(caller, role, &row.tenant_id, &row.team_id)
+                    .await?,
         };
         let to = subscription::transition(
             from,
@@ -275,6 +288,7 @@ impl Catalog {
         if !self
             .store
             .set_subscription_state(
+                &row.tenant_id,
                 &row.id,
                 from.as_str(),
                 to.as_str(),
@@ -322,7 +336,7 @@ impl Catalog {
         let plan = self.plan_by_id(plan_id).await?;
         plan.check_offered_for(&row.model_id)?;
         self.store
-            .set_subscription_plan(&row.id, &plan.id)
+            .set_subscription_plan(&row.tenant_id, &row.id, &plan.id)
             .await
             .map_err(internal)?;
         let detail = format!("{} -> {}", row.plan_name, plan.name);

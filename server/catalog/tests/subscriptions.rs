@@ -278,6 +278,57 @@ async fn suite(flavor: Flavor) {
         ),
         (a.as_str(), team.as_str(), "llama-3.1-8b-instruct")
     );
+    assert_eq!(grant.priority, None, "tier 0 sends engines no priority");
+    // A plan's scheduling tier reaches the grant as vLLM's priority (lower runs earlier).
+    let plan = ok("plans", catalog.plans(&root, "").await)
+        .into_iter()
+        .find(|p| p.id == starter)
+        .unwrap_or_else(|| panic!("starter plan"));
+    let mut input = tollgate_domain::plan::PlanInput {
+        name: plan.name.clone(),
+        description: plan.description.clone(),
+        requests_per_minute: "20".into(),
+        tokens_per_minute: "20000".into(),
+        tier: "3".into(),
+        ..Default::default()
+    };
+    input.requires_approval = plan.requires_approval;
+    input.models = plan
+        .models
+        .iter()
+        .map(|m| m.model_id.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    input.max_concurrent = plan
+        .limits
+        .max_concurrent
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    input.monthly_tokens = plan
+        .limits
+        .monthly_tokens
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let updated = ok("tier 3", catalog.update_plan(&root, &starter, &input).await);
+    assert_eq!(updated.tier, 3);
+    let snap = load_snapshot(&store)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let grant = snap
+        .resolve(Some(&key.secret), Millis(now_millis()))
+        .map(|(_, g)| g.clone())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(grant.priority, Some(-3));
+    assert_eq!(
+        grant.limits.requests_per_minute,
+        Some(20),
+        "limits unchanged"
+    );
+    input.tier = String::new();
+    assert_eq!(
+        ok("tier 0", catalog.update_plan(&root, &starter, &input).await).tier,
+        0
+    );
 
     // Another tenant sees nothing of it.
     err(

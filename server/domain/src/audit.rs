@@ -37,10 +37,16 @@ pub enum AuditAction {
     DeploymentCreated,
     DeploymentUpdated,
     DeploymentDeleted,
+    /// Single sign-on added, changed or removed a role that the provider's groups grant.
+    MemberRoleSynced,
+    /// Single sign-on granted or withdrew platform admin per the provider's group.
+    PlatformAdminSynced,
+    /// A sign-in's groups would have removed the last admin (of a tenant, or of the platform): kept.
+    LastAdminKept,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 33] = [
+    pub const ALL: [AuditAction; 36] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -74,6 +80,9 @@ impl AuditAction {
         Self::DeploymentCreated,
         Self::DeploymentUpdated,
         Self::DeploymentDeleted,
+        Self::MemberRoleSynced,
+        Self::PlatformAdminSynced,
+        Self::LastAdminKept,
     ];
 
     /// The stored name. NEVER change one: stored events and saved filters use them.
@@ -112,6 +121,9 @@ impl AuditAction {
             Self::DeploymentCreated => "fleet.deployment_created",
             Self::DeploymentUpdated => "fleet.deployment_updated",
             Self::DeploymentDeleted => "fleet.deployment_deleted",
+            Self::MemberRoleSynced => "member.role_synced",
+            Self::PlatformAdminSynced => "platform.admin_synced",
+            Self::LastAdminKept => "member.last_admin_kept",
         }
     }
 

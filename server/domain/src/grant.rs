@@ -31,6 +31,8 @@ pub struct Grant {
     pub limits: Limits,
     /// False while the subscription is suspended: keys still resolve, but requests get 403.
     pub active: bool,
+    /// vLLM's `priority` for the engine, from the plan's scheduling tier (lower runs earlier); None sends none.
+    pub priority: Option<i32>,
 }
 
 /// One API key as the gateway holds it.
@@ -183,6 +185,7 @@ mod tests {
                 model: "llama".into(),
                 limits: Limits::default(),
                 active,
+                priority: None,
             }),
         };
         (m.full, entry)

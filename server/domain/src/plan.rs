@@ -35,6 +35,20 @@ pub struct PlanView {
     pub requires_approval: bool,
     /// Archived plans keep their subscriptions but take no new ones.
     pub archived: bool,
+    /// Scheduling tier, 0 to [`MAX_TIER`]: on engines that schedule by priority, a higher tier's requests are
+    /// scheduled first (the gateway sends vLLM's `priority` from it).
+    #[serde(default)]
+    pub tier: u8,
+}
+
+/// The highest scheduling tier a plan may have.
+pub const MAX_TIER: u8 = 9;
+
+/// vLLM's `priority` for a plan's tier (lower is scheduled earlier; 0 is the engine's default). None for tier 0, so
+/// the default plan sends nothing and runs on engines without priority scheduling too (vLLM refuses a non-zero
+/// `priority` unless started with `--scheduling-policy priority`).
+pub fn engine_priority(tier: u8) -> Option<i32> {
+    (tier > 0).then(|| -i32::from(tier.min(MAX_TIER)))
 }
 
 impl PlanView {
@@ -100,6 +114,10 @@ pub struct PlanInput {
     pub models: String,
     #[serde(default)]
     pub requires_approval: bool,
+    /// Scheduling tier, 0 (default) to 9: a higher tier is scheduled first on engines with priority scheduling.
+    #[serde(default, deserialize_with = "limit_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u8>, minimum = 0, maximum = 9))]
+    pub tier: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +128,7 @@ pub struct ValidPlan {
     pub all_models: bool,
     pub models: Vec<String>,
     pub requires_approval: bool,
+    pub tier: u8,
 }
 
 /// A limit as a client sends it: a JSON number (what API clients send), a string (what the portal's forms post,
@@ -166,6 +185,22 @@ pub fn parse_limit<T: TryFrom<u64>>(field: &str, raw: &str) -> Result<Option<T>,
     T::try_from(n).map(Some).map_err(|_| bad())
 }
 
+/// A scheduling tier as typed: "" is 0.
+fn parse_tier(raw: &str) -> Result<u8, DomainError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(0);
+    }
+    raw.parse::<u8>()
+        .ok()
+        .filter(|t| *t <= MAX_TIER)
+        .ok_or_else(|| {
+            DomainError::invalid(format!(
+                "The scheduling tier must be a whole number from 0 to {MAX_TIER}"
+            ))
+        })
+}
+
 impl PlanInput {
     pub fn validate(&self) -> Result<ValidPlan, DomainError> {
         let mut models: Vec<String> = Vec::new();
@@ -192,6 +227,7 @@ impl PlanInput {
             all_models: models.is_empty(),
             models,
             requires_approval: self.requires_approval,
+            tier: parse_tier(&self.tier)?,
         })
     }
 }
@@ -296,6 +332,7 @@ mod tests {
             ],
             requires_approval: false,
             archived: false,
+            tier: 0,
         }
     }
 
@@ -366,6 +403,30 @@ mod tests {
         assert_eq!(
             (v.all_models, v.models),
             (false, vec!["a".to_string(), "b".to_string()])
+        );
+    }
+
+    #[test]
+    fn tiers_validate_and_map_to_engine_priorities() {
+        let tier = |t: &str| {
+            PlanInput {
+                name: "P".into(),
+                tier: t.into(),
+                ..Default::default()
+            }
+            .validate()
+            .map(|v| v.tier)
+        };
+        assert_eq!(tier("").unwrap(), 0);
+        assert_eq!(tier(" 3 ").unwrap(), 3);
+        assert!(tier("10").is_err() && tier("-1").is_err() && tier("x").is_err());
+        let json: PlanInput = serde_json::from_str(r#"{"name":"P","tier":2}"#).unwrap();
+        assert_eq!(json.validate().unwrap().tier, 2);
+        assert_eq!(engine_priority(0), None, "the default tier sends nothing");
+        assert_eq!(engine_priority(1), Some(-1));
+        assert!(
+            engine_priority(9) < engine_priority(1),
+            "higher tier, earlier"
         );
     }
 

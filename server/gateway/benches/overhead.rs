@@ -104,6 +104,7 @@ async fn start_proxies(engine: SocketAddr) -> Proxies {
                 monthly_tokens: Some(u64::MAX / 2),
             },
             active: true,
+            priority: None,
         }),
     };
     let db = tollgate_store::testing::TestDatabase::new(tollgate_store::testing::Flavor::Sqlite)

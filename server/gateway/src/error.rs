@@ -59,7 +59,7 @@ impl GatewayError {
     }
 
     /// (message, type, param, code) of the error body.
-    fn parts(&self) -> (String, &'static str, Option<&'static str>, &'static str) {
+    fn parts(&self) -> (String, &'static str, Option<&str>, &'static str) {
         match self {
             Self::Auth(r) => (
                 r.message().to_string(),
@@ -75,7 +75,7 @@ impl GatewayError {
             Self::BadRequest(i) => (
                 i.message.clone(),
                 "invalid_request_error",
-                i.param,
+                i.param.as_deref(),
                 "invalid_request",
             ),
             Self::TooLarge { limit } => (
@@ -284,7 +284,7 @@ mod tests {
     async fn a_bad_request_names_its_param() {
         let r = GatewayError::BadRequest(Invalid {
             message: "`n` must be between 1 and 128.".into(),
-            param: Some("n"),
+            param: Some("n".into()),
         })
         .into_response();
         assert_eq!(r.status(), 400);

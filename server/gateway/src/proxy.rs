@@ -217,7 +217,7 @@ async fn forward(
     // The engine is held to the completion tokens reserved, so a request never uses more than it was admitted for.
     let budget = (endpoint != Endpoint::Embeddings)
         .then(|| window::completion_budget(reserve, prompt_estimate, req.choices));
-    let upstream_body = Bytes::from(req.upstream_body(&target.served_name, budget));
+    let upstream_body = Bytes::from(req.upstream_body(&target.served_name, budget, grant.priority));
     let stream = req.stream;
     drop(req);
     let rename = ModelRename::new(&target.served_name, &grant.model);

@@ -2,7 +2,12 @@
 //!
 //! The body is parsed once into its top-level fields, each kept as borrowed raw JSON: the gateway reads the few
 //! fields it needs (model, stream, token caps, the prompt's size) and writes every other field back byte for
-//! byte, so unknown fields pass through unchanged and nothing below the top level is re-serialised.
+//! byte, so nothing below the top level is re-serialised.
+//!
+//! Only fields a client may set reach the engine ([`client_may_send`]: OpenAI's and vLLM's request and sampling
+//! parameters). Anything else is refused with a 400 naming it, so a client cannot set the engine's own knobs
+//! (`priority`, `request_id`, `kv_transfer_params`, LoRA, chat templates...): on a shared engine those would let
+//! one tenant jump the queue or reach into another's work. The gateway itself sets `priority` from the plan.
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -53,15 +58,83 @@ impl Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
     pub message: String,
-    pub param: Option<&'static str>,
+    pub param: Option<Cow<'static, str>>,
 }
 
 impl Invalid {
     fn field(param: &'static str, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
-            param: Some(param),
+            param: Some(Cow::Borrowed(param)),
         }
+    }
+}
+
+/// Whether a client may send this top-level field: the request and sampling parameters of OpenAI's and vLLM's
+/// chat, completions and embeddings APIs. Generous with what shapes an answer (sampling, stops, logprobs,
+/// structured output, tools, chat-template switches); strict with what steers the engine itself, which
+/// [`ENGINE_FIELDS`] names. A `match` on the name: no allocation, no hashing.
+pub fn client_may_send(field: &str) -> bool {
+    matches!(
+        field,
+        // What to run.
+        "model" | "messages" | "prompt" | "input" | "suffix" | "user"
+        // Streaming.
+        | "stream" | "stream_options"
+        // How much.
+        | "max_tokens" | "max_completion_tokens" | "min_tokens" | "n" | "best_of"
+        // Sampling.
+        | "temperature" | "top_p" | "top_k" | "min_p" | "seed"
+        | "presence_penalty" | "frequency_penalty" | "repetition_penalty" | "length_penalty"
+        | "use_beam_search" | "logit_bias" | "allowed_token_ids" | "bad_words"
+        // Stopping.
+        | "stop" | "stop_token_ids" | "ignore_eos" | "include_stop_str_in_output"
+        // What the answer shows.
+        | "logprobs" | "top_logprobs" | "prompt_logprobs" | "echo" | "skip_special_tokens"
+        | "spaces_between_special_tokens" | "return_tokens_as_token_ids"
+        // Structured output.
+        | "response_format" | "structured_outputs" | "guided_json" | "guided_regex" | "guided_choice"
+        | "guided_grammar" | "guided_whitespace_pattern" | "structural_tag"
+        // Tools and reasoning.
+        | "tools" | "tool_choice" | "parallel_tool_calls" | "reasoning_effort" | "include_reasoning"
+        // The chat template's switches (not the template itself).
+        | "add_generation_prompt" | "continue_final_message" | "add_special_tokens" | "documents"
+        | "chat_template_kwargs" | "truncate_prompt_tokens"
+        // Embeddings.
+        | "encoding_format" | "dimensions"
+    )
+}
+
+/// Fields that steer the engine rather than the answer: refused with a message saying why. `priority` is the
+/// gateway's, from the plan's scheduling tier.
+pub const ENGINE_FIELDS: &[&str] = &[
+    "priority",
+    "request_id",
+    "lora_request",
+    "kv_transfer_params",
+    "cache_salt",
+    "vllm_xargs",
+    "logits_processors",
+    "chat_template",
+    "mm_processor_kwargs",
+    "guided_decoding_backend",
+    "prompt_embeds",
+];
+
+/// The 400 for a field a client may not send.
+fn refused_field(field: &str) -> Invalid {
+    let message = if ENGINE_FIELDS.contains(&field) {
+        if field == "priority" {
+            "`priority` is set by the gateway from your plan's scheduling tier; remove it from the request.".to_string()
+        } else {
+            format!("`{field}` is an engine setting that clients may not send; remove it from the request.")
+        }
+    } else {
+        format!("Unrecognized request argument supplied: {field}")
+    };
+    Invalid {
+        message,
+        param: Some(Cow::Owned(field.chars().take(100).collect())),
     }
 }
 
@@ -102,7 +175,22 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ClientRequest<'_>, Inval
             })
         }
     };
+    if let Some((key, _)) = fields.iter().find(|(k, _)| !client_may_send(k)) {
+        return Err(refused_field(key));
+    }
     let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    // The template's switches may not carry a template of their own (vLLM reads one from them too).
+    if let Some(raw) = get("chat_template_kwargs").filter(|r| r.get() != "null") {
+        let kwargs = serde_json::from_str::<Fields<'_>>(raw.get()).map_err(|_| {
+            Invalid::field(
+                "chat_template_kwargs",
+                "`chat_template_kwargs` must be an object.",
+            )
+        })?;
+        if kwargs.0.iter().any(|(k, _)| k == "chat_template") {
+            return Err(refused_field("chat_template"));
+        }
+    }
 
     let model = match get("model") {
         None => {
@@ -203,14 +291,21 @@ struct StreamOptions {
 
 impl ClientRequest<'_> {
     /// The body for the engine: `model` replaced by the engine's served name; for streams, usage asked on every
-    /// chunk (so the gateway knows the exact count even when the stream is cut); and the completion capped at
-    /// `budget` tokens per choice (what was reserved) when the client set no cap or a higher one. Every other field
-    /// unchanged.
-    pub fn upstream_body(&self, served_model: &str, budget: Option<u64>) -> Vec<u8> {
+    /// chunk (so the gateway knows the exact count even when the stream is cut); the completion capped at
+    /// `budget` tokens per choice (what was reserved) when the client set no cap or a higher one; and vLLM's
+    /// `priority` from the plan when it has one (clients cannot send their own: [`parse`] refuses it). Every other
+    /// field unchanged.
+    pub fn upstream_body(
+        &self,
+        served_model: &str,
+        budget: Option<u64>,
+        priority: Option<i32>,
+    ) -> Vec<u8> {
+        use std::io::Write;
         // The client's own cap stands when it fits the budget; otherwise one `max_tokens` replaces both caps (vLLM
         // reads `max_completion_tokens` first, so it must not be left above the budget).
         let cap = budget.filter(|b| self.max_tokens.is_none_or(|m| m > *b));
-        let mut out = Vec::with_capacity(self.size_hint() + served_model.len() + 128);
+        let mut out = Vec::with_capacity(self.size_hint() + served_model.len() + 160);
         out.push(b'{');
         let mut first = true;
         let mut comma = |out: &mut Vec<u8>| {
@@ -253,9 +348,14 @@ impl ClientRequest<'_> {
             }
             out.extend_from_slice(br#""include_usage":true,"continuous_usage_stats":true}"#);
         }
+        // Writing into a Vec cannot fail.
         if let Some(cap) = cap {
             comma(&mut out);
-            out.extend_from_slice(format!("\"max_tokens\":{cap}").as_bytes());
+            let _ = write!(out, "\"max_tokens\":{cap}");
+        }
+        if let Some(priority) = priority {
+            comma(&mut out);
+            let _ = write!(out, "\"priority\":{priority}");
         }
         out.push(b'}');
         out
@@ -343,13 +443,14 @@ mod tests {
     #[test]
     fn reads_what_the_gateway_needs_and_keeps_the_rest() {
         let body = r#"{"model":"llama","messages":[{"role":"user","content":"hi"}],"max_tokens":7,
-            "n":2,"x_custom":{"deep":[1,2,{"a":null}]},"temperature":0.5}"#;
+            "n":2,"guided_json":{"deep":[1,2,{"a":null}]},"temperature":0.5}"#;
         let r = chat(body).unwrap();
         assert_eq!(r.model, "llama");
         assert_eq!(r.max_tokens, Some(7));
         assert_eq!(r.choices, 2);
         assert!(!r.stream);
-        let out: Value = serde_json::from_slice(&r.upstream_body("meta/llama-3", None)).unwrap();
+        let out: Value =
+            serde_json::from_slice(&r.upstream_body("meta/llama-3", None, None)).unwrap();
         let mut expected: Value = serde_json::from_str(body).unwrap();
         expected["model"] = json!("meta/llama-3");
         assert_eq!(out, expected);
@@ -359,7 +460,7 @@ mod tests {
     fn streams_always_ask_the_engine_for_usage() {
         let r = chat(r#"{"model":"m","messages":[],"stream":true}"#).unwrap();
         assert!(r.stream && !r.wants_usage_chunk && !r.wants_continuous_usage);
-        let out: Value = serde_json::from_slice(&r.upstream_body("m", None)).unwrap();
+        let out: Value = serde_json::from_slice(&r.upstream_body("m", None, None)).unwrap();
         assert_eq!(
             out["stream_options"],
             json!({"include_usage": true, "continuous_usage_stats": true})
@@ -370,7 +471,7 @@ mod tests {
         )
         .unwrap();
         assert!(r.wants_usage_chunk && !r.wants_continuous_usage);
-        let body = r.upstream_body("m", None);
+        let body = r.upstream_body("m", None, None);
         let text = std::str::from_utf8(&body).unwrap();
         assert_eq!(text.matches("stream_options").count(), 1, "{text}");
     }
@@ -382,7 +483,7 @@ mod tests {
         )
         .unwrap();
         assert!(!r.wants_usage_chunk && !r.wants_continuous_usage);
-        let out: Value = serde_json::from_slice(&r.upstream_body("m", None)).unwrap();
+        let out: Value = serde_json::from_slice(&r.upstream_body("m", None, None)).unwrap();
         assert_eq!(
             out["stream_options"],
             json!({"x_vendor": {"a": [1]}, "include_usage": true, "continuous_usage_stats": true})
@@ -393,16 +494,16 @@ mod tests {
     fn the_completion_is_capped_at_the_reserved_budget() {
         let upstream = |body: &str, budget| -> Value {
             let r = chat(body).unwrap();
-            serde_json::from_slice(&r.upstream_body("m", budget)).unwrap()
+            serde_json::from_slice(&r.upstream_body("m", budget, None)).unwrap()
         };
         // No cap from the client: the budget is sent.
         let out = upstream(
-            r#"{"model":"m","messages":[],"x":{"max_tokens":1}}"#,
+            r#"{"model":"m","messages":[],"response_format":{"max_tokens":1}}"#,
             Some(64),
         );
         assert_eq!(
             out,
-            json!({"model":"m","messages":[],"x":{"max_tokens":1},"max_tokens":64})
+            json!({"model":"m","messages":[],"response_format":{"max_tokens":1},"max_tokens":64})
         );
         // A higher cap (either name) is replaced by the budget.
         let out = upstream(r#"{"model":"m","messages":[],"max_tokens":5000}"#, Some(64));
@@ -415,7 +516,7 @@ mod tests {
         // A cap within the budget is kept as the client wrote it.
         let body = r#"{"model":"m","messages":[],"max_completion_tokens":  20}"#;
         let r = chat(body).unwrap();
-        let text = String::from_utf8(r.upstream_body("m", Some(64))).unwrap();
+        let text = String::from_utf8(r.upstream_body("m", Some(64), None)).unwrap();
         assert_eq!(
             text,
             r#"{"model":"m","messages":[],"max_completion_tokens":20}"#
@@ -433,27 +534,36 @@ mod tests {
 
     #[test]
     fn escaped_keys_and_model_names_round_trip() {
-        let body = r#"{"mod\u0065l":"a\"b","messages":[],"we\"ird":1}"#;
+        let body = r#"{"mod\u0065l":"a\"b","messages":[],"us\u0065r":"we\"ird"}"#;
         let r = chat(body).unwrap();
         assert_eq!(r.model, "a\"b");
-        let out: Value = serde_json::from_slice(&r.upstream_body("x\\y", None)).unwrap();
-        assert_eq!(out, json!({"model": "x\\y", "messages": [], "we\"ird": 1}));
+        let out: Value = serde_json::from_slice(&r.upstream_body("x\\y", None, None)).unwrap();
+        assert_eq!(
+            out,
+            json!({"model": "x\\y", "messages": [], "user": "we\"ird"})
+        );
+        // An escaped spelling of a refused field is refused too.
+        let e = chat(r#"{"model":"m","messages":[],"pri\u006fr\u0069ty":-100}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("priority"));
     }
 
     #[test]
     fn each_endpoint_requires_its_prompt_field() {
         assert_eq!(
-            chat(r#"{"model":"m"}"#).unwrap_err().param,
+            chat(r#"{"model":"m"}"#).unwrap_err().param.as_deref(),
             Some("messages")
         );
         assert_eq!(
-            chat(r#"{"model":"m","messages":"hi"}"#).unwrap_err().param,
+            chat(r#"{"model":"m","messages":"hi"}"#)
+                .unwrap_err()
+                .param
+                .as_deref(),
             Some("messages")
         );
         let c = parse(Endpoint::Completions, br#"{"model":"m","prompt":"hello"}"#).unwrap();
         assert_eq!(c.prompt_bytes, "\"hello\"".len());
         let e = parse(Endpoint::Embeddings, br#"{"model":"m","input":null}"#).unwrap_err();
-        assert_eq!(e.param, Some("input"));
+        assert_eq!(e.param.as_deref(), Some("input"));
         // Embeddings never stream, whatever the body says.
         let e = parse(
             Endpoint::Embeddings,
@@ -513,13 +623,13 @@ mod tests {
             match chat(body) {
                 Ok(r) => {
                     // The only acceptable successes still produce valid JSON upstream.
-                    let out = r.upstream_body("s", Some(8));
+                    let out = r.upstream_body("s", Some(8), None);
                     assert!(serde_json::from_slice::<Value>(&out).is_ok(), "{body}");
                 }
                 Err(e) => {
                     assert!(!e.message.is_empty(), "{body}");
                     if param.is_some() {
-                        assert_eq!(e.param, *param, "{body}: {}", e.message);
+                        assert_eq!(e.param.as_deref(), *param, "{body}: {}", e.message);
                     }
                 }
             }
@@ -533,9 +643,94 @@ mod tests {
         );
         let r = chat(&deep).unwrap();
         assert_eq!(r.prompt_bytes, 200_000);
-        assert_eq!(r.upstream_body("m", None).len(), deep.len());
+        assert_eq!(r.upstream_body("m", None, None).len(), deep.len());
         // Invalid UTF-8 is a 400 too.
         assert!(parse(Endpoint::Chat, b"{\"model\":\"\xff\",\"messages\":[]}").is_err());
+    }
+
+    #[test]
+    fn only_fields_a_client_may_send_reach_the_engine() {
+        // Engine settings are refused with a message that names the field and says why.
+        for field in ENGINE_FIELDS {
+            let body = format!(r#"{{"model":"m","messages":[],"{field}":1}}"#);
+            let e = chat(&body).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(*field), "{field}");
+            assert!(e.message.contains(field), "{}", e.message);
+            assert!(!client_may_send(field));
+        }
+        let e = chat(r#"{"model":"m","messages":[],"priority":-1000}"#).unwrap_err();
+        assert!(e.message.contains("plan"), "{}", e.message);
+        // Anything unknown is refused, in OpenAI's words, on every endpoint.
+        let e = chat(r#"{"model":"m","messages":[],"x_custom":{"deep":1}}"#).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Unrecognized request argument supplied: x_custom"
+        );
+        assert_eq!(e.param.as_deref(), Some("x_custom"));
+        for endpoint in Endpoint::ALL {
+            let body = format!(
+                r#"{{"model":"m","{}":"x","request_id":"mine"}}"#,
+                endpoint.prompt_field()
+            );
+            let e = parse(endpoint, body.as_bytes()).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("request_id"), "{endpoint:?}");
+        }
+        // A chat template cannot come in through the template's switches either.
+        let e =
+            chat(r#"{"model":"m","messages":[],"chat_template_kwargs":{"chat_template":"{{x}}"}}"#)
+                .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("chat_template"));
+        assert!(chat(
+            r#"{"model":"m","messages":[],"chat_template_kwargs":{"enable_thinking":false}}"#
+        )
+        .is_ok());
+        assert_eq!(
+            chat(r#"{"model":"m","messages":[],"chat_template_kwargs":7}"#)
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("chat_template_kwargs")
+        );
+        // The sampling parameters clients use pass, all at once, unchanged.
+        let generous = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"top_p":0.9,
+            "top_k":40,"min_p":0.05,"n":2,"stop":["\n"],"seed":7,"presence_penalty":0.1,"frequency_penalty":0.2,
+            "repetition_penalty":1.1,"logprobs":true,"top_logprobs":3,"logit_bias":{"42":-5},"user":"u",
+            "response_format":{"type":"json_object"},"tools":[],"tool_choice":"auto","parallel_tool_calls":false,
+            "max_completion_tokens":9,"min_tokens":1,"ignore_eos":false,"skip_special_tokens":true,
+            "spaces_between_special_tokens":true,"include_stop_str_in_output":false,"guided_json":{"type":"object"},
+            "structured_outputs":{"choice":["a","b"]},"best_of":2,"echo":false,"stop_token_ids":[2],
+            "chat_template_kwargs":{"enable_thinking":false},"reasoning_effort":"low","stream":true,
+            "stream_options":{"include_usage":true}}"#;
+        let r = chat(generous).unwrap_or_else(|e| panic!("{}", e.message));
+        let out: Value = serde_json::from_slice(&r.upstream_body("m", None, None)).unwrap();
+        let sent: Value = serde_json::from_str(generous).unwrap();
+        for (k, v) in sent.as_object().unwrap() {
+            if k != "stream_options" {
+                assert_eq!(&out[k], v, "{k}");
+            }
+        }
+        let c = parse(
+            Endpoint::Completions,
+            br#"{"model":"m","prompt":"a","suffix":"b","echo":true,"logprobs":2,"best_of":3}"#,
+        );
+        assert!(c.is_ok());
+        let e = parse(
+            Endpoint::Embeddings,
+            br#"{"model":"m","input":["a"],"encoding_format":"base64","dimensions":8,"user":"u"}"#,
+        );
+        assert!(e.is_ok());
+    }
+
+    #[test]
+    fn the_plans_priority_is_written_for_the_engine() {
+        let r = chat(r#"{"model":"m","messages":[]}"#).unwrap();
+        let text = String::from_utf8(r.upstream_body("m", Some(8), Some(-3))).unwrap();
+        assert_eq!(
+            text,
+            r#"{"model":"m","messages":[],"max_tokens":8,"priority":-3}"#
+        );
+        let text = String::from_utf8(r.upstream_body("m", None, None)).unwrap();
+        assert!(!text.contains("priority"), "tier 0 sends none: {text}");
     }
 
     #[test]

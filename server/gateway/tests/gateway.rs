@@ -205,10 +205,30 @@ async fn completions_embeddings_and_models() {
     let k = key(3, "sub_misc", MODEL, Limits::default());
     let g = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
     let c = client();
+    // Fields a client may not send are refused, naming the field; the engine's `priority` first of all.
+    for (field, value) in [
+        ("x_unknown", json!({"kept": true})),
+        ("priority", json!(-100)),
+    ] {
+        let mut body = json!({"model": MODEL, "prompt": "Once upon", "max_tokens": 5});
+        body[field] = value;
+        let refused = c
+            .post(g.url("/v1/completions"))
+            .header("authorization", bearer(&k))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{field}");
+        let err: Value = refused.json().await.unwrap();
+        assert_eq!(err["error"]["param"], field);
+        assert_eq!(err["error"]["type"], "invalid_request_error");
+        assert!(err["error"]["message"].as_str().unwrap().contains(field));
+    }
     let r: Value = c
         .post(g.url("/v1/completions"))
         .header("authorization", bearer(&k))
-        .json(&json!({"model": MODEL, "prompt": "Once upon", "max_tokens": 5, "x_unknown": {"kept": true}}))
+        .json(&json!({"model": MODEL, "prompt": "Once upon", "max_tokens": 5, "top_k": 5, "min_p": 0.1}))
         .send()
         .await
         .unwrap()
@@ -267,6 +287,12 @@ async fn completions_embeddings_and_models() {
     assert_eq!(anon.status(), 401);
 
     let records = g.records().await;
+    assert_eq!(
+        records.iter().filter(|r| r.status == 400).count(),
+        2,
+        "the two refused requests are recorded, as 400s"
+    );
+    let records: Vec<_> = records.into_iter().filter(|r| r.status != 400).collect();
     let endpoints: Vec<&str> = records.iter().map(|r| r.endpoint.as_str()).collect();
     assert_eq!(
         records.len(),

@@ -14,7 +14,6 @@ const METHOD: &str = "method";
 const USER_AGENT: &str = "ua";
 const IP: &str = "ip";
 const ID_TOKEN: &str = "id_token";
-pub(crate) const PENDING_OIDC: &str = "oidc_pending";
 
 /// Request facts recorded with a sign-in and in the audit log.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -2,9 +2,11 @@
 //!
 //! A request asks for `seqs` sequence slots (its `n`) and a KV reservation of its prompt
 //! plus its planned output. It runs at once if fewer than `max_num_seqs` sequences run and
-//! the reservation fits in the cache; otherwise it waits in FIFO order (head-of-line, as
-//! vLLM's FCFS scheduler). Reserving the whole output up front means the simulator never
-//! needs to preempt. The KV-usage gauge reports the tokens actually *held* (prompt plus
+//! the reservation fits in the cache; otherwise it waits, head-of-line, ordered by its
+//! `priority` and then by arrival: as vLLM's priority scheduler (lower value first, 0 the
+//! default), which with every priority at 0 is vLLM's FCFS. Unlike vLLM, a running request is
+//! never preempted for a higher-priority one. Reserving the whole output up front means the
+//! simulator never needs to preempt. The KV-usage gauge reports the tokens actually *held* (prompt plus
 //! tokens generated so far) over capacity, so it rises as answers are produced.
 //!
 //! There is no thread or task per request: a waiting request is a future parked on a
@@ -28,6 +30,8 @@ pub struct Demand {
     pub prompt_tokens: u64,
     /// KV tokens reserved: prompt plus planned output.
     pub reserve_tokens: u64,
+    /// vLLM's request `priority`: lower values are scheduled earlier; 0 is the default.
+    pub priority: i64,
 }
 
 /// A point-in-time view of the scheduler, for metrics and tests.
@@ -153,7 +157,7 @@ impl Engine {
             });
     }
 
-    /// Admits waiting requests in FIFO order while they fit.
+    /// Admits waiting requests in queue order (priority, then arrival) while they fit.
     fn admit_waiting(&self, inner: &mut Inner) {
         while let Some(front) = inner.waiting.front() {
             if !self.fits(inner, &front.demand) {
@@ -174,14 +178,25 @@ impl Engine {
     pub async fn admit(self: &Arc<Self>, demand: Demand) -> Slot {
         let (id, rx) = {
             let mut inner = self.lock();
-            if inner.waiting.is_empty() && self.fits(&inner, &demand) {
+            // First in line when nobody waiting comes before it.
+            let first = inner
+                .waiting
+                .front()
+                .is_none_or(|w| w.demand.priority > demand.priority);
+            if first && self.fits(&inner, &demand) {
                 self.grant(&mut inner, &demand);
                 return Slot::new(self.clone(), demand);
             }
             let id = inner.next_id;
             inner.next_id += 1;
             let (tx, rx) = oneshot::channel();
-            inner.waiting.push_back(Waiter { id, demand, tx });
+            // Behind every waiter of the same or a better priority: FIFO within a priority.
+            let at = inner
+                .waiting
+                .iter()
+                .position(|w| w.demand.priority > demand.priority)
+                .unwrap_or(inner.waiting.len());
+            inner.waiting.insert(at, Waiter { id, demand, tx });
             (id, rx)
         };
         let mut guard = WaitGuard {
@@ -268,6 +283,7 @@ mod tests {
             seqs,
             prompt_tokens: prompt,
             reserve_tokens: reserve,
+            priority: 0,
         }
     }
 
@@ -347,6 +363,38 @@ mod tests {
         assert_eq!(
             (s.running_requests, s.waiting_requests, s.kv_held),
             (0, 0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_better_priority_goes_first_and_fifo_holds_within_a_priority() {
+        let e = Engine::new(1, 1000, LatencyModel::zero());
+        let a = e.admit(demand(1, 1, 1)).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        // Arrival order: three at 0, then one at -5, then one at 0 and one at -5.
+        for (i, priority) in [(0, 0), (1, 0), (2, 0), (3, -5), (4, 0), (5, -5)] {
+            let (e, order) = (e.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let slot = e
+                    .admit(Demand {
+                        priority,
+                        ..demand(1, 1, 1)
+                    })
+                    .await;
+                order.lock().unwrap_or_else(|p| p.into_inner()).push(i);
+                drop(slot);
+            }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(e.snapshot().waiting_requests, 6);
+        drop(a);
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert_eq!(
+            *order.lock().unwrap_or_else(|p| p.into_inner()),
+            vec![3, 5, 0, 1, 2, 4]
         );
     }
 

@@ -72,9 +72,10 @@ impl Store {
     }
 
     /// Creates `new` and limits `old_id` to `old_expires_at`, in one transaction. False when the old key is
-    /// already revoked or rotated.
+    /// already revoked or rotated (or is not the tenant's). The new key belongs to the same tenant.
     pub async fn rotate_api_key(
         &self,
+        tenant_id: &str,
         old_id: &str,
         old_expires_at: i64,
         new: NewApiKey<'_>,
@@ -82,11 +83,12 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE api_keys SET expires_at = $2, rotated_to = $3
-             WHERE id = $1 AND revoked_at IS NULL AND rotated_to IS NULL",
+             WHERE id = $1 AND revoked_at IS NULL AND rotated_to IS NULL AND tenant_id = $4",
         )
         .bind(old_id)
         .bind(old_expires_at)
         .bind(new.id)
+        .bind(tenant_id)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -97,7 +99,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new.id)
-        .bind(new.tenant_id)
+        .bind(tenant_id)
         .bind(new.subscription_id)
         .bind(new.name)
         .bind(new.secret_hash)
@@ -111,31 +113,54 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>> {
-        Ok(sqlx::query_as(&format!("{KEY_SELECT} WHERE k.id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+    /// The tenant that owns a key, and nothing else about it: what a caller holding only a key id authorizes
+    /// against before it reads the key with [`Store::api_key`].
+    pub async fn tenant_of_api_key(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant_id FROM api_keys WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
-    pub async fn api_keys_of(&self, subscription_id: &str) -> Result<Vec<ApiKeyRow>> {
+    /// One key of the tenant; None for an id of another tenant.
+    pub async fn api_key(&self, tenant_id: &str, id: &str) -> Result<Option<ApiKeyRow>> {
         Ok(sqlx::query_as(&format!(
-            "{KEY_SELECT} WHERE k.subscription_id = $1 ORDER BY k.created_at DESC"
+            "{KEY_SELECT} WHERE k.tenant_id = $1 AND k.id = $2"
         ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The keys of one subscription of the tenant, newest first.
+    pub async fn api_keys_of(
+        &self,
+        tenant_id: &str,
+        subscription_id: &str,
+    ) -> Result<Vec<ApiKeyRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{KEY_SELECT} WHERE k.tenant_id = $1 AND k.subscription_id = $2 ORDER BY k.created_at DESC"
+        ))
+        .bind(tenant_id)
         .bind(subscription_id)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// Revokes a key; false when it was already revoked (or does not exist).
-    pub async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+    /// Revokes a key of the tenant; false when it was already revoked (or does not exist in this tenant).
+    pub async fn revoke_api_key(&self, tenant_id: &str, id: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(now_millis())
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND tenant_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(now_millis())
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
         bump_gateway_revision(&mut tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

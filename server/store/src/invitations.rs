@@ -137,7 +137,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if already.is_none() {
-            sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, manual_role, created_at) VALUES ($1, $2, $3, $3, $4)")
                 .bind(&inv.tenant_id)
                 .bind(user_id)
                 .bind(&inv.role)

@@ -37,7 +37,9 @@ pub use plans::{PlanModelRow, PlanRow};
 pub use sessions::{SessionRow, SessionWrite};
 pub use subscriptions::{NewSubscription, SubscriptionQuery, SubscriptionRow};
 pub use teams::{TeamMemberRow, TeamRow};
-pub use tenants::{MemberRow, TenantRow, TenantSummaryRow, UserTenantRow};
+pub use tenants::{
+    MemberRow, MembershipSources, SsoRoleChange, TenantRow, TenantSummaryRow, UserTenantRow,
+};
 pub use usage::{NewUsage, UsageQuery, UsageRow};
 pub use users::{NewUser, UserRow};
 

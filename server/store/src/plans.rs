@@ -18,6 +18,7 @@ pub struct PlanRow {
     pub archived: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub tier: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -32,7 +33,7 @@ pub struct PlanModelRow {
 
 const PLAN_COLUMNS: &str =
     "id, name, description, requests_per_minute, tokens_per_minute, max_concurrent,
-    monthly_tokens, all_models, requires_approval, archived, created_at, updated_at";
+    monthly_tokens, all_models, requires_approval, archived, created_at, updated_at, tier";
 
 fn opt(v: Option<impl Into<i64>>) -> Option<i64> {
     v.map(Into::into)
@@ -49,7 +50,7 @@ impl Store {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)"
+            "INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10, $11)"
         ))
         .bind(&id)
         .bind(&p.name)
@@ -61,6 +62,7 @@ impl Store {
         .bind(i64::from(p.all_models))
         .bind(i64::from(p.requires_approval))
         .bind(now)
+        .bind(i64::from(p.tier))
         .execute(&mut *tx)
         .await?;
         for model in &p.models {
@@ -80,7 +82,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE plans SET name = $2, description = $3, requests_per_minute = $4, tokens_per_minute = $5,
-                max_concurrent = $6, monthly_tokens = $7, all_models = $8, requires_approval = $9, updated_at = $10
+                max_concurrent = $6, monthly_tokens = $7, all_models = $8, requires_approval = $9, updated_at = $10,
+                tier = $11
              WHERE id = $1",
         )
         .bind(id)
@@ -93,6 +96,7 @@ impl Store {
         .bind(i64::from(p.all_models))
         .bind(i64::from(p.requires_approval))
         .bind(now_millis())
+        .bind(i64::from(p.tier))
         .execute(&mut *tx)
         .await?;
         if !p.all_models {

@@ -108,4 +108,11 @@ impl Store {
         .await?;
         Ok(done.rows_affected())
     }
+
+    /// How many session rows exist, expired or not.
+    pub async fn count_sessions(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&self.pool)
+            .await?)
+    }
 }

@@ -87,13 +87,28 @@ impl Store {
         Ok(id)
     }
 
-    /// One subscription by id, whatever its tenant: callers authorize against the returned tenant id.
-    pub async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRow>> {
-        Ok(sqlx::query_as(&format!("{} WHERE s.id = $2", select("$1")))
-            .bind(now_millis())
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+    /// The tenant that owns a subscription, and nothing else about it: what a caller holding only an id (a link,
+    /// an API path) authorizes against before it reads the row with [`Store::subscription`].
+    pub async fn tenant_of_subscription(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant_id FROM subscriptions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// One subscription of the tenant; None for an id of another tenant.
+    pub async fn subscription(&self, tenant_id: &str, id: &str) -> Result<Option<SubscriptionRow>> {
+        Ok(sqlx::query_as(&format!(
+            "{} WHERE s.tenant_id = $2 AND s.id = $3",
+            select("$1")
+        ))
+        .bind(now_millis())
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub async fn list_subscriptions(
@@ -156,9 +171,11 @@ impl Store {
         Ok((rows, total))
     }
 
-    /// Moves a subscription from `from` to `to` if it is still in `from`. False when someone else moved it first.
+    /// Moves a subscription of the tenant from `from` to `to` if it is still in `from`. False when someone else moved
+    /// it first (or the id is another tenant's).
     pub async fn set_subscription_state(
         &self,
+        tenant_id: &str,
         id: &str,
         from: &str,
         to: &str,
@@ -168,7 +185,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE subscriptions SET state = $3, reason = $4, decided_by = $5, updated_at = $6
-             WHERE id = $1 AND state = $2",
+             WHERE id = $1 AND state = $2 AND tenant_id = $7",
         )
         .bind(id)
         .bind(from)
@@ -176,6 +193,7 @@ impl Store {
         .bind(reason)
         .bind(decided_by)
         .bind(now_millis())
+        .bind(tenant_id)
         .execute(&mut *tx)
         .await?;
         bump_gateway_revision(&mut tx).await?;
@@ -183,15 +201,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn set_subscription_plan(&self, id: &str, plan_id: &str) -> Result<bool> {
+    pub async fn set_subscription_plan(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        plan_id: &str,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done =
-            sqlx::query("UPDATE subscriptions SET plan_id = $2, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(plan_id)
-                .bind(now_millis())
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE subscriptions SET plan_id = $2, updated_at = $3 WHERE id = $1 AND tenant_id = $4",
+        )
+        .bind(id)
+        .bind(plan_id)
+        .bind(now_millis())
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
         bump_gateway_revision(&mut tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

@@ -98,41 +98,69 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn add_team_member(&self, team_id: &str, user_id: &str) -> Result<()> {
-        sqlx::query("INSERT INTO team_members (team_id, user_id, created_at) VALUES ($1, $2, $3)")
-            .bind(team_id)
-            .bind(user_id)
-            .bind(now_millis())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn remove_team_member(&self, team_id: &str, user_id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
-            .bind(team_id)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+    /// Adds a user to a team of the tenant; NotFound-like (no row written, false) when the team is another tenant's.
+    pub async fn add_team_member(
+        &self,
+        tenant_id: &str,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO team_members (team_id, user_id, created_at)
+             SELECT t.id, $2, $3 FROM teams t WHERE t.id = $1 AND t.tenant_id = $4",
+        )
+        .bind(team_id)
+        .bind(user_id)
+        .bind(now_millis())
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn team_members(&self, team_id: &str) -> Result<Vec<TeamMemberRow>> {
-        Ok(sqlx::query_as(
-            "SELECT u.id AS user_id, u.email, u.name, tm.created_at
-             FROM team_members tm JOIN users u ON u.id = tm.user_id WHERE tm.team_id = $1 ORDER BY u.name",
+    pub async fn remove_team_member(
+        &self,
+        tenant_id: &str,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2
+               AND team_id IN (SELECT id FROM teams WHERE tenant_id = $3)",
         )
         .bind(team_id)
+        .bind(user_id)
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn team_members(&self, tenant_id: &str, team_id: &str) -> Result<Vec<TeamMemberRow>> {
+        Ok(sqlx::query_as(
+            "SELECT u.id AS user_id, u.email, u.name, tm.created_at
+             FROM team_members tm JOIN teams t ON t.id = tm.team_id JOIN users u ON u.id = tm.user_id
+             WHERE tm.team_id = $1 AND t.tenant_id = $2 ORDER BY u.name",
+        )
+        .bind(team_id)
+        .bind(tenant_id)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    pub async fn is_team_member(&self, team_id: &str, user_id: &str) -> Result<bool> {
+    pub async fn is_team_member(
+        &self,
+        tenant_id: &str,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM team_members WHERE team_id = $1 AND user_id = $2",
+            "SELECT COUNT(*) FROM team_members tm JOIN teams t ON t.id = tm.team_id
+             WHERE tm.team_id = $1 AND tm.user_id = $2 AND t.tenant_id = $3",
         )
         .bind(team_id)
         .bind(user_id)
+        .bind(tenant_id)
         .fetch_one(&self.pool)
         .await?;
         Ok(n > 0)

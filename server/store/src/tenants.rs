@@ -105,8 +105,9 @@ impl Store {
         Ok((rows, total))
     }
 
+    /// Adds a member with a role granted by hand (portal, first start).
     pub async fn add_membership(&self, tenant_id: &str, user_id: &str, role: &str) -> Result<()> {
-        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, manual_role, created_at) VALUES ($1, $2, $3, $3, $4)")
             .bind(tenant_id)
             .bind(user_id)
             .bind(role)
@@ -128,6 +129,8 @@ impl Store {
         )
     }
 
+    /// Sets a member's role by hand. The role becomes the hand's: the group-granted part is cleared (the next
+    /// single sign-on may grant it again, as long as the provider's groups say so).
     pub async fn set_membership_role(
         &self,
         tenant_id: &str,
@@ -135,7 +138,7 @@ impl Store {
         role: &str,
     ) -> Result<bool> {
         let done =
-            sqlx::query("UPDATE memberships SET role = $1 WHERE tenant_id = $2 AND user_id = $3")
+            sqlx::query("UPDATE memberships SET role = $1, manual_role = $1, sso_role = NULL WHERE tenant_id = $2 AND user_id = $3")
                 .bind(role)
                 .bind(tenant_id)
                 .bind(user_id)
@@ -161,6 +164,124 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// A membership's role and where it came from; None when the user is not a member.
+    pub async fn membership_sources(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Option<MembershipSources>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, role, manual_role, sso_role FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The user's memberships that a provider's group granted (in part or whole), in every tenant.
+    pub async fn sso_memberships_of_user(&self, user_id: &str) -> Result<Vec<MembershipSources>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, role, manual_role, sso_role FROM memberships
+             WHERE user_id = $1 AND sso_role IS NOT NULL ORDER BY tenant_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Applies the role a sign-in's groups grant in one tenant: `sso_role` is the group's part (None: no group any
+    /// more), `role` the effective role the caller computed from it and the hand-granted part (None: no role left,
+    /// the membership and its team memberships go). Never demotes or removes the tenant's last admin: then nothing
+    /// is written and the answer says so.
+    pub async fn apply_sso_role(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        sso_role: Option<&str>,
+        role: Option<&str>,
+    ) -> Result<SsoRoleChange> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<MembershipSources> = sqlx::query_as(
+            "SELECT tenant_id, role, manual_role, sso_role FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let change = match (current, role) {
+            (None, None) => return Ok(SsoRoleChange::Unchanged),
+            (None, Some(role)) => {
+                sqlx::query(
+                    "INSERT INTO memberships (tenant_id, user_id, role, sso_role, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(role)
+                .bind(sso_role)
+                .bind(now_millis())
+                .execute(&mut *tx)
+                .await?;
+                SsoRoleChange::Added
+            }
+            (Some(cur), role)
+                if Some(cur.role.as_str()) == role && cur.sso_role.as_deref() == sso_role =>
+            {
+                return Ok(SsoRoleChange::Unchanged)
+            }
+            (Some(cur), role) => {
+                if cur.role == "admin" && role != Some("admin") {
+                    let admins: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'admin'",
+                    )
+                    .bind(tenant_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if admins <= 1 {
+                        return Ok(SsoRoleChange::KeptLastAdmin);
+                    }
+                }
+                match role {
+                    None => {
+                        sqlx::query(
+                            "DELETE FROM team_members WHERE user_id = $1 AND team_id IN (SELECT id FROM teams WHERE tenant_id = $2)",
+                        )
+                        .bind(user_id)
+                        .bind(tenant_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query(
+                            "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+                        )
+                        .bind(tenant_id)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        SsoRoleChange::Removed { from: cur.role }
+                    }
+                    Some(role) => {
+                        sqlx::query(
+                            "UPDATE memberships SET role = $1, sso_role = $2 WHERE tenant_id = $3 AND user_id = $4",
+                        )
+                        .bind(role)
+                        .bind(sso_role)
+                        .bind(tenant_id)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        if cur.role == role {
+                            SsoRoleChange::Unchanged
+                        } else {
+                            SsoRoleChange::Changed { from: cur.role }
+                        }
+                    }
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(change)
     }
 
     pub async fn count_admins(&self, tenant_id: &str) -> Result<i64> {
@@ -223,6 +344,32 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// A membership's effective role and its two sources.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct MembershipSources {
+    pub tenant_id: String,
+    pub role: String,
+    /// Granted by hand (portal, invitation, first start).
+    pub manual_role: Option<String>,
+    /// Granted by the provider's groups at the last single sign-on.
+    pub sso_role: Option<String>,
+}
+
+/// What [`Store::apply_sso_role`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SsoRoleChange {
+    Unchanged,
+    Added,
+    Changed {
+        from: String,
+    },
+    Removed {
+        from: String,
+    },
+    /// The change would have left the tenant without an admin: nothing was written.
+    KeptLastAdmin,
 }
 
 /// `%text%`, lower-cased, with LIKE's wildcards in the user's text taken literally.

@@ -1,6 +1,6 @@
 //! Users: local accounts (password hash) and accounts linked to an OpenID Connect identity (issuer + subject).
 
-use crate::{new_id, now_millis, Result, Store};
+use crate::{new_id, now_millis, Result, SsoRoleChange, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
@@ -103,8 +103,9 @@ impl Store {
         Ok(())
     }
 
+    /// Grants or withdraws platform admin by hand; a hand's grant is never withdrawn by single sign-on.
     pub async fn set_platform_admin(&self, user_id: &str, admin: bool) -> Result<()> {
-        sqlx::query("UPDATE users SET platform_admin = $1 WHERE id = $2")
+        sqlx::query("UPDATE users SET platform_admin = $1, platform_admin_sso = 0 WHERE id = $2")
             .bind(i64::from(admin))
             .bind(user_id)
             .execute(&self.pool)
@@ -119,6 +120,57 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Applies the `<prefix>platform-admin` group of a sign-in: grants platform admin from the group, or withdraws
+    /// one the group had granted once the group is gone. A grant by hand is left alone, and the last platform admin
+    /// is kept (nothing written, and the answer says so).
+    pub async fn apply_sso_platform_admin(
+        &self,
+        user_id: &str,
+        granted: bool,
+    ) -> Result<SsoRoleChange> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT platform_admin, platform_admin_sso FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((admin, from_sso)) = row else {
+            return Ok(SsoRoleChange::Unchanged);
+        };
+        let change = match (granted, admin != 0, from_sso != 0) {
+            (true, false, _) => {
+                sqlx::query(
+                    "UPDATE users SET platform_admin = 1, platform_admin_sso = 1 WHERE id = $1",
+                )
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                SsoRoleChange::Added
+            }
+            (false, true, true) => {
+                let admins: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE platform_admin = 1")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if admins <= 1 {
+                    return Ok(SsoRoleChange::KeptLastAdmin);
+                }
+                sqlx::query(
+                    "UPDATE users SET platform_admin = 0, platform_admin_sso = 0 WHERE id = $1",
+                )
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                SsoRoleChange::Removed {
+                    from: "platform-admin".into(),
+                }
+            }
+            _ => return Ok(SsoRoleChange::Unchanged),
+        };
+        tx.commit().await?;
+        Ok(change)
     }
 
     pub async fn count_platform_admins(&self) -> Result<i64> {

@@ -27,6 +27,7 @@ async fn suite(flavor: Flavor) {
     audit(&store).await;
     peers(&store).await;
     revision_bumps_commit_with_their_change(&store).await;
+    subscriptions_and_keys_are_read_and_written_within_their_tenant(&store).await;
     store.close().await;
     db.cleanup()
         .await
@@ -208,9 +209,30 @@ async fn teams_and_invitations(store: &Store) {
         Some("developer")
     );
     assert_eq!(
-        store.team_members(&team.id).await.map(|m| m.len()).ok(),
+        store
+            .team_members(&tenant.id, &team.id)
+            .await
+            .map(|m| m.len())
+            .ok(),
         Some(1)
     );
+    assert_eq!(
+        store
+            .team_members(&other.id, &team.id)
+            .await
+            .map(|m| m.len())
+            .ok(),
+        Some(0),
+        "a team's members are not readable through another tenant"
+    );
+    assert!(!store
+        .is_team_member(&other.id, &team.id, &bob.id)
+        .await
+        .unwrap_or(true));
+    assert!(store
+        .is_team_member(&tenant.id, &team.id, &bob.id)
+        .await
+        .unwrap_or(false));
     assert!(
         !store
             .revoke_invitation(&tenant.id, &id)
@@ -256,7 +278,11 @@ async fn teams_and_invitations(store: &Store) {
         .await
         .unwrap_or(false));
     assert_eq!(
-        store.team_members(&team.id).await.map(|m| m.len()).ok(),
+        store
+            .team_members(&tenant.id, &team.id)
+            .await
+            .map(|m| m.len())
+            .ok(),
         Some(0)
     );
 }
@@ -468,6 +494,170 @@ async fn revision_bumps_commit_with_their_change(store: &Store) {
             .unwrap_or_else(|e| panic!("{e}")),
         before + 1
     );
+}
+
+fn fail<T>(e: StoreError) -> T {
+    panic!("{e}")
+}
+
+/// One subscription or key by id is found, changed or revoked only through its own tenant: an id from another
+/// tenant finds nothing and changes nothing, whatever the caller checked before.
+async fn subscriptions_and_keys_are_read_and_written_within_their_tenant(store: &Store) {
+    let acme = store
+        .create_tenant("scope-acme", "Acme")
+        .await
+        .unwrap_or_else(fail);
+    let evil = store
+        .create_tenant("scope-evil", "Evil")
+        .await
+        .unwrap_or_else(fail);
+    let dev = store
+        .create_user(user("scope-dev@example.com"))
+        .await
+        .unwrap_or_else(fail);
+    let team = store
+        .create_team(&acme.id, "Scoped", "")
+        .await
+        .unwrap_or_else(fail);
+    let model = tollgate_domain::catalog::ModelInput {
+        id: "scope-model".into(),
+        display_name: "Scoped".into(),
+        family: "Test".into(),
+        provider: "Tollgate".into(),
+        context_length: 4096,
+        task: "chat".into(),
+        status: "available".into(),
+        visibility: "open".into(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_or_else(|e| panic!("{e}"));
+    store.insert_model(&model).await.unwrap_or_else(fail);
+    let plan = |name: &str| {
+        tollgate_domain::plan::PlanInput {
+            name: name.into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let basic = store
+        .create_plan(&plan("Scope basic"))
+        .await
+        .unwrap_or_else(fail);
+    let pro = store
+        .create_plan(&plan("Scope pro"))
+        .await
+        .unwrap_or_else(fail);
+    let sub = store
+        .create_subscription(tollgate_store::NewSubscription {
+            tenant_id: &acme.id,
+            team_id: &team.id,
+            model_id: "scope-model",
+            plan_id: &basic,
+            state: "active",
+            note: "",
+            requested_by: &dev.id,
+        })
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(
+        store
+            .tenant_of_subscription(&sub)
+            .await
+            .unwrap_or_else(fail),
+        Some(acme.id.clone())
+    );
+    assert!(store
+        .subscription(&acme.id, &sub)
+        .await
+        .unwrap_or_else(fail)
+        .is_some());
+    assert!(store
+        .subscription(&evil.id, &sub)
+        .await
+        .unwrap_or_else(fail)
+        .is_none());
+    assert!(!store
+        .set_subscription_state(&evil.id, &sub, "active", "suspended", "x", &dev.id)
+        .await
+        .unwrap_or_else(fail));
+    assert!(!store
+        .set_subscription_plan(&evil.id, &sub, &pro)
+        .await
+        .unwrap_or_else(fail));
+    let row = store
+        .subscription(&acme.id, &sub)
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(
+        row.map(|r| (r.state, r.plan_id)),
+        Some(("active".to_string(), basic.clone())),
+        "nothing changed through another tenant"
+    );
+    assert!(store
+        .set_subscription_plan(&acme.id, &sub, &pro)
+        .await
+        .unwrap_or_else(fail));
+
+    let key = |id: &'static str| tollgate_store::NewApiKey {
+        id,
+        tenant_id: &acme.id,
+        subscription_id: &sub,
+        name: "k",
+        secret_hash: id,
+        created_by: &dev.id,
+        expires_at: None,
+    };
+    store
+        .insert_api_key(key("tg-scopekey0001"))
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(
+        store
+            .tenant_of_api_key("tg-scopekey0001")
+            .await
+            .unwrap_or_else(fail),
+        Some(acme.id.clone())
+    );
+    assert!(store
+        .api_key(&evil.id, "tg-scopekey0001")
+        .await
+        .unwrap_or_else(fail)
+        .is_none());
+    assert!(store
+        .api_keys_of(&evil.id, &sub)
+        .await
+        .unwrap_or_else(fail)
+        .is_empty());
+    assert_eq!(
+        store
+            .api_keys_of(&acme.id, &sub)
+            .await
+            .unwrap_or_else(fail)
+            .len(),
+        1
+    );
+    assert!(!store
+        .rotate_api_key(&evil.id, "tg-scopekey0001", 0, key("tg-scopekey0002"))
+        .await
+        .unwrap_or_else(fail));
+    assert!(!store
+        .revoke_api_key(&evil.id, "tg-scopekey0001")
+        .await
+        .unwrap_or_else(fail));
+    let k = store
+        .api_key(&acme.id, "tg-scopekey0001")
+        .await
+        .unwrap_or_else(fail);
+    assert!(
+        k.is_some_and(|k| k.revoked_at.is_none() && k.rotated_to.is_none()),
+        "nothing changed through another tenant"
+    );
+    assert!(store
+        .revoke_api_key(&acme.id, "tg-scopekey0001")
+        .await
+        .unwrap_or_else(fail));
 }
 
 async fn peers(store: &Store) {

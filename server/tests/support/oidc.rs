@@ -42,6 +42,10 @@ pub struct OidcProvider {
     /// Killed on drop (`kill_on_drop`).
     child: Child,
     stderr: Arc<Mutex<String>>,
+    /// What it was started with, for [`OidcProvider::restart`].
+    clients: serde_json::Value,
+    accounts: serde_json::Value,
+    env: Vec<(String, String)>,
 }
 
 impl OidcProvider {
@@ -165,6 +169,12 @@ impl OidcProvider {
                     issuer,
                     child,
                     stderr: stderr_buf,
+                    clients,
+                    accounts,
+                    env: extra_env
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                 })
             }
             Err(e) => {
@@ -179,6 +189,46 @@ impl OidcProvider {
                 )))
             }
         }
+    }
+
+    /// Stops the provider and starts it again on the same port, so with the same issuer, clients and accounts but
+    /// a new signing key (it makes one at every start) and no sessions: a key rotation, as a provider does it.
+    pub async fn restart(&mut self) -> Result<()> {
+        let port = Url::parse(&self.issuer)?
+            .port()
+            .ok_or_else(|| anyhow!("issuer {} has no port", self.issuer))?
+            .to_string();
+        self.child.kill().await.context("stopping the provider")?;
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k != "OIDC_PORT")
+            .cloned()
+            .collect();
+        env.push(("OIDC_PORT".into(), port));
+        let env_refs: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut last = None;
+        // The port may take a moment to be free again.
+        for _ in 0..50 {
+            match Self::start_with_env(self.clients.clone(), self.accounts.clone(), &env_refs).await
+            {
+                Ok(mut fresh) => {
+                    if fresh.issuer != self.issuer {
+                        bail!("restarted as {}, not {}", fresh.issuer, self.issuer);
+                    }
+                    // `fresh` now holds the stopped process, dropped here.
+                    std::mem::swap(self, &mut fresh);
+                    self.env.retain(|(k, _)| k != "OIDC_PORT");
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("the provider did not restart")))
     }
 
     /// `<issuer>/.well-known/openid-configuration`.

@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         _ => Endpoint::Embeddings,
     };
     if let Ok(req) = parse(endpoint, body) {
-        let out = req.upstream_body("served/model", Some(16));
+        let out = req.upstream_body("served/model", Some(16), Some(-2));
         assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
     }
 });

@@ -148,21 +148,26 @@ impl Writer {
             if self.spool.is_empty() {
                 return;
             }
-            let records = self.spool.take_for_replay();
-            for chunk in records.chunks(self.config.batch_size.max(1)) {
-                if let Err(e) = self.store.insert(chunk).await {
+            // A bounded chunk at a time: never the whole spool in memory.
+            let mut replay = self.spool.take_for_replay();
+            let mut stored = 0u64;
+            loop {
+                let chunk = replay.next_chunk(self.config.batch_size.max(1));
+                if chunk.is_empty() {
+                    break;
+                }
+                if let Err(e) = self.store.insert(&chunk).await {
                     self.last_failure = Some(Instant::now());
                     tracing::warn!(error = %e, "the database still refuses usage records; the spool is kept");
                     return;
                 }
+                stored += chunk.len() as u64;
             }
-            self.stats
-                .written
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            self.stats.written.fetch_add(stored, Ordering::Relaxed);
             // Also forgets an empty or unreadable leftover.
             self.spool.replayed();
-            if !records.is_empty() {
-                tracing::info!(records = records.len(), "replayed spooled usage records");
+            if stored > 0 {
+                tracing::info!(records = stored, "replayed spooled usage records");
             }
         }
     }

@@ -87,6 +87,7 @@ pub fn key(seed: u8, sub: &str, model: &str, limits: Limits) -> TestKey {
                 model: model.into(),
                 limits,
                 active: true,
+                priority: None,
             }),
         },
     }

@@ -54,7 +54,7 @@ impl Identity {
         let team = self.team_in(tenant_id, team_id).await?;
         let members = self
             .store
-            .team_members(&team.id)
+            .team_members(tenant_id, &team.id)
             .await
             .map_err(internal)?
             .into_iter()
@@ -158,10 +158,14 @@ impl Identity {
                 )))
             }
         };
-        self.store
-            .add_team_member(&team.id, &member.id)
+        if !self
+            .store
+            .add_team_member(tenant_id, &team.id, &member.id)
             .await
-            .map_err(duplicate_as("this person is already in the team"))?;
+            .map_err(duplicate_as("this person is already in the team"))?
+        {
+            return Err(DomainError::not_found("team"));
+        }
         self.audit(
             caller,
             Some(tenant_id),
@@ -186,7 +190,7 @@ impl Identity {
         let team = self.team_in(tenant_id, team_id).await?;
         if !self
             .store
-            .remove_team_member(&team.id, user_id)
+            .remove_team_member(tenant_id, &team.id, user_id)
             .await
             .map_err(internal)?
         {

@@ -195,6 +195,7 @@ pub fn build(
             seqs: choices.len() as u32,
             prompt_tokens,
             reserve_tokens: reserve,
+            priority: sampling.priority.unwrap_or(0),
         },
         choices,
         max_tokens: applied_max,

@@ -66,6 +66,8 @@ pub struct Sampling {
     /// Keep the matched stop string in the text.
     #[serde(default)]
     pub include_stop_str_in_output: bool,
+    /// vLLM's scheduling priority: lower runs earlier (default 0).
+    pub priority: Option<i64>,
 }
 
 /// One chat message; `content` is a string, a list of parts, or null.
