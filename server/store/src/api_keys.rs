@@ -51,7 +51,7 @@ const RECENTLY_MS: i64 = 30 * 24 * 3_600_000;
 
 impl Store {
     pub async fn insert_api_key(&self, k: NewApiKey<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, subscription_id, name, secret_hash, created_by, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -80,7 +80,7 @@ impl Store {
         old_expires_at: i64,
         new: NewApiKey<'_>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE api_keys SET expires_at = $2, rotated_to = $3
              WHERE id = $1 AND revoked_at IS NULL AND rotated_to IS NULL AND tenant_id = $4",
@@ -152,7 +152,7 @@ impl Store {
 
     /// Revokes a key of the tenant; false when it was already revoked (or does not exist in this tenant).
     pub async fn revoke_api_key(&self, tenant_id: &str, id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND tenant_id = $3 AND revoked_at IS NULL",
         )

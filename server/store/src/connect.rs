@@ -72,6 +72,17 @@ impl Store {
         self.backend
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), waiting up to the
+    /// busy timeout for it: a deferred transaction that reads first and writes later fails at once with
+    /// SQLITE_BUSY when another connection wrote in between (WAL snapshots cannot be upgraded), which any
+    /// background writer (the fleet's lease, heartbeats) makes likely. PostgreSQL takes row locks as it goes.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub async fn migrate(&self) -> Result<()> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,

@@ -120,7 +120,7 @@ impl Store {
     }
 
     pub async fn create_deployment(&self, d: &DeploymentRow, event: &FleetEventRow) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO fleet_deployments ({DEPLOYMENT_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -170,7 +170,7 @@ impl Store {
         deleting: bool,
         event: &FleetEventRow,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE fleet_deployments SET spec = $2, generation = $3, deleting = $4, updated_at = $5
              WHERE id = $1",
@@ -213,7 +213,7 @@ impl Store {
 
     /// Removes a deployment whose replicas have all stopped.
     pub async fn delete_deployment(&self, id: &str, event: &FleetEventRow) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM fleet_replicas WHERE deployment_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -252,7 +252,7 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for r in &changes.upserts {
             sqlx::query(&format!(
                 "INSERT INTO fleet_replicas ({REPLICA_COLUMNS})
@@ -345,7 +345,7 @@ impl Store {
 
     /// Replaces the inventory with what the driver reports now.
     pub async fn replace_nodes(&self, nodes: &[NodeRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM fleet_nodes")
             .execute(&mut *tx)
             .await?;

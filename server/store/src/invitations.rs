@@ -116,7 +116,7 @@ impl Store {
     /// flipped the invitation from pending to accepted. Returns false if it was used, revoked or expired.
     pub async fn accept_invitation(&self, inv: &InvitationRow, user_id: &str) -> Result<bool> {
         let now = now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let claimed = sqlx::query(
             "UPDATE invitations SET accepted_at = $1, accepted_by = $2
              WHERE id = $3 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1",

@@ -59,7 +59,7 @@ fn bind_model<'q>(
 
 impl Store {
     pub async fn insert_model(&self, m: &ValidModel) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "INSERT INTO models ({MODEL_COLUMNS}) VALUES
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)"
@@ -75,7 +75,7 @@ impl Store {
 
     /// Replaces every field but the id and creation time. False when no such model exists.
     pub async fn update_model(&self, m: &ValidModel) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = "UPDATE models SET display_name = $2, family = $3, provider = $4, description = $5,
                 parameters_millions = $6, context_length = $7, task = $8, license = $9, tags = $10, versions = $11,
                 input_price_micros = $12, output_price_micros = $13, status = $14, sunset_at = $15,

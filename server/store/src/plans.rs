@@ -48,7 +48,7 @@ impl Store {
     pub async fn create_plan(&self, p: &ValidPlan) -> Result<String> {
         let id = new_id("plan");
         let now = now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO plans ({PLAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10, $11)"
         ))
@@ -79,7 +79,7 @@ impl Store {
 
     /// Replaces a plan's settings and covered models, keeping per-model overrides of models still covered.
     pub async fn update_plan(&self, id: &str, p: &ValidPlan) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE plans SET name = $2, description = $3, requests_per_minute = $4, tokens_per_minute = $5,
                 max_concurrent = $6, monthly_tokens = $7, all_models = $8, requires_approval = $9, updated_at = $10,
@@ -132,7 +132,7 @@ impl Store {
         model_id: &str,
         o: &tollgate_domain::plan::LimitOverride,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM plan_models WHERE plan_id = $1 AND model_id = $2")
             .bind(plan_id)
             .bind(model_id)

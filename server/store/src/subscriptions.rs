@@ -64,7 +64,7 @@ fn select(now: &str) -> String {
 
 impl Store {
     pub async fn create_subscription(&self, s: NewSubscription<'_>) -> Result<String> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = new_id("sub");
         let now = now_millis();
         sqlx::query(
@@ -182,7 +182,7 @@ impl Store {
         reason: &str,
         decided_by: &str,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE subscriptions SET state = $3, reason = $4, decided_by = $5, updated_at = $6
              WHERE id = $1 AND state = $2 AND tenant_id = $7",
@@ -207,7 +207,7 @@ impl Store {
         id: &str,
         plan_id: &str,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE subscriptions SET plan_id = $2, updated_at = $3 WHERE id = $1 AND tenant_id = $4",
         )

@@ -149,7 +149,7 @@ impl Store {
 
     /// Removes a member from the tenant and from every team of that tenant.
     pub async fn remove_membership(&self, tenant_id: &str, user_id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "DELETE FROM team_members WHERE user_id = $1 AND team_id IN (SELECT id FROM teams WHERE tenant_id = $2)",
         )
@@ -203,7 +203,7 @@ impl Store {
         sso_role: Option<&str>,
         role: Option<&str>,
     ) -> Result<SsoRoleChange> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let current: Option<MembershipSources> = sqlx::query_as(
             "SELECT tenant_id, role, manual_role, sso_role FROM memberships WHERE tenant_id = $1 AND user_id = $2",
         )

@@ -94,7 +94,7 @@ impl Store {
     /// Inserts `records` in one transaction, skipping ids already stored, and moves each key's last-used time.
     /// Returns how many rows were new.
     pub async fn insert_usage_batch(&self, records: &[NewUsage<'_>]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut inserted = 0;
         // Many rows per statement: one round trip to the database per `ROWS_PER_INSERT` records, not per record.
         for rows in records.chunks(ROWS_PER_INSERT) {

@@ -130,7 +130,7 @@ impl Store {
         user_id: &str,
         granted: bool,
     ) -> Result<SsoRoleChange> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row: Option<(i64, i64)> =
             sqlx::query_as("SELECT platform_admin, platform_admin_sso FROM users WHERE id = $1")
                 .bind(user_id)

@@ -35,6 +35,11 @@ impl TestApp {
         listener: tokio::net::TcpListener,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
+        // The server's warnings and errors go to the test's captured output, so a failure shows its cause.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,sqlx=error".into()))
+            .try_init();
         let db = TestDatabase::new(flavor)
             .await
             .unwrap_or_else(|e| panic!("test database: {e}"));
