@@ -72,6 +72,16 @@ test('an admin deploys a model, watches it become ready, scales it and reads its
   }
   await shot(page, 'fleet-03-scaled');
 
+  // New engine arguments roll the replicas over: new ones start, the old drain and stop once the new are ready.
+  await page.fill('#engine-max-model-len', '4096');
+  await page.click('[data-testid="engine-form"] button:has-text("Roll out")');
+  await expect(page.locator('main header')).toContainText('--max-model-len 4096');
+  await expect
+    .poll(async () => (await page.getByTestId('event-kind').allTextContents()).filter((k) => k === 'stopped').length, { timeout: 30_000 })
+    .toBeGreaterThanOrEqual(2);
+  await expect(page.locator('[data-testid="replica-row"][data-state="ready"]')).toHaveCount(2);
+  await shot(page, 'fleet-04-rolled');
+
   // Bad input is refused in plain words and creates nothing.
   await page.goto('/admin/fleet');
   await expect(page.locator(`[data-testid="deployment-row"]`)).toHaveCount(9);

@@ -109,7 +109,9 @@ class Checker:
 @pytest.fixture(scope="module")
 def platform():
     sims = start_engines({MODEL: ("ibm-granite/granite-3.1-2b-base", 1, ["--sim-zero-latency"])})
-    p = start_platform(sims=sims)
+    # The fleet's simulator driver runs the deployment this test makes (engines load at once, passes every 200 ms).
+    p = start_platform(sims=sims, extra_env={"TOLLGATE_FLEET_SIM_ARGS": "--sim-zero-latency",
+                                             "TOLLGATE_FLEET_TICK_MS": "200"})
     yield p
     p.stop()
     for replicas in sims.values():
@@ -177,6 +179,20 @@ def test_every_operation_answers_as_documented(platform: Platform):
     c.call("POST", "/invitations", 201, json={"role": "developer", "valid_hours": 24})
     c.call("GET", "/invitations", 200)
     c.call("GET", "/audit?action=subscription.approved", 200)
+
+    # The fleet: a deployment goes up, is scaled, shows its events, and goes; bad input is a 400.
+    c.call("GET", "/fleet/nodes", 200)
+    dep = c.call("POST", "/deployments", 201, json={"model_id": "llama-3.1-8b-instruct", "max_replicas": 2}).json()
+    c.call("POST", "/deployments", 400, json={"model_id": "llama-3.1-8b-instruct", "gpus_per_replica": 64})
+    deadline = time.monotonic() + 20
+    while c.call("GET", f"/deployments/{dep['id']}", 200).json()["ready_replicas"] < 1:
+        assert time.monotonic() < deadline, "the deployment never became ready"
+        time.sleep(0.2)
+    c.call("PATCH", f"/deployments/{dep['id']}", 200, json={"min_replicas": 2})
+    c.call("GET", "/deployments", 200)
+    c.call("GET", f"/deployments/{dep['id']}/events?limit=5", 200)
+    c.call("DELETE", f"/deployments/{dep['id']}", 202)
+    c.call("GET", "/deployments/dep_none", 404)
 
     documented = {(m, path) for path, item in c.doc["paths"].items() for m in item}
     missing = sorted(documented - c.exercised)

@@ -24,15 +24,26 @@ pub async fn fleet_overview() -> Result<FleetStatus, AppError> {
     })
 }
 
-/// A deployment with its latest events (the live panel polls it).
+/// A deployment, its latest events and its replicas' last output lines (the live panel polls it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentPage {
+    pub deployment: DeploymentView,
+    pub events: Vec<FleetEventView>,
+    /// Replica id -> its engine's last output lines (local processes; simulated engines have none).
+    pub logs: Vec<(String, Vec<String>)>,
+}
+
 #[server(endpoint = "fleet/deployment", input = GetUrl)]
-pub async fn deployment_detail(
-    id: String,
-) -> Result<(DeploymentView, Vec<FleetEventView>), AppError> {
+pub async fn deployment_detail(id: String) -> Result<DeploymentPage, AppError> {
     let (fleet, caller) = super::ssr::fleet_caller().await?;
-    let d = fleet.deployment(&caller, &id).await?;
+    let deployment = fleet.deployment(&caller, &id).await?;
     let events = fleet.events(&caller, &id, None, 50).await?;
-    Ok((d, events))
+    let logs = fleet.deployment_logs(&caller, &id, 40).await?;
+    Ok(DeploymentPage {
+        deployment,
+        events,
+        logs,
+    })
 }
 
 /// The form's fields, as the browser posts them (numbers as text, lists comma- or space-separated).
@@ -101,6 +112,7 @@ impl DeploymentForm {
             )?,
             priority: number("Priority", &self.priority, 0)?,
             scale_to_zero_after_s: number("Scale to zero after", &self.scale_to_zero_after_s, 300)?,
+            unknown: Default::default(),
         })
     }
 }
@@ -140,5 +152,34 @@ pub async fn delete_deployment(id: String) -> Result<DeploymentView, AppError> {
     let (fleet, caller) = super::ssr::fleet_caller().await?;
     let d = fleet.delete(&caller, &id).await?;
     leptos_axum::redirect("/admin/fleet");
+    Ok(d)
+}
+
+/// Replaces the engine's arguments (a rolling update: new replicas start, old ones drain as they become ready).
+#[server(endpoint = "fleet/engine")]
+pub async fn update_engine(
+    id: String,
+    max_model_len: String,
+    max_num_seqs: String,
+    dtype: String,
+    extra_args: String,
+) -> Result<DeploymentView, AppError> {
+    let (fleet, caller) = super::ssr::fleet_caller().await?;
+    let optional = |field: &str, raw: &str| -> Result<Option<u32>, AppError> {
+        Ok(Some(number(field, raw, 0u32)?).filter(|n| *n > 0))
+    };
+    let engine = tollgate_domain::fleet::EngineArgs {
+        tensor_parallel_size: None,
+        max_model_len: optional("Max model length", &max_model_len)?,
+        max_num_seqs: optional("Max sequences", &max_num_seqs)?,
+        dtype: Some(dtype.trim().to_string()).filter(|d| !d.is_empty()),
+        extra_args: extra_args.split_whitespace().map(str::to_string).collect(),
+    };
+    let patch = tollgate_domain::fleet::DeploymentPatch {
+        engine: Some(engine),
+        ..Default::default()
+    };
+    let d = fleet.update(&caller, &id, &patch).await?;
+    leptos_axum::redirect(&format!("/admin/fleet/{id}"));
     Ok(d)
 }

@@ -7,6 +7,7 @@ use crate::{
     api::catalog::browse_catalog,
     api::fleet::{
         deployment_detail, fleet_overview, CreateDeployment, DeleteDeployment, ScaleDeployment,
+        UpdateEngine,
     },
     components::{badges::ReplicaStateBadge, ui::*},
 };
@@ -242,7 +243,7 @@ pub fn AdminDeploymentPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match detail.await {
                     Err(e) => view! { <LoadError error=e /> }.into_any(),
-                    Ok((d, _)) => view! {
+                    Ok(detail) => { let d = detail.deployment; view! {
                         <Title text=format!("Deployment of {}", d.spec.model_id) />
                         <PageHeader title=format!("Deployment of {}", d.spec.model_id) subtitle=format!(
                             "{} GPU(s) per replica{}, priority {}, engine: {}",
@@ -267,13 +268,35 @@ pub fn AdminDeploymentPage() -> impl IntoView {
                                     </form>
                                 </div>
                                 <div class=CARD>
+                                    <h2 class="mb-1 font-semibold">"Engine"</h2>
+                                    <p class="mb-3 text-sm text-slate-500">"Changing these rolls the replicas over: new ones start, old ones drain once the new are ready."</p>
+                                    <form method="post" action=UpdateEngine::url() class="space-y-3" data-testid="engine-form">
+                                        <input type="hidden" name="id" value=d.id.clone() />
+                                        <div class="grid grid-cols-2 gap-2">
+                                            <div><label class=LABEL for="engine-max-model-len">"Max model length"</label><input class=INPUT id="engine-max-model-len" name="max_model_len" value=d.spec.engine.max_model_len.map(|n| n.to_string()).unwrap_or_default() placeholder="model default" /></div>
+                                            <div><label class=LABEL for="engine-max-num-seqs">"Max sequences"</label><input class=INPUT id="engine-max-num-seqs" name="max_num_seqs" value=d.spec.engine.max_num_seqs.map(|n| n.to_string()).unwrap_or_default() placeholder="engine default" /></div>
+                                        </div>
+                                        <div>
+                                            <label class=LABEL for="engine-dtype">"Dtype"</label>
+                                            <select class=INPUT id="engine-dtype" name="dtype">
+                                                {["", "auto", "bfloat16", "float16", "float32"].into_iter().map(|x| {
+                                                    let selected = d.spec.engine.dtype.as_deref().unwrap_or("") == x;
+                                                    view! { <option value=x selected=selected>{if x.is_empty() { "engine default" } else { x }}</option> }
+                                                }).collect_view()}
+                                            </select>
+                                        </div>
+                                        <div><label class=LABEL for="engine-extra">"Extra vLLM arguments"</label><input class=INPUT id="engine-extra" name="extra_args" value=d.spec.engine.extra_args.join(" ") placeholder="--enable-prefix-caching" /></div>
+                                        <button type="submit" class=BUTTON>"Roll out"</button>
+                                    </form>
+                                </div>
+                                <div class=CARD>
                                     <h2 class="mb-2 font-semibold">"Delete"</h2>
                                     <p class="mb-3 text-sm text-slate-500">"Its replicas leave the routes, finish their requests and stop; keys for the model answer 503 until it is deployed again."</p>
                                     <ConfirmForm action=DeleteDeployment::url() confirm=format!("Delete the deployment of {}? Its replicas will drain and stop.", d.spec.model_id) label="Delete deployment" fields=vec![("id", d.id.clone())] />
                                 </div>
                             </section>
                         </div>
-                    }.into_any(),
+                    }.into_any() }
                 }
             })}
         </Transition>
@@ -293,7 +316,7 @@ fn DeploymentLive(id: String) -> impl IntoView {
             {move || Suspend::new(async move {
                 match detail.await {
                     Err(e) => view! { <ErrorBanner message=describe(&e) /> }.into_any(),
-                    Ok((d, events)) => view! {
+                    Ok(detail) => { let (d, events, logs) = (detail.deployment, detail.events, detail.logs); view! {
                         <div class="mb-3 flex flex-wrap gap-4 text-sm" data-testid="deployment-summary">
                             <span data-testid="ready-count">{format!("{} of {} replicas ready", d.ready_replicas, d.desired_replicas)}</span>
                             <span class="text-slate-500">{d.scale_reason.clone().unwrap_or_default()}</span>
@@ -301,9 +324,10 @@ fn DeploymentLive(id: String) -> impl IntoView {
                         </div>
                         {d.condition.clone().map(|c| view! { <ErrorBanner message=c /> })}
                         <Replicas replicas=d.replicas.clone() />
+                        <Logs logs />
                         <h2 class="mb-2 mt-6 font-semibold">"Events"</h2>
                         <Events events=events />
-                    }.into_any(),
+                    }.into_any() }
                 }
             })}
         </Transition>
@@ -324,9 +348,10 @@ fn Replicas(replicas: Vec<ReplicaView>) -> impl IntoView {
                         <tr data-testid="replica-row" data-state=r.state.as_str()>
                             <td class=TD><span class="font-mono text-xs">{r.id.clone()}</span></td>
                             <td class=TD><ReplicaStateBadge state=r.state /></td>
-                            <td class=TD>{match &r.node {
-                                Some(n) => format!("{n}, GPU {}", r.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")),
-                                None => "not placed".to_string(),
+                            <td class=TD>{match (&r.node, r.gpus.is_empty()) {
+                                (Some(n), false) => format!("{n}, GPU {}", r.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")),
+                                (_, true) if r.state == ReplicaState::Stopped => "GPUs released".to_string(),
+                                _ => "not placed".to_string(),
                             }}</td>
                             <td class=TD>{r.restarts}</td>
                             <td class=TD>
@@ -357,4 +382,17 @@ fn Events(events: Vec<FleetEventView>) -> impl IntoView {
             }).collect_view()}
         </ol>
     }.into_any()
+}
+
+/// Each replica's last output lines (engines run as local processes), folded.
+#[component]
+fn Logs(logs: Vec<(String, Vec<String>)>) -> impl IntoView {
+    logs.into_iter()
+        .map(|(replica, lines)| view! {
+            <details class="mt-3" data-testid="replica-log">
+                <summary class="cursor-pointer text-sm text-slate-600">{format!("Output of {replica} (last {} lines)", lines.len())}</summary>
+                <pre class="mt-2 max-h-64 overflow-auto rounded bg-slate-900 p-3 text-xs text-slate-100">{lines.join("\n")}</pre>
+            </details>
+        })
+        .collect_view()
 }

@@ -189,9 +189,11 @@ impl EngineArgs {
 }
 
 /// A deployment as created: what to run, on what, and how many.
+///
+/// Unknown fields are kept aside and refused by `validate` (not with serde's `deny_unknown_fields`, which would
+/// also forbid the fields a `DeploymentView` adds beside this struct in its schema).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeploymentInput {
     /// The catalog model to serve.
     pub model_id: String,
@@ -219,6 +221,10 @@ pub struct DeploymentInput {
     /// With `min_replicas` 0: stop the last replica after this many seconds without requests.
     #[serde(default = "default_idle")]
     pub scale_to_zero_after_s: u32,
+    /// Fields this type does not know, refused by `validate`.
+    #[serde(flatten, skip_serializing, default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 fn one() -> u32 {
@@ -257,6 +263,11 @@ pub const MAX_REPLICAS: u32 = 256;
 impl DeploymentInput {
     /// Checks what can be checked without the inventory; the fleet checks GPUs and products against it.
     pub fn validate(&mut self) -> Result<(), DomainError> {
+        if let Some(field) = self.unknown.keys().next() {
+            return Err(DomainError::invalid(format!(
+                "unknown field '{field}' in the deployment"
+            )));
+        }
         self.model_id = self.model_id.trim().to_string();
         if self.model_id.is_empty() {
             return Err(DomainError::invalid("choose a model to deploy"));
@@ -484,8 +495,13 @@ mod tests {
                 "{json}"
             );
         }
-        assert!(
-            serde_json::from_str::<DeploymentInput>(r#"{"model_id":"m","gpus":2}"#).is_err(),
+        let mut unknown: DeploymentInput =
+            serde_json::from_str(r#"{"model_id":"m","gpus":2}"#).unwrap();
+        assert_eq!(
+            unknown.validate(),
+            Err(DomainError::invalid(
+                "unknown field 'gpus' in the deployment"
+            )),
             "unknown fields are refused, not ignored"
         );
     }

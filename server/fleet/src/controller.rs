@@ -685,7 +685,9 @@ impl Controller {
                 if ms > 0 {
                     changes.gpu_ms.push((d.id.clone(), ms));
                 }
-                release(nodes, r);
+                // Its GPUs stay held in this pass's inventory: they are free from the next pass on, when the
+                // deployments place in priority order again, so a preempting deployment gets what it freed
+                // rather than the deployment it preempted, which this pass reaches later.
                 let held = format!(
                     "stopped; held {} GPU(s) for {} s",
                     r.gpus.len(),
@@ -834,18 +836,5 @@ fn hold(nodes: &mut [Node], r: &Replica, priority: i32) {
             deployment: r.deployment_id.clone(),
             priority,
         });
-    }
-}
-
-fn release(nodes: &mut [Node], r: &Replica) {
-    for n in nodes
-        .iter_mut()
-        .filter(|n| Some(&n.name) == r.node.as_ref())
-    {
-        for g in n.gpus.iter_mut() {
-            if g.holder.as_ref().is_some_and(|h| h.replica == r.id) {
-                g.holder = None;
-            }
-        }
     }
 }

@@ -31,6 +31,7 @@ pub async fn seed_deployments(
             target_requests_per_replica: 8,
             priority: 0,
             scale_to_zero_after_s: 300,
+            unknown: Default::default(),
         };
         let now = now_millis();
         let id = new_id("dep");

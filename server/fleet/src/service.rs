@@ -412,6 +412,28 @@ impl Fleet {
             .collect())
     }
 
+    /// The last `lines` output lines of each of a deployment's replicas that has a process (where this server's
+    /// driver keeps them: the local driver does, the simulator has none).
+    pub async fn deployment_logs(
+        &self,
+        caller: &Caller,
+        id: &str,
+        lines: usize,
+    ) -> Result<Vec<(String, Vec<String>)>, DomainError> {
+        require_admin(caller)?;
+        let mut out = Vec::new();
+        for r in self.store.replicas_of(id).await.map_err(internal)? {
+            if let Some(h) = &r.handle {
+                let log = self.driver.logs(h).await;
+                if !log.is_empty() {
+                    let skip = log.len().saturating_sub(lines);
+                    out.push((r.id.clone(), log.into_iter().skip(skip).collect()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// A replica's last output lines, where this server's driver runs it.
     pub async fn logs(
         &self,
