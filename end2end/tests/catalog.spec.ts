@@ -1,23 +1,10 @@
-import { test, expect, Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
+import { shot, hydrated, signIn } from './helpers';
 
 // From the catalog to a working, revocable key, as a developer and a tenant admin live it: the admin creates a
 // team and invites a developer; the developer browses and filters the catalog, opens a model, subscribes the team
 // under a plan that needs approval; the admin approves in another browser; the developer creates a key, sees it
 // once, reloads to see only its prefix, and revokes it. Screenshots go to end2end/screenshots/.
-
-const shot = (page: Page, name: string) => page.screenshot({ path: `screenshots/${name}.png`, fullPage: true });
-
-async function hydrated(page: Page) {
-  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
-}
-
-async function signIn(page: Page, email: string, password: string) {
-  await page.goto('/login');
-  await page.fill('#email', email);
-  await page.fill('#password', password);
-  await page.click('button:has-text("Sign in")');
-  await expect(page.getByTestId('user-email')).toHaveText(email);
-}
 
 test('a developer goes from the catalog to a working, revocable key', async ({ browser, page }) => {
   page.on('dialog', (d) => d.accept());

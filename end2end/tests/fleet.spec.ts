@@ -1,19 +1,11 @@
-import { test, expect, Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
+import { shot, signIn } from './helpers';
 
 // A platform admin runs the fleet from the portal: the seeded models come up on the simulated GPUs; the admin
 // takes one model off (its replica drains and stops), deploys it again on two GPUs per replica, watches it become
 // ready without reloading, scales it to two replicas and reads its events. Screenshots go to end2end/screenshots/.
 
-const shot = (page: Page, name: string) => page.screenshot({ path: `screenshots/${name}.png`, fullPage: true });
 const MODEL = 'qwen2.5-72b-instruct';
-
-async function signIn(page: Page, email: string, password: string) {
-  await page.goto('/login');
-  await page.fill('#email', email);
-  await page.fill('#password', password);
-  await page.click('button:has-text("Sign in")');
-  await expect(page.getByTestId('user-email')).toHaveText(email);
-}
 
 test('an admin deploys a model, watches it become ready, scales it and reads its events', async ({ page }) => {
   test.setTimeout(120_000);

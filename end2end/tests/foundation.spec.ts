@@ -1,14 +1,9 @@
-import { test, expect, Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
+import { shot, hydrated } from './helpers';
 
 // The foundation, as a tenant admin lives it: sign in, create a team, invite someone, who accepts in a
 // second browser; change their role, find that in the audit log, sign out. A screenshot of each page is
 // kept in end2end/screenshots/.
-
-const shot = (page: Page, name: string) => page.screenshot({ path: `screenshots/${name}.png`, fullPage: true });
-
-async function hydrated(page: Page) {
-  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
-}
 
 test('a tenant admin manages teams and members end to end', async ({ browser, page }) => {
   page.on('dialog', (d) => d.accept());

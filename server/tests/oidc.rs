@@ -9,8 +9,8 @@ mod support;
 use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{location, oidc::OidcProvider, TestApp};
-use tollgate_identity::oidc::{Oidc, OidcConfig, OidcError};
+use support::{location, oidc::OidcProvider, Browser, TestApp};
+use tollgate_identity::oidc::{Oidc, OidcConfig, OidcError, PendingLogin};
 use tollgate_store::testing::Flavor;
 
 const SECRET: &str = "tollgate-secret";
@@ -43,6 +43,89 @@ fn oidc_for(provider: &OidcProvider, client_id: &str, callback: &str) -> Oidc {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Signs `user` in at `provider` through `oidc` alone (no server): begins a sign-in, logs in at the provider and
+/// exchanges the code. The pending sign-in and the raw ID token, not yet verified.
+async fn raw_id_token(
+    oidc: &Oidc,
+    provider: &OidcProvider,
+    user: &str,
+    callback: &str,
+) -> (PendingLogin, String) {
+    let (url, pending) = oidc.begin("/").await.unwrap_or_else(|e| panic!("{e}"));
+    let back = provider
+        .login(&url, user, "test", callback)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let raw = oidc
+        .exchange(&pending, &pending.state, &query_param(&back, "code"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (pending, raw)
+}
+
+/// Our server signing users in through a real provider: the provider knows it as client `tollgate` (our callback,
+/// and `<base>/login?signed_out=1` after sign-out), and it offers "Test SSO" with the provider's `groups` claim
+/// mapped through the prefix `tollgate:`.
+struct SsoApp {
+    provider: OidcProvider,
+    app: TestApp,
+    /// Our server, e.g. `http://127.0.0.1:41234`.
+    base: String,
+    /// Our redirect URI at the provider: `<base>/auth/oidc/callback`.
+    callback: String,
+}
+
+impl SsoApp {
+    /// Starts the provider with `accounts` (and `provider_env` for its script, e.g. an accounts file), then our
+    /// server (SQLite) on the address the provider was given.
+    async fn start(accounts: serde_json::Value, provider_env: &[(&str, &str)]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let base = format!(
+            "http://{}",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        let callback = format!("{base}/auth/oidc/callback");
+        let provider = OidcProvider::start_with_env(
+            json!([client("tollgate", &callback, &base)]),
+            accounts,
+            provider_env,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("provider: {e}"));
+        let issuer = provider.issuer.clone();
+        let app = TestApp::start_on(Flavor::Sqlite, listener, |c| {
+            c.oidc = Some(tollgate_server::config::OidcSettings {
+                issuer_url: issuer,
+                client_id: "tollgate".into(),
+                client_secret: SECRET.into(),
+                scopes: vec!["email".into(), "profile".into(), "groups".into()],
+                groups_claim: "groups".into(),
+                group_prefix: "tollgate:".into(),
+                display_name: "Test SSO".into(),
+            });
+        })
+        .await;
+        Self {
+            provider,
+            app,
+            base,
+            callback,
+        }
+    }
+
+    /// `browser` opens `start` (our `/auth/oidc/start`, maybe with `?next=`) and `user` logs in at the provider:
+    /// the URL the provider sends the browser back to (our callback with a code and the state).
+    async fn login_at_provider(&self, browser: &Browser, start: &str, user: &str) -> String {
+        let authorize = location(&browser.get(start).await);
+        self.provider
+            .login(&authorize, user, "test", &self.callback)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
 fn query_param(url: &str, key: &str) -> String {
     reqwest::Url::parse(url)
         .ok()
@@ -54,32 +137,12 @@ fn query_param(url: &str, key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The whole browser flow through our server: sign-in (with state, nonce and PKCE) maps the provider's groups to
+/// roles, a replayed or tampered callback is refused, and sign-out ends the session at the provider too.
 #[tokio::test]
 async fn browser_sign_in_maps_groups_to_roles_and_sign_out_reaches_the_provider() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let base = format!(
-        "http://{}",
-        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
-    );
-    let callback = format!("{base}/auth/oidc/callback");
-    let provider = OidcProvider::start(json!([client("tollgate", &callback, &base)]), accounts())
-        .await
-        .unwrap_or_else(|e| panic!("provider: {e}"));
-    let issuer = provider.issuer.clone();
-    let app = TestApp::start_on(Flavor::Sqlite, listener, |c| {
-        c.oidc = Some(tollgate_server::config::OidcSettings {
-            issuer_url: issuer,
-            client_id: "tollgate".into(),
-            client_secret: SECRET.into(),
-            scopes: vec!["email".into(), "profile".into(), "groups".into()],
-            groups_claim: "groups".into(),
-            group_prefix: "tollgate:".into(),
-            display_name: "Test SSO".into(),
-        });
-    })
-    .await;
+    let sso = SsoApp::start(accounts(), &[]).await;
+    let app = &sso.app;
     app.server
         .state
         .store
@@ -101,7 +164,7 @@ async fn browser_sign_in_maps_groups_to_roles_and_sign_out_reaches_the_provider(
     let start = browser.get("/auth/oidc/start?next=/teams").await;
     assert_eq!(start.status(), StatusCode::SEE_OTHER);
     let authorize = location(&start);
-    assert!(authorize.starts_with(&provider.issuer), "{authorize}");
+    assert!(authorize.starts_with(&sso.provider.issuer), "{authorize}");
     for p in ["state", "nonce", "code_challenge"] {
         assert!(
             !query_param(&authorize, p).is_empty(),
@@ -109,8 +172,9 @@ async fn browser_sign_in_maps_groups_to_roles_and_sign_out_reaches_the_provider(
         );
     }
     assert_eq!(query_param(&authorize, "code_challenge_method"), "S256");
-    let back = provider
-        .login(&authorize, "alice", "test", &callback)
+    let back = sso
+        .provider
+        .login(&authorize, "alice", "test", &sso.callback)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let done = browser.get(&back).await;
@@ -138,11 +202,7 @@ async fn browser_sign_in_maps_groups_to_roles_and_sign_out_reaches_the_provider(
 
     // A second user: a developer; a group for an unknown tenant is ignored.
     let bob = app.browser();
-    let authorize = location(&bob.get("/auth/oidc/start").await);
-    let back = provider
-        .login(&authorize, "bob", "test", &callback)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let back = sso.login_at_provider(&bob, "/auth/oidc/start", "bob").await;
     // A tampered state is refused with a clear message.
     let tampered = back.replace(&query_param(&back, "state"), "forged-state");
     let refused = bob.get(&tampered).await;
@@ -153,42 +213,20 @@ async fn browser_sign_in_maps_groups_to_roles_and_sign_out_reaches_the_provider(
     let out = browser.post_form("/api/auth/logout", &[]).await;
     let end = location(&out);
     assert!(
-        end.starts_with(&format!("{}/session/end", provider.issuer)),
+        end.starts_with(&format!("{}/session/end", sso.provider.issuer)),
         "{end}"
     );
     assert!(!query_param(&end, "id_token_hint").is_empty());
     assert_eq!(browser.me().await, serde_json::Value::Null);
-    app.stop().await;
+    sso.app.stop().await;
 }
 
 /// Anonymous sign-in starts write nothing on the server: the pending sign-in lives in a short-lived cookie, so
 /// 10,000 starts leave the sessions table as it was, and a real sign-in through the provider still works.
 #[tokio::test]
 async fn anonymous_sign_in_starts_do_not_grow_the_sessions_table() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let base = format!(
-        "http://{}",
-        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
-    );
-    let callback = format!("{base}/auth/oidc/callback");
-    let provider = OidcProvider::start(json!([client("tollgate", &callback, &base)]), accounts())
-        .await
-        .unwrap_or_else(|e| panic!("provider: {e}"));
-    let issuer = provider.issuer.clone();
-    let app = TestApp::start_on(Flavor::Sqlite, listener, |c| {
-        c.oidc = Some(tollgate_server::config::OidcSettings {
-            issuer_url: issuer,
-            client_id: "tollgate".into(),
-            client_secret: SECRET.into(),
-            scopes: vec!["email".into(), "profile".into(), "groups".into()],
-            groups_claim: "groups".into(),
-            group_prefix: "tollgate:".into(),
-            display_name: "Test SSO".into(),
-        });
-    })
-    .await;
+    let sso = SsoApp::start(accounts(), &[]).await;
+    let app = &sso.app;
     let store = app.server.state.store.clone();
     store
         .create_tenant("acme", "ACME")
@@ -204,7 +242,7 @@ async fn anonymous_sign_in_starts_do_not_grow_the_sessions_table() {
     const CLIENTS: usize = 16;
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
-        let url = format!("{base}/auth/oidc/start?next=/teams");
+        let url = format!("{}/auth/oidc/start?next=/teams", sso.base);
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -252,11 +290,9 @@ async fn anonymous_sign_in_starts_do_not_grow_the_sessions_table() {
 
     // The whole sign-in still works, and only it writes a session.
     let browser = app.browser();
-    let authorize = location(&browser.get("/auth/oidc/start?next=/teams").await);
-    let back = provider
-        .login(&authorize, "alice", "test", &callback)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let back = sso
+        .login_at_provider(&browser, "/auth/oidc/start?next=/teams", "alice")
+        .await;
     assert_eq!(
         store
             .count_sessions()
@@ -278,11 +314,9 @@ async fn anonymous_sign_in_starts_do_not_grow_the_sessions_table() {
 
     // A callback with a genuine code but from a browser that never started a sign-in is refused.
     let other = app.browser();
-    let authorize = location(&other.get("/auth/oidc/start").await);
-    let back = provider
-        .login(&authorize, "alice", "test", &callback)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let back = sso
+        .login_at_provider(&other, "/auth/oidc/start", "alice")
+        .await;
     let stranger = app.browser();
     let refused = stranger.get(&back).await;
     assert!(
@@ -291,21 +325,13 @@ async fn anonymous_sign_in_starts_do_not_grow_the_sessions_table() {
         location(&refused)
     );
     assert_eq!(stranger.me().await, serde_json::Value::Null);
-    app.stop().await;
+    sso.app.stop().await;
 }
 
 /// At each sign-in, the roles that came from the provider's groups follow the groups: platform admin goes with
 /// its group, a tenant role is lowered and then removed with its group; the hand-made admin stays.
 #[tokio::test]
 async fn sso_roles_follow_the_provider_groups_at_each_sign_in() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let base = format!(
-        "http://{}",
-        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
-    );
-    let callback = format!("{base}/auth/oidc/callback");
     let accounts_file = std::env::temp_dir().join(format!(
         "tollgate-oidc-accounts-{}.json",
         tollgate_store::new_id("t")
@@ -319,29 +345,15 @@ async fn sso_roles_follow_the_provider_groups_at_each_sign_in() {
         .unwrap_or_else(|e| panic!("{e}"));
     };
     groups(&["tollgate:acme:admin", "tollgate:platform-admin"]);
-    let provider = OidcProvider::start_with_env(
-        json!([client("tollgate", &callback, &base)]),
+    let sso = SsoApp::start(
         json!({}),
         &[(
             "OIDC_ACCOUNTS_FILE",
             accounts_file.to_str().unwrap_or_default(),
         )],
     )
-    .await
-    .unwrap_or_else(|e| panic!("provider: {e}"));
-    let issuer = provider.issuer.clone();
-    let app = TestApp::start_on(Flavor::Sqlite, listener, |c| {
-        c.oidc = Some(tollgate_server::config::OidcSettings {
-            issuer_url: issuer,
-            client_id: "tollgate".into(),
-            client_secret: SECRET.into(),
-            scopes: vec!["email".into(), "profile".into(), "groups".into()],
-            groups_claim: "groups".into(),
-            group_prefix: "tollgate:".into(),
-            display_name: "Test SSO".into(),
-        });
-    })
     .await;
+    let app = &sso.app;
     let store = app.server.state.store.clone();
     let acme = store
         .create_tenant("acme", "ACME")
@@ -361,11 +373,9 @@ async fn sso_roles_follow_the_provider_groups_at_each_sign_in() {
 
     let sign_in = || async {
         let browser = app.browser();
-        let authorize = location(&browser.get("/auth/oidc/start").await);
-        let back = provider
-            .login(&authorize, "alice", "test", &callback)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let back = sso
+            .login_at_provider(&browser, "/auth/oidc/start", "alice")
+            .await;
         let done = browser.get(&back).await;
         assert_eq!(location(&done), "/", "signed in");
         browser.me().await
@@ -396,7 +406,7 @@ async fn sso_roles_follow_the_provider_groups_at_each_sign_in() {
         "the hand-made admin is untouched"
     );
     let _ = std::fs::remove_file(&accounts_file);
-    app.stop().await;
+    sso.app.stop().await;
 }
 
 /// An ID token signed by a key we do not know makes us fetch the provider's keys again, at most once per
@@ -473,15 +483,7 @@ async fn unknown_signing_keys_refetch_the_jwks_at_most_once_per_interval() {
         .await
         .unwrap_or_else(|e| panic!("restart: {e}"));
     tokio::time::sleep(interval).await;
-    let (url, pending) = ours.begin("/").await.unwrap_or_else(|e| panic!("{e}"));
-    let back = provider
-        .login(&url, "alice", "test", callback)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let raw_new = ours
-        .exchange(&pending, &pending.state, &query_param(&back, "code"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (pending, raw_new) = raw_id_token(&ours, &provider, "alice", callback).await;
     let identity = ours
         .verify(&raw_new, &pending.nonce, Utc::now())
         .await
@@ -493,34 +495,10 @@ async fn unknown_signing_keys_refetch_the_jwks_at_most_once_per_interval() {
 /// Through the whole server: the provider rotates its key, and users sign in again without restarting Tollgate.
 #[tokio::test]
 async fn sign_in_survives_a_key_rotation_at_the_provider() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let base = format!(
-        "http://{}",
-        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
-    );
-    let callback = format!("{base}/auth/oidc/callback");
-    let mut provider =
-        OidcProvider::start(json!([client("tollgate", &callback, &base)]), accounts())
-            .await
-            .unwrap_or_else(|e| panic!("provider: {e}"));
-    let issuer = provider.issuer.clone();
-    let app = TestApp::start_on(Flavor::Sqlite, listener, |c| {
-        c.oidc = Some(tollgate_server::config::OidcSettings {
-            issuer_url: issuer,
-            client_id: "tollgate".into(),
-            client_secret: SECRET.into(),
-            scopes: vec!["email".into(), "profile".into(), "groups".into()],
-            groups_claim: "groups".into(),
-            group_prefix: "tollgate:".into(),
-            display_name: "Test SSO".into(),
-        });
-    })
-    .await;
+    let mut sso = SsoApp::start(accounts(), &[]).await;
     for round in 0..2 {
         if round == 1 {
-            provider
+            sso.provider
                 .restart()
                 .await
                 .unwrap_or_else(|e| panic!("restart: {e}"));
@@ -531,19 +509,19 @@ async fn sign_in_survives_a_key_rotation_at_the_provider() {
             )
             .await;
         }
-        let browser = app.browser();
-        let authorize = location(&browser.get("/auth/oidc/start").await);
-        let back = provider
-            .login(&authorize, "alice", "test", &callback)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let browser = sso.app.browser();
+        let back = sso
+            .login_at_provider(&browser, "/auth/oidc/start", "alice")
+            .await;
         let done = browser.get(&back).await;
         assert_eq!(location(&done), "/", "round {round}");
         assert_eq!(browser.me().await["email"], "alice@acme.test");
     }
-    app.stop().await;
+    sso.app.stop().await;
 }
 
+/// Straight against the provider, without our server: a replayed code, a wrong state or nonce, an expired token,
+/// a token for another client or from another issuer, and a provider that is not there are each refused.
 #[tokio::test]
 async fn tokens_are_rejected_for_replay_nonce_audience_expiry_and_issuer() {
     let callback = "http://127.0.0.1:9/auth/oidc/callback";
@@ -602,15 +580,7 @@ async fn tokens_are_rejected_for_replay_nonce_audience_expiry_and_issuer() {
 
     // A genuine token issued to another client of the same provider.
     let theirs = oidc_for(&provider, "other-app", callback);
-    let (url, p2) = theirs.begin("/").await.unwrap_or_else(|e| panic!("{e}"));
-    let back = provider
-        .login(&url, "bob", "test", callback)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let raw_other = theirs
-        .exchange(&p2, &p2.state, &query_param(&back, "code"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (p2, raw_other) = raw_id_token(&theirs, &provider, "bob", callback).await;
     let audience = ours.verify(&raw_other, &p2.nonce, Utc::now()).await;
     assert!(
         matches!(&audience, Err(OidcError::InvalidIdToken(m)) if m.to_lowercase().contains("audience")),
@@ -622,15 +592,7 @@ async fn tokens_are_rejected_for_replay_nonce_audience_expiry_and_issuer() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let foreign = oidc_for(&stranger, "tollgate", callback);
-    let (url, p3) = foreign.begin("/").await.unwrap_or_else(|e| panic!("{e}"));
-    let back = stranger
-        .login(&url, "alice", "test", callback)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let raw_foreign = foreign
-        .exchange(&p3, &p3.state, &query_param(&back, "code"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (p3, raw_foreign) = raw_id_token(&foreign, &stranger, "alice", callback).await;
     let issuer = ours.verify(&raw_foreign, &p3.nonce, Utc::now()).await;
     assert!(
         matches!(&issuer, Err(OidcError::InvalidIdToken(m)) if m.to_lowercase().contains("issuer")),
