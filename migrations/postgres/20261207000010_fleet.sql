@@ -16,7 +16,8 @@ CREATE TABLE fleet_deployments (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
-CREATE INDEX fleet_deployments_model ON fleet_deployments (model_id);
+-- One live deployment per model (a deleted one may still be draining beside its successor).
+CREATE UNIQUE INDEX fleet_deployments_live_model ON fleet_deployments (model_id) WHERE deleting = 0;
 
 CREATE TABLE fleet_replicas (
     id TEXT PRIMARY KEY,

@@ -5,7 +5,7 @@
 //!
 //! Measured two ways:
 //! - the whole pass (`Controller::pass`) on SQLite: reading deployments, replicas, models and wake-up marks, the
-//!   decisions, and writing nothing. Replicas carry no address, so no engine is probed: probes run concurrently
+//!   decisions, and writing nothing but the lease renewal. Replicas carry no address, so no engine is probed: probes run concurrently
 //!   and their time is the engines', not the controller's.
 //! - the decisions alone (autoscaling, the scale plan and every replica's state machine), without IO.
 
@@ -178,19 +178,19 @@ fn main() {
             Arc::new(Notify::new()),
         );
         // The first pass meets every deployment (and records the autoscaler's reason once).
-        controller.pass(now).await.unwrap();
+        controller.tick(now).await.unwrap();
         let before = (store.replicas().await.unwrap(), store.fleet_events("dep_0000", None, 1000).await.unwrap().len());
         let mut times = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            controller.pass(tollgate_store::now_millis()).await.unwrap();
+            controller.tick(tollgate_store::now_millis()).await.unwrap();
             times.push(t.elapsed());
         }
         let after = (store.replicas().await.unwrap(), store.fleet_events("dep_0000", None, 1000).await.unwrap().len());
         assert_eq!(before, after, "a pass with nothing to do changes nothing");
         let (min, median) = stats(times);
         println!(
-            "whole pass, SQLite, {DEPLOYMENTS} deployments x {REPLICAS_EACH} ready replicas, nothing to do: min {min:.1} ms, median {median:.1} ms ({runs} runs); nothing written"
+            "whole pass, SQLite, {DEPLOYMENTS} deployments x {REPLICAS_EACH} ready replicas, nothing to do: min {min:.1} ms, median {median:.1} ms ({runs} runs); nothing written but the lease renewal"
         );
 
         // The decisions alone.

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tollgate_domain::fleet::ReplicaState;
-use tollgate_store::{new_id, now_millis, FleetChanges, FleetEventRow, NodeRow, Store, StoreError};
+use tollgate_store::{
+    new_id, now_millis, FleetChanges, FleetEventRow, LeaseFence, NodeRow, Store, StoreError,
+};
 
 /// The lease's name in `fleet_lease`.
 pub const LEASE: &str = "fleet-controller";
@@ -71,6 +73,8 @@ pub struct Controller {
     wake: Arc<Notify>,
     /// Told after a pass that changed what the gateway routes to (this server's route publisher listens).
     routes_changed: Arc<Notify>,
+    /// Set at shutdown: no more passes, and the lease is not taken again.
+    stopped: std::sync::atomic::AtomicBool,
     memory: Mutex<Memory>,
 }
 
@@ -91,6 +95,7 @@ impl Controller {
     ) -> Self {
         Self {
             routes_changed,
+            stopped: std::sync::atomic::AtomicBool::new(false),
             prober: Prober::new(config.probe_timeout),
             store,
             driver,
@@ -109,19 +114,12 @@ impl Controller {
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                let now = now_millis();
-                match self.lead(now).await {
-                    Ok(true) => {
-                        if let Err(e) = self.pass(now).await {
-                            self.metrics.failed("store");
-                            tracing::warn!(error = %e, "fleet pass failed; retrying next tick");
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        self.metrics.failed("store");
-                        tracing::warn!(error = %e, "cannot read the fleet lease");
-                    }
+                if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                if let Err(e) = self.tick(now_millis()).await {
+                    self.metrics.failed("store");
+                    tracing::warn!(error = %e, "fleet pass failed; retrying next tick");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.tick) => {}
@@ -129,6 +127,16 @@ impl Controller {
                 }
             }
         })
+    }
+
+    /// One turn of the loop at `now`: take or renew the lease, and run a pass when this server holds it. Tests
+    /// drive the controller through it with a clock of their own.
+    pub async fn tick(&self, now: i64) -> Result<bool, StoreError> {
+        if !self.lead(now).await? {
+            return Ok(false);
+        }
+        self.pass(now).await?;
+        Ok(true)
     }
 
     /// Takes or renews the lease; logs when leadership changes.
@@ -144,6 +152,9 @@ impl Controller {
                 tracing::info!(holder = %self.config.holder, "this server now runs the fleet controller");
                 // Start from what the database says, not from what an earlier term remembered.
                 m.health_failures.clear();
+                m.finished.clear();
+                m.last_activity.clear();
+                m.scalers.clear();
                 m.inventory = None;
             } else {
                 tracing::info!("another server runs the fleet controller now");
@@ -155,6 +166,8 @@ impl Controller {
 
     /// Gives the lease up, so another server takes over without waiting for it to expire.
     pub async fn release(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
         let _ = self.store.release_lease(LEASE, &self.config.holder).await;
     }
 
@@ -253,7 +266,12 @@ impl Controller {
         for (d, _) in &deployments {
             let mut d = d.clone();
             let mut mine = groups.remove(&d.id).unwrap_or_default();
-            self.autoscale(&mut d, &mine, &seen, &demand, now).await?;
+            // From here on engines may start: a failed write is logged, not returned, so the pass still records
+            // (or undoes) what it started.
+            if let Err(e) = self.autoscale(&mut d, &mine, &seen, &demand, now).await {
+                self.metrics.failed("store");
+                tracing::warn!(deployment = %d.id, error = %e, "cannot record the autoscaler's decision");
+            }
             let plan = lifecycle::plan(&d, &mine);
             for _ in 0..plan.add {
                 let r = Replica::new(new_id("rep"), d.id.clone(), d.generation, now);
@@ -309,24 +327,36 @@ impl Controller {
             let serving = mine.iter().any(|r| r.state == ReplicaState::Ready);
             if serving && d.condition.is_some() {
                 // It runs now: whatever stopped it before is over.
-                self.store
+                let cleared = self
+                    .store
                     .set_deployment_status(
                         &d.id,
                         i64::from(d.desired),
                         d.scale_reason.as_deref(),
                         None,
                     )
-                    .await?;
+                    .await;
+                if let Err(e) = cleared {
+                    tracing::warn!(deployment = %d.id, error = %e, "cannot clear the deployment's condition");
+                }
             }
             if plan.delete_deployment {
-                self.store
+                let deleted = self
+                    .store
                     .delete_deployment(
                         &d.id,
                         &event(&d.id, None, now, "deleted", "deployment deleted".into()),
                     )
-                    .await?;
-                mine.clear();
-                changes.routes_changed = true;
+                    .await;
+                match deleted {
+                    Ok(()) => {
+                        mine.clear();
+                        changes.routes_changed = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(deployment = %d.id, error = %e, "cannot delete the deployment; retrying")
+                    }
+                }
             }
             groups.insert(d.id.clone(), mine);
         }
@@ -350,11 +380,59 @@ impl Controller {
             }
         }
         self.metrics.observe_replicas(&replicas);
-        self.store.apply_fleet_changes(&changes).await?;
-        if changes.routes_changed {
-            self.routes_changed.notify_one();
+        self.forget_the_gone(&deployments, &replicas);
+        // Written only while this server still holds the lease (checked and renewed in the same transaction): a
+        // controller that lost it mid-pass writes nothing, and stops what it started, so no replica runs twice.
+        let lease = LeaseFence {
+            name: LEASE,
+            holder: &self.config.holder,
+            now,
+            ttl_ms: self.config.lease_ttl_ms,
+        };
+        match self
+            .store
+            .apply_fleet_changes_fenced(&changes, &lease)
+            .await
+        {
+            Ok(true) => {
+                if changes.routes_changed {
+                    self.routes_changed.notify_one();
+                }
+                Ok(())
+            }
+            Ok(false) => {
+                tracing::warn!("lost the fleet lease during a pass; undoing what it started");
+                self.undo_started(&before, &replicas).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.undo_started(&before, &replicas).await;
+                Err(e)
+            }
         }
-        Ok(())
+    }
+
+    /// Stops engines this pass started whose rows could not be written (their handles would be lost).
+    async fn undo_started(&self, before: &[Replica], after: &[Replica]) {
+        let known: std::collections::HashSet<&str> =
+            before.iter().filter_map(|r| r.handle.as_deref()).collect();
+        for h in after.iter().filter_map(|r| r.handle.as_deref()) {
+            if !known.contains(h) {
+                let _ = self.driver.stop(h).await;
+            }
+        }
+    }
+
+    /// Drops what the controller remembers of replicas and deployments that no longer exist.
+    fn forget_the_gone(&self, deployments: &[(Deployment, i64)], replicas: &[Replica]) {
+        let ids: std::collections::HashSet<&str> = replicas.iter().map(|r| r.id.as_str()).collect();
+        let deps: std::collections::HashSet<&str> =
+            deployments.iter().map(|(d, _)| d.id.as_str()).collect();
+        let mut m = self.memory();
+        m.health_failures.retain(|k, _| ids.contains(k.as_str()));
+        m.finished.retain(|k, _| ids.contains(k.as_str()));
+        m.last_activity.retain(|k, _| deps.contains(k.as_str()));
+        m.scalers.retain(|k, _| deps.contains(k.as_str()));
     }
 
     /// Looks at every replica that has a process: is it running, healthy, how busy.
@@ -447,6 +525,10 @@ impl Controller {
             .iter()
             .filter(|r| r.state == ReplicaState::Ready)
             .count();
+        let coming = mine
+            .iter()
+            .filter(|r| matches!(r.state, ReplicaState::Pending | ReplicaState::Starting))
+            .count();
         let mut busy = 0.0;
         let mut kv: f64 = 0.0;
         let waiting_for_replica = demand
@@ -487,7 +569,8 @@ impl Controller {
             let signal = Signal {
                 now_ms: now,
                 demand: busy + held,
-                kv_cache: kv,
+                // A full cache asks for one more replica, but not again while one is on its way.
+                kv_cache: if coming > 0 { 0.0 } else { kv },
                 last_request_ms: Some(last_request),
                 current: u32::try_from(live).unwrap_or(u32::MAX),
             };
@@ -497,7 +580,8 @@ impl Controller {
                 .recommend(&policy, &signal)
         };
         if decision.replicas != d.desired
-            || d.scale_reason.as_deref() != Some(decision.reason.as_str())
+            || without_figures(d.scale_reason.as_deref().unwrap_or(""))
+                != without_figures(&decision.reason)
         {
             if decision.replicas != d.desired {
                 self.store
@@ -605,6 +689,15 @@ impl Controller {
                             r.gpus = gpus;
                             let held = r.clone();
                             hold(nodes, &held, d.spec.priority);
+                        }
+                        Outcome::Preempt { .. } if fits_after_drains(nodes, &req) => {
+                            // Replicas already draining will free enough: wait for them rather than drain more.
+                            let reason = "waiting for GPUs that draining replicas are giving back"
+                                .to_string();
+                            if r.reason.as_deref() != Some(reason.as_str()) {
+                                r.reason = Some(reason);
+                            }
+                            return;
                         }
                         Outcome::Preempt { victims, .. } => {
                             let why = format!(
@@ -792,6 +885,12 @@ impl Controller {
     }
 }
 
+/// A reason with its numbers taken out: the figures in an autoscaling reason (idle for 2 min 5 s) move every
+/// pass; rewriting the row for them alone would be a write per deployment per second.
+fn without_figures(reason: &str) -> String {
+    reason.chars().filter(|c| !c.is_ascii_digit()).collect()
+}
+
 fn gpu_list(gpus: &[u32]) -> String {
     gpus.iter()
         .map(u32::to_string)
@@ -823,6 +922,17 @@ fn event(
         kind: kind.to_string(),
         message,
     }
+}
+
+/// Whether `req` would be placed if the GPUs of draining replicas (held at `i32::MAX`) were free already.
+fn fits_after_drains(nodes: &[Node], req: &placement::Requirement) -> bool {
+    let mut relaxed = nodes.to_vec();
+    for g in relaxed.iter_mut().flat_map(|n| n.gpus.iter_mut()) {
+        if g.holder.as_ref().is_some_and(|h| h.priority == i32::MAX) {
+            g.holder = None;
+        }
+    }
+    matches!(placement::place(&relaxed, req), Outcome::Placed { .. })
 }
 
 /// Marks `r`'s GPUs as held by it, at `priority`.

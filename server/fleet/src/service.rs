@@ -321,10 +321,16 @@ impl Fleet {
             "updated",
             format!("updated by {}: {what}", caller.email),
         );
-        self.store
-            .update_deployment_spec(id, &spec, generation, false, &ev)
+        let changed = self
+            .store
+            .update_deployment_spec(id, &spec, row.generation, generation, false, &ev)
             .await
             .map_err(internal)?;
+        if !changed {
+            return Err(DomainError::conflict(
+                "the deployment changed (or is being deleted) while you edited it; reload and try again",
+            ));
+        }
         // The desired count moves into the new bounds at once; the autoscaler takes it from there.
         let desired = current.desired.clamp(next.min_replicas, next.max_replicas);
         if desired != current.desired {
@@ -363,10 +369,16 @@ impl Fleet {
                 "deleting",
                 format!("deleted by {}; draining its replicas", caller.email),
             );
-            self.store
-                .update_deployment_spec(id, &row.spec, row.generation, true, &ev)
+            let changed = self
+                .store
+                .update_deployment_spec(id, &row.spec, row.generation, row.generation, true, &ev)
                 .await
                 .map_err(internal)?;
+            if !changed {
+                return Err(DomainError::conflict(
+                    "the deployment changed while you deleted it; reload and try again",
+                ));
+            }
             self.identity
                 .audit(
                     caller,
@@ -424,7 +436,7 @@ impl Fleet {
         let mut out = Vec::new();
         for r in self.store.replicas_of(id).await.map_err(internal)? {
             if let Some(h) = &r.handle {
-                let log = self.driver.logs(h).await;
+                let log = self.driver.logs(h, &r.id).await;
                 if !log.is_empty() {
                     let skip = log.len().saturating_sub(lines);
                     out.push((r.id.clone(), log.into_iter().skip(skip).collect()));
@@ -447,7 +459,7 @@ impl Fleet {
             .find(|r| r.id == replica_id)
             .ok_or_else(|| DomainError::not_found("replica"))?;
         Ok(match &r.handle {
-            Some(h) => self.driver.logs(h).await,
+            Some(h) => self.driver.logs(h, replica_id).await,
             None => Vec::new(),
         })
     }

@@ -161,11 +161,14 @@ impl Store {
         .await?)
     }
 
-    /// An admin's change: the spec, its generation, and (when deleting) the mark, with the event.
+    /// An admin's change: the spec, its generation, and (when deleting) the mark, with the event. A
+    /// compare-and-set on what the admin read (`read_generation`, and not being deleted), so of two concurrent
+    /// changes one wins and the other is told (false), and a change never undoes a deletion.
     pub async fn update_deployment_spec(
         &self,
         id: &str,
         spec: &str,
+        read_generation: i64,
         generation: i64,
         deleting: bool,
         event: &FleetEventRow,
@@ -173,13 +176,14 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE fleet_deployments SET spec = $2, generation = $3, deleting = $4, updated_at = $5
-             WHERE id = $1",
+             WHERE id = $1 AND generation = $6 AND deleting = 0",
         )
         .bind(id)
         .bind(spec)
         .bind(generation)
         .bind(i64::from(deleting))
         .bind(now_millis())
+        .bind(read_generation)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -245,6 +249,34 @@ impl Store {
         .await?)
     }
 
+    /// `apply_fleet_changes`, only while `lease` is held: the lease is renewed in the same transaction, and when
+    /// another holder has it (or it expired) nothing is written and the answer is false.
+    pub async fn apply_fleet_changes_fenced(
+        &self,
+        changes: &FleetChanges,
+        lease: &LeaseFence<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let held = sqlx::query(
+            "UPDATE fleet_lease SET expires_at = $3 WHERE name = $1 AND holder = $2 AND expires_at >= $4",
+        )
+        .bind(lease.name)
+        .bind(lease.holder)
+        .bind(lease.now + lease.ttl_ms)
+        .bind(lease.now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !held {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        write_changes(&mut tx, changes).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Writes the controller's changes to replicas (inserted or updated whole), their events, the GPU time of
     /// replicas that let their GPUs go, and removes stopped replicas it no longer keeps: one transaction, with a
     /// routes bump when `routes_changed`.
@@ -253,54 +285,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        for r in &changes.upserts {
-            sqlx::query(&format!(
-                "INSERT INTO fleet_replicas ({REPLICA_COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                 ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, state = excluded.state,
-                   node = excluded.node, gpus = excluded.gpus, handle = excluded.handle,
-                   base_url = excluded.base_url, restarts = excluded.restarts, last_error = excluded.last_error,
-                   reason = excluded.reason, since = excluded.since, next_attempt_at = excluded.next_attempt_at,
-                   gpu_since = excluded.gpu_since, drain_until = excluded.drain_until"
-            ))
-            .bind(&r.id)
-            .bind(&r.deployment_id)
-            .bind(r.generation)
-            .bind(&r.state)
-            .bind(r.node.as_deref())
-            .bind(&r.gpus)
-            .bind(r.handle.as_deref())
-            .bind(r.base_url.as_deref())
-            .bind(r.restarts)
-            .bind(r.last_error.as_deref())
-            .bind(r.reason.as_deref())
-            .bind(r.since)
-            .bind(r.next_attempt_at)
-            .bind(r.gpu_since)
-            .bind(r.drain_until)
-            .bind(r.created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for id in &changes.removed {
-            sqlx::query("DELETE FROM fleet_replicas WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (deployment, ms) in &changes.gpu_ms {
-            sqlx::query("UPDATE fleet_deployments SET gpu_ms = gpu_ms + $2 WHERE id = $1")
-                .bind(deployment)
-                .bind(*ms)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for e in &changes.events {
-            insert_event(&mut tx, e).await?;
-        }
-        if changes.routes_changed {
-            bump_routes(&mut tx).await?;
-        }
+        write_changes(&mut tx, changes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -459,6 +444,70 @@ impl FleetChanges {
             && self.events.is_empty()
             && !self.routes_changed
     }
+}
+
+/// A lease the writer must still hold.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseFence<'a> {
+    pub name: &'a str,
+    pub holder: &'a str,
+    pub now: i64,
+    pub ttl_ms: i64,
+}
+
+async fn write_changes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    changes: &FleetChanges,
+) -> Result<()> {
+    for r in &changes.upserts {
+        sqlx::query(&format!(
+                "INSERT INTO fleet_replicas ({REPLICA_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                 ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, state = excluded.state,
+                   node = excluded.node, gpus = excluded.gpus, handle = excluded.handle,
+                   base_url = excluded.base_url, restarts = excluded.restarts, last_error = excluded.last_error,
+                   reason = excluded.reason, since = excluded.since, next_attempt_at = excluded.next_attempt_at,
+                   gpu_since = excluded.gpu_since, drain_until = excluded.drain_until"
+            ))
+            .bind(&r.id)
+            .bind(&r.deployment_id)
+            .bind(r.generation)
+            .bind(&r.state)
+            .bind(r.node.as_deref())
+            .bind(&r.gpus)
+            .bind(r.handle.as_deref())
+            .bind(r.base_url.as_deref())
+            .bind(r.restarts)
+            .bind(r.last_error.as_deref())
+            .bind(r.reason.as_deref())
+            .bind(r.since)
+            .bind(r.next_attempt_at)
+            .bind(r.gpu_since)
+            .bind(r.drain_until)
+            .bind(r.created_at)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for id in &changes.removed {
+        sqlx::query("DELETE FROM fleet_replicas WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for (deployment, ms) in &changes.gpu_ms {
+        sqlx::query("UPDATE fleet_deployments SET gpu_ms = gpu_ms + $2 WHERE id = $1")
+            .bind(deployment)
+            .bind(*ms)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for e in &changes.events {
+        insert_event(tx, e).await?;
+    }
+    if changes.routes_changed {
+        bump_routes(tx).await?;
+    }
+    Ok(())
 }
 
 async fn insert_event(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: &FleetEventRow) -> Result<()> {

@@ -29,7 +29,9 @@ pub use api_keys::{ApiKeyRow, GatewayKeyRow, NewApiKey};
 pub use audit::{AuditQuery, AuditRow, NewAuditEvent};
 pub use connect::{Backend, Store};
 pub use error::StoreError;
-pub use fleet::{DeploymentRow, FleetChanges, FleetEventRow, NodeRow, ReplicaRow, RouteRow};
+pub use fleet::{
+    DeploymentRow, FleetChanges, FleetEventRow, LeaseFence, NodeRow, ReplicaRow, RouteRow,
+};
 pub use ids::new_id;
 pub use invitations::{InvitationRow, NewInvitation};
 pub use models::ModelRow;

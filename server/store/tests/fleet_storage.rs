@@ -169,20 +169,63 @@ async fn deployments_and_replicas(store: &Store) {
     }
     assert_eq!(seen, ["ev_s3", "ev_s2", "ev_s1", "ev_2", "ev_1"]);
 
-    // Marking for deletion hides the model from the deployed ones; deleting removes replicas too.
+    // A change written against a generation that is not the stored one writes nothing.
+    assert!(!store
+        .update_deployment_spec(
+            "dep_1",
+            &d.spec,
+            2,
+            3,
+            false,
+            &event("ev_x", "dep_1", 7, "x")
+        )
+        .await
+        .unwrap());
+    // Marking for deletion hides the model from the deployed ones; then no change undoes it.
     assert!(store
         .update_deployment_spec(
             "dep_1",
             &d.spec,
+            1,
             1,
             true,
             &event("ev_3", "dep_1", 7, "deleting")
         )
         .await
         .unwrap());
+    assert!(!store
+        .update_deployment_spec(
+            "dep_1",
+            &d.spec,
+            1,
+            2,
+            false,
+            &event("ev_y", "dep_1", 7, "y")
+        )
+        .await
+        .unwrap());
+    // One live deployment per model: a second one is a duplicate, but a successor beside a deleted one is not.
+    let mut second = d.clone();
+    second.id = "dep_2".into();
+    store
+        .create_deployment(&second, &event("ev_d2", "dep_2", 8, "created"))
+        .await
+        .unwrap();
+    let mut third = d.clone();
+    third.id = "dep_3".into();
+    assert!(matches!(
+        store
+            .create_deployment(&third, &event("ev_d3", "dep_3", 8, "created"))
+            .await,
+        Err(tollgate_store::StoreError::Duplicate)
+    ));
+    store
+        .delete_deployment("dep_2", &event("ev_d2x", "dep_2", 8, "deleted"))
+        .await
+        .unwrap();
     assert!(store.deployed_models().await.unwrap().is_empty());
     assert!(!store
-        .update_deployment_spec("nope", &d.spec, 1, true, &event("ev_4", "nope", 7, "x"))
+        .update_deployment_spec("nope", &d.spec, 1, 1, true, &event("ev_4", "nope", 7, "x"))
         .await
         .unwrap());
     store

@@ -3,16 +3,17 @@
 //! come from `nvidia-smi` (the query is configurable, so a recorded answer can stand in). Each process's output
 //! is kept in a bounded buffer the portal shows.
 //!
-//! Processes are not tied to this one: when Tollgate restarts, the controller finds them by their handle
-//! (`local:PID:PORT`) and adopts them instead of starting duplicates.
+//! Processes are not tied to this one: each runs in a process group of its own (a Ctrl-C or a service manager
+//! stopping Tollgate does not reach it) and writes to a file, not a pipe to Tollgate (which would break when
+//! Tollgate goes). When Tollgate restarts, the controller finds them by their handle (`local:PID:PORT`) and adopts
+//! them instead of starting duplicates.
 
 use super::{Driver, DriverError, ReplicaSpec, Started};
 use crate::rules::lifecycle::Process;
 use crate::rules::placement::Node;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalConfig {
@@ -30,8 +31,43 @@ pub struct LocalConfig {
 
 struct Proc {
     pid: u32,
-    log: Arc<Mutex<VecDeque<String>>>,
+    replica: String,
     exit: Arc<Mutex<Option<String>>>,
+}
+
+/// Where a replica's engine writes its output.
+fn log_path(replica: &str) -> std::path::PathBuf {
+    let safe: String = replica
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    std::env::temp_dir()
+        .join("tollgate-engines")
+        .join(format!("{safe}.log"))
+}
+
+/// The last `max` lines of a file, reading at most its last 256 KiB.
+fn tail(path: &std::path::Path, max: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(256 * 1024);
+    if file.seek(SeekFrom::Start(from)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(max.max(1));
+    lines[skip..]
+        .iter()
+        .map(|l| l.chars().take(2_000).collect())
+        .collect()
 }
 
 pub struct LocalDriver {
@@ -88,23 +124,6 @@ async fn signal(pid: u32, sig: &str) {
         .stderr(Stdio::null())
         .status()
         .await;
-}
-
-fn keep_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
-    reader: R,
-    log: Arc<Mutex<VecDeque<String>>>,
-    max: usize,
-) {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(reader).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-            if log.len() >= max.max(1) {
-                log.pop_front();
-            }
-            log.push_back(line.chars().take(2_000).collect());
-        }
-    });
 }
 
 #[async_trait::async_trait]
@@ -167,6 +186,18 @@ impl Driver for LocalDriver {
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(",");
+        let path = log_path(&spec.replica_id);
+        let log = path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .and_then(|_| std::fs::File::create(&path))
+            .map_err(|e| {
+                DriverError::Transient(format!("cannot create {}: {e}", path.display()))
+            })?;
+        let err_log = log
+            .try_clone()
+            .map_err(|e| DriverError::Transient(format!("cannot share {}: {e}", path.display())))?;
         let mut child = tokio::process::Command::new(program)
             .args(before)
             .arg(&spec.served_name)
@@ -176,21 +207,15 @@ impl Driver for LocalDriver {
             .args(&spec.args)
             .env("CUDA_VISIBLE_DEVICES", gpus)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err_log))
+            .process_group(0)
             .kill_on_drop(false)
             .spawn()
             .map_err(|e| DriverError::Permanent(format!("cannot start {program}: {e}")))?;
         let pid = child
             .id()
             .ok_or_else(|| DriverError::Transient("the engine exited at once".into()))?;
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(out) = child.stdout.take() {
-            keep_lines(out, log.clone(), self.config.log_lines);
-        }
-        if let Some(err) = child.stderr.take() {
-            keep_lines(err, log.clone(), self.config.log_lines);
-        }
         let exit = Arc::new(Mutex::new(None));
         {
             let exit = exit.clone();
@@ -203,7 +228,14 @@ impl Driver for LocalDriver {
             });
         }
         let handle = format!("local:{pid}:{port}");
-        self.procs().insert(handle.clone(), Proc { pid, log, exit });
+        self.procs().insert(
+            handle.clone(),
+            Proc {
+                pid,
+                replica: spec.replica_id.clone(),
+                exit,
+            },
+        );
         Ok(Started {
             handle,
             base_url: format!("http://{}:{port}", self.config.host),
@@ -211,17 +243,18 @@ impl Driver for LocalDriver {
     }
 
     async fn observe(&self, handle: &str) -> Process {
-        if let Some(p) = self.procs().get(handle) {
-            let exit = p.exit.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let exited = self
+            .procs()
+            .get(handle)
+            .map(|p| p.exit.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        if let Some(exit) = exited {
             return match exit {
                 None => Process::Running,
                 Some(how) => {
-                    let last = p
-                        .log
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .back()
-                        .cloned();
+                    let last = self
+                        .procs()
+                        .get(handle)
+                        .and_then(|p| tail(&log_path(&p.replica), 1).pop());
                     Process::Exited(match last {
                         Some(line) => format!("{how}; last output: {line}"),
                         None => how,
@@ -255,15 +288,8 @@ impl Driver for LocalDriver {
         Ok(())
     }
 
-    async fn logs(&self, handle: &str) -> Vec<String> {
-        self.procs().get(handle).map_or_else(Vec::new, |p| {
-            p.log
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .cloned()
-                .collect()
-        })
+    async fn logs(&self, _handle: &str, replica_id: &str) -> Vec<String> {
+        tail(&log_path(replica_id), self.config.log_lines)
     }
 }
 

@@ -69,7 +69,7 @@ pub trait Driver: Send + Sync + 'static {
     async fn stop(&self, handle: &str) -> Result<(), DriverError>;
 
     /// The replica's last output lines, oldest first (bounded).
-    async fn logs(&self, _handle: &str) -> Vec<String> {
+    async fn logs(&self, _handle: &str, _replica_id: &str) -> Vec<String> {
         Vec::new()
     }
 }

@@ -22,6 +22,9 @@ pub struct Timing {
     pub unhealthy_after: u32,
     /// Stopped replicas stay listed this long, then are forgotten (their events stay).
     pub keep_stopped_ms: i64,
+    /// A draining replica stays up at least this long even when idle, so every server's gateway has taken it out
+    /// of its routes (they follow the routes revision about once a second) before it stops.
+    pub drain_settle_ms: i64,
 }
 
 impl Default for Timing {
@@ -33,6 +36,7 @@ impl Default for Timing {
             backoff_max_ms: 60_000,
             unhealthy_after: 3,
             keep_stopped_ms: 10 * 60_000,
+            drain_settle_ms: 3_000,
         }
     }
 }
@@ -158,7 +162,8 @@ pub fn advance(r: &mut Replica, facts: &Facts, now: i64, t: &Timing) -> Step {
             }
         }
         Draining => {
-            let idle = facts.busy.is_some_and(|b| b <= 0.0);
+            let settled = now - r.since >= t.drain_settle_ms;
+            let idle = settled && facts.busy.is_some_and(|b| b <= 0.0);
             let gone = facts.process != Process::Running;
             if idle || gone || r.drain_until.is_none_or(|until| now >= until) {
                 Step::Stop
@@ -255,7 +260,19 @@ pub fn plan(d: &Deployment, replicas: &[Replica]) -> ScalePlan {
             .iter()
             .any(|r| r.state == ReplicaState::Pending && r.gpus.is_empty())
             && !new.iter().any(|r| r.state == ReplicaState::Starting);
-        if new_blocked && keep > 0 && keep >= old.len() {
+        // One old replica makes room for a new one only while the deployment serves at full strength, so the
+        // dip is one replica at most (not every old replica, pass after pass, while the new ones still load).
+        let ready_old = old
+            .iter()
+            .filter(|r| r.state == ReplicaState::Ready)
+            .count();
+        let draining = mine().any(|r| r.state == ReplicaState::Draining);
+        if new_blocked
+            && !draining
+            && ready_new + ready_old >= target
+            && keep > 0
+            && keep >= old.len()
+        {
             keep = old.len() - 1;
         }
         let why = if d.deleting {
@@ -308,6 +325,7 @@ mod tests {
         backoff_max_ms: 8_000,
         unhealthy_after: 3,
         keep_stopped_ms: 600_000,
+        drain_settle_ms: 2_000,
     };
 
     fn replica(id: &str, state: ReplicaState, generation: u32, created: i64) -> Replica {
@@ -426,6 +444,11 @@ mod tests {
             "grace is bounded"
         );
         let idle = facts(Process::Running, Some(true), 0, Some(0.0));
+        assert_eq!(
+            advance(&mut r, &idle, 1_000, &T),
+            Step::Nothing,
+            "idle, but the gateways may still route to it for a moment"
+        );
         assert_eq!(advance(&mut r, &idle, 6_000, &T), Step::Stop);
         let gone = facts(Process::Exited("killed".into()), None, 0, None);
         assert_eq!(advance(&mut r, &gone, 6_000, &T), Step::Stop);
@@ -502,6 +525,26 @@ mod tests {
         let p = plan(&d, &rs);
         assert_eq!(p.drain.len(), 1, "no GPUs for the new: one old makes room");
         assert_eq!(p.add, 0);
+
+        // The next passes: o2 drains, then stops; o1 stays until a new one is ready.
+        let mut later = rs.clone();
+        later[1].state = Draining;
+        assert!(plan(&d, &later).drain.is_empty(), "one at a time");
+        later[1].state = Stopped;
+        assert!(
+            plan(&d, &later).drain.is_empty(),
+            "below full strength: o1 keeps serving"
+        );
+        later[2].state = Ready;
+        let p = plan(&d, &later);
+        assert_eq!(
+            p.drain
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>(),
+            ["o1"],
+            "n1 ready, n2 blocked, full strength again: o1 makes room"
+        );
     }
 
     #[test]
