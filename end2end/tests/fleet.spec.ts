@@ -10,7 +10,10 @@ const MODEL = 'qwen2.5-72b-instruct';
 test('an admin deploys a model, watches it become ready, scales it and reads its events', async ({ page }) => {
   test.setTimeout(120_000);
   page.on('dialog', (d) => d.accept());
-  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+  // The live panels must hydrate cleanly (a mismatch would freeze them on what the server rendered).
+  const consoleErrors: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
   await signIn(page, 'admin@e2e.test', 'e2e-admin-password');
 
   // The seeded catalog is deployed on first start; every model gets its replica.
@@ -82,4 +85,6 @@ test('an admin deploys a model, watches it become ready, scales it and reads its
   await page.click('button:has-text("Deploy")');
   await expect(page.locator('body')).toContainText('cannot run on this fleet');
   await expect(page.locator(`[data-testid="deployment-row"]`)).toHaveCount(9);
+
+  expect(consoleErrors.filter((e) => /hydrat|panicked/i.test(e))).toEqual([]);
 });

@@ -301,7 +301,7 @@ pub struct Settings {
     /// How long a request waits for a model that is starting (or waking from zero) before a 503 with Retry-After, in milliseconds.
     #[arg(long, env = "TOLLGATE_GATEWAY_WAKE_WAIT_MS", default_value_t = gw().wake_wait.as_millis() as u64, help_heading = "Gateway")]
     pub gateway_wake_wait_ms: u64,
-    /// Requests one server holds at most while models start; more get a 503 with Retry-After at once.
+    /// Requests one server holds at most per model while it starts; more get a 503 with Retry-After at once.
     #[arg(long, env = "TOLLGATE_GATEWAY_WAKE_QUEUE", default_value_t = gw().wake_queue, help_heading = "Gateway")]
     pub gateway_wake_queue: usize,
 

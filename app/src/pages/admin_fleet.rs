@@ -6,8 +6,8 @@
 use crate::{
     api::catalog::browse_catalog,
     api::fleet::{
-        deployment_detail, fleet_overview, CreateDeployment, DeleteDeployment, ScaleDeployment,
-        UpdateEngine,
+        deployment_detail, fleet_overview, CreateDeployment, DeleteDeployment, DeploymentPage,
+        FleetStatus, ScaleDeployment, UpdateEngine,
     },
     components::{badges::ReplicaStateBadge, ui::*},
 };
@@ -22,18 +22,39 @@ use tollgate_domain::{
 
 const POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A signal that moves every `POLL` in the browser (never on the server).
-fn ticker() -> RwSignal<u64> {
-    let tick = RwSignal::new(0u64);
+/// Fetches with `fetch` every `POLL`, in the browser only, into `data` (what the server rendered is the first
+/// value, passed to the island as a prop, so hydration always sees what the server saw); a failed fetch keeps the
+/// last data and sets `error`.
+fn poll<T, F, Fut>(fetch: F, data: RwSignal<T>, error: RwSignal<Option<String>>)
+where
+    T: Send + Sync + 'static,
+    F: Fn() -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = Result<T, crate::error::AppError>> + 'static,
+{
     Effect::new(move |_| {
-        let handle = set_interval_with_handle(move || tick.update(|t| *t += 1), POLL).ok();
+        let fetch = fetch.clone();
+        let handle = set_interval_with_handle(
+            move || {
+                let next = fetch();
+                leptos::task::spawn_local(async move {
+                    match next.await {
+                        Ok(v) => {
+                            data.set(v);
+                            error.set(None);
+                        }
+                        Err(e) => error.set(Some(describe(&e))),
+                    }
+                });
+            },
+            POLL,
+        )
+        .ok();
         on_cleanup(move || {
             if let Some(h) = handle {
                 h.clear();
             }
         });
     });
-    tick
 }
 
 #[component]
@@ -42,13 +63,23 @@ pub fn AdminFleetPage() -> impl IntoView {
     if !me.platform_admin {
         return view! { <ErrorBanner message="This page is for platform admins." /> }.into_any();
     }
+    let overview = Resource::new(|| (), |_| fleet_overview());
     view! {
         <Title text="Fleet" />
         <a class="text-sm text-indigo-600 hover:underline" href="/admin">"← Admin"</a>
         <PageHeader title="Fleet" subtitle="Catalog models deployed onto GPUs. Replicas start, scale with load and drain by themselves; the gateway routes to those that are ready." />
         <FormError />
         <div class="grid gap-6 lg:grid-cols-3">
-            <section class="lg:col-span-2"><FleetLive /></section>
+            <section class="lg:col-span-2">
+                <Suspense fallback=|| view! { <p class="text-slate-500">"Loading the fleet..."</p> }>
+                    {move || Suspend::new(async move {
+                        match overview.await {
+                            Err(e) => view! { <LoadError error=e /> }.into_any(),
+                            Ok(o) => view! { <FleetLive initial=o /> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </section>
             <section class=CARD><DeployForm /></section>
         </div>
     }
@@ -57,23 +88,21 @@ pub fn AdminFleetPage() -> impl IntoView {
 
 /// Deployments and GPUs, refreshed every two seconds.
 #[island]
-fn FleetLive() -> impl IntoView {
-    let tick = ticker();
-    let overview = Resource::new(move || tick.get(), |_| fleet_overview());
+fn FleetLive(initial: FleetStatus) -> impl IntoView {
+    let data = RwSignal::new(initial);
+    let error = RwSignal::new(None::<String>);
+    poll(fleet_overview, data, error);
     view! {
-        <Transition fallback=|| view! { <p class="text-slate-500">"Loading the fleet..."</p> }>
-            {move || Suspend::new(async move {
-                match overview.await {
-                    Err(e) => view! { <ErrorBanner message=describe(&e) /> }.into_any(),
-                    Ok(o) => view! {
-                        <p class="mb-2 text-xs text-slate-500" data-testid="fleet-driver">"Driver: "{o.driver.clone()}" · updates every 2 s"</p>
-                        <Deployments deployments=o.deployments.clone() />
-                        <h2 class="mb-2 mt-6 font-semibold">"GPUs"</h2>
-                        <Nodes nodes=o.nodes.clone() />
-                    }.into_any(),
-                }
-            })}
-        </Transition>
+        {move || error.get().map(|e| view! { <ErrorBanner message=e /> })}
+        {move || {
+            let o = data.get();
+            view! {
+                <p class="mb-2 text-xs text-slate-500" data-testid="fleet-driver">"Driver: "{o.driver.clone()}" · updates every 2 s"</p>
+                <Deployments deployments=o.deployments.clone() />
+                <h2 class="mb-2 mt-6 font-semibold">"GPUs"</h2>
+                <Nodes nodes=o.nodes.clone() />
+            }
+        }}
     }
 }
 
@@ -243,7 +272,7 @@ pub fn AdminDeploymentPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match detail.await {
                     Err(e) => view! { <LoadError error=e /> }.into_any(),
-                    Ok(detail) => { let d = detail.deployment; view! {
+                    Ok(detail) => { let page = detail.clone(); let d = detail.deployment; view! {
                         <Title text=format!("Deployment of {}", d.spec.model_id) />
                         <PageHeader title=format!("Deployment of {}", d.spec.model_id) subtitle=format!(
                             "{} GPU(s) per replica{}, priority {}, engine: {}",
@@ -253,7 +282,7 @@ pub fn AdminDeploymentPage() -> impl IntoView {
                             d.spec.engine.to_args(d.spec.gpus_per_replica).join(" "),
                         ) />
                         <div class="grid gap-6 lg:grid-cols-3">
-                            <section class="lg:col-span-2"><DeploymentLive id=d.id.clone() /></section>
+                            <section class="lg:col-span-2"><DeploymentLive initial=page /></section>
                             <section class="space-y-4">
                                 <div class=CARD>
                                     <h2 class="mb-3 font-semibold">"Scale"</h2>
@@ -305,32 +334,28 @@ pub fn AdminDeploymentPage() -> impl IntoView {
 
 /// A deployment's replicas and events, refreshed every two seconds.
 #[island]
-fn DeploymentLive(id: String) -> impl IntoView {
-    let tick = ticker();
-    let detail = Resource::new(
-        move || (tick.get(), id.clone()),
-        |(_, id)| deployment_detail(id),
-    );
+fn DeploymentLive(initial: DeploymentPage) -> impl IntoView {
+    let id = initial.deployment.id.clone();
+    let data = RwSignal::new(initial);
+    let error = RwSignal::new(None::<String>);
+    poll(move || deployment_detail(id.clone()), data, error);
     view! {
-        <Transition fallback=|| view! { <p class="text-slate-500">"Loading..."</p> }>
-            {move || Suspend::new(async move {
-                match detail.await {
-                    Err(e) => view! { <ErrorBanner message=describe(&e) /> }.into_any(),
-                    Ok(detail) => { let (d, events, logs) = (detail.deployment, detail.events, detail.logs); view! {
-                        <div class="mb-3 flex flex-wrap gap-4 text-sm" data-testid="deployment-summary">
-                            <span data-testid="ready-count">{format!("{} of {} replicas ready", d.ready_replicas, d.desired_replicas)}</span>
-                            <span class="text-slate-500">{d.scale_reason.clone().unwrap_or_default()}</span>
-                            <span class="text-slate-500">{format!("{:.1} GPU-hours", d.gpu_seconds / 3600.0)}</span>
-                        </div>
-                        {d.condition.clone().map(|c| view! { <ErrorBanner message=c /> })}
-                        <Replicas replicas=d.replicas.clone() />
-                        <Logs logs />
-                        <h2 class="mb-2 mt-6 font-semibold">"Events"</h2>
-                        <Events events=events />
-                    }.into_any() }
-                }
-            })}
-        </Transition>
+        {move || error.get().map(|e| view! { <ErrorBanner message=e /> })}
+        {move || {
+            let DeploymentPage { deployment: d, events, logs } = data.get();
+            view! {
+                <div class="mb-3 flex flex-wrap gap-4 text-sm" data-testid="deployment-summary">
+                    <span data-testid="ready-count">{format!("{} of {} replicas ready", d.ready_replicas, d.desired_replicas)}</span>
+                    <span class="text-slate-500">{d.scale_reason.clone().unwrap_or_default()}</span>
+                    <span class="text-slate-500">{format!("{:.1} GPU-hours", d.gpu_seconds / 3600.0)}</span>
+                </div>
+                {d.condition.clone().map(|c| view! { <ErrorBanner message=c /> })}
+                <Replicas replicas=d.replicas.clone() />
+                <Logs logs />
+                <h2 class="mb-2 mt-6 font-semibold">"Events"</h2>
+                <Events events=events />
+            }
+        }}
     }
 }
 

@@ -36,7 +36,7 @@ pub struct GatewayConfig {
     /// How long a request waits for a model that is starting (or waking from zero) before it is answered 503 with
     /// `Retry-After`.
     pub wake_wait: Duration,
-    /// Requests held at most while models start; more are answered 503 with `Retry-After` at once.
+    /// Requests held at most per model while it starts; more are answered 503 with `Retry-After` at once.
     pub wake_queue: usize,
 }
 

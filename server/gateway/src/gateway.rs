@@ -50,12 +50,25 @@ pub(crate) struct Inner {
     pub swap_order: Mutex<()>,
     /// Moves on every route swap: requests held for a starting model wait on it.
     pub route_swaps: tokio::sync::watch::Sender<u64>,
-    /// Requests held now, waiting for a model to start.
-    pub held: AtomicUsize,
+    /// Requests held now, per model, waiting for it to start: each model has its own bound, so one that cannot
+    /// start does not fill the queue for the others.
+    pub held: Mutex<std::collections::HashMap<String, Arc<AtomicUsize>>>,
     /// Told which model a held request waits for (the fleet wakes a model scaled to zero).
     pub wake: OnceLock<WakeHook>,
     /// Adds series of other parts of the server (the fleet controller's) to `/metrics`.
     pub extra_metrics: OnceLock<MetricsHook>,
+}
+
+impl Inner {
+    /// The count of requests held for `model` (made on first use; only held requests take this lock).
+    pub(crate) fn held_for(&self, model: &str) -> Arc<AtomicUsize> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(model.to_string())
+            .or_default()
+            .clone()
+    }
 }
 
 impl Gateway {
@@ -74,7 +87,7 @@ impl Gateway {
                 rotation: AtomicUsize::new(0),
                 swap_order: Mutex::new(()),
                 route_swaps: tokio::sync::watch::Sender::new(0),
-                held: AtomicUsize::new(0),
+                held: Mutex::default(),
                 wake: OnceLock::new(),
                 extra_metrics: OnceLock::new(),
             }),

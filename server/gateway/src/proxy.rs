@@ -240,7 +240,7 @@ async fn wait_for_replica(gw: &Inner, model: &str) -> Result<Arc<ModelTarget>, G
         model: model.to_string(),
         starting: true,
     };
-    let _held = HeldSlot::take(&gw.held, gw.config.wake_queue).ok_or_else(starting)?;
+    let _held = HeldSlot::take(gw.held_for(model), gw.config.wake_queue).ok_or_else(starting)?;
     let mut swaps = gw.route_swaps.subscribe();
     let deadline = tokio::time::Instant::now() + gw.config.wake_wait;
     loop {
@@ -268,18 +268,18 @@ async fn wait_for_replica(gw: &Inner, model: &str) -> Result<Arc<ModelTarget>, G
     }
 }
 
-/// One of the bounded places for held requests, given back on drop.
-struct HeldSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+/// One of a model's bounded places for held requests, given back on drop.
+struct HeldSlot(Arc<std::sync::atomic::AtomicUsize>);
 
-impl<'a> HeldSlot<'a> {
-    fn take(count: &'a std::sync::atomic::AtomicUsize, max: usize) -> Option<Self> {
+impl HeldSlot {
+    fn take(count: Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<Self> {
         let before = count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let slot = Self(count);
         (before < max).then_some(slot)
     }
 }
 
-impl Drop for HeldSlot<'_> {
+impl Drop for HeldSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }

@@ -165,3 +165,67 @@ async fn a_replica_that_does_not_answer_its_probe_gets_no_requests() {
     assert!((1..=2).contains(&opened), "{opened} connections opened");
     poller.abort();
 }
+
+#[tokio::test]
+async fn the_held_queue_is_bounded_per_model() {
+    use tollgate_gateway::{ModelRoute, Routes};
+    let a = key(1, "sub_a", MODEL, Limits::default());
+    let b = key(2, "sub_b", "other", Limits::default());
+    let starting = ModelRoute {
+        served_name: "served".into(),
+        replicas: vec![],
+        starting: 1,
+        wakeable: false,
+    };
+    let routes = Routes {
+        models: [
+            (MODEL.to_string(), starting.clone()),
+            ("other".to_string(), starting),
+        ]
+        .into(),
+    };
+    let config = GatewayConfig {
+        wake_wait: Duration::from_secs(3),
+        wake_queue: 1,
+        ..GatewayConfig::default()
+    };
+    let gw = gateway_with(
+        vec![a.entry.clone(), b.entry.clone()],
+        &routes,
+        memory(),
+        config,
+    )
+    .await;
+    let send = |secret: String, model: &'static str| {
+        let addr = gw.addr;
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let r = reqwest::Client::new()
+                .post(format!("http://{addr}/v1/chat/completions"))
+                .bearer_auth(secret)
+                .json(&serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .expect("request");
+            (r.status().as_u16(), started.elapsed())
+        })
+    };
+    let first_a = send(a.secret.clone(), MODEL);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second_a = send(a.secret.clone(), MODEL);
+    let first_b = send(b.secret.clone(), "other");
+    let (status, waited) = second_a.await.expect("join");
+    assert_eq!(status, 503);
+    assert!(
+        waited < Duration::from_secs(2),
+        "refused at once, not held: {waited:?}"
+    );
+    let (status, waited) = first_b.await.expect("join");
+    assert_eq!(status, 503, "nothing came up");
+    assert!(
+        waited >= Duration::from_secs(2),
+        "another model's request was held despite the first model's full queue: {waited:?}"
+    );
+    let (status, waited) = first_a.await.expect("join");
+    assert_eq!((status, waited >= Duration::from_secs(2)), (503, true));
+}
