@@ -5,7 +5,7 @@ answers larger than one read) and not only against the Rust simulator.
 It answers like vLLM in shape: `/v1/completions` and `/v1/chat/completions`, streamed (Server-Sent Events, one
 chunk per event) or not, with `usage`; `/metrics` with vLLM's gauges; `/health`. Each completion token is the word
 "tok"; `max_tokens` tokens are produced. A prompt containing "BIG" gets a 300 KB answer; "SLOW" spaces events 20 ms
-apart. Run: `python -m uvicorn uvicorn_engine:app --http h11 --port N`.
+apart and ends its stream 200 ms after [DONE]. Run: `python -m uvicorn uvicorn_engine:app --http h11 --port N`.
 """
 
 from __future__ import annotations
@@ -81,6 +81,10 @@ async def completion(send, request: dict, chat: bool) -> None:
         await event({"id": rid, "object": f"{kind}.chunk" if chat else kind, "created": created,
                      "model": request["model"], "choices": [], "usage": usage(n)})
     await event("[DONE]")
+    if "SLOW" in prompt:
+        # The stream's last bytes come a moment after [DONE], as a busy server's may: a client that hangs up on
+        # [DONE] has still had the whole answer.
+        await asyncio.sleep(0.2)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -86,9 +86,16 @@ impl ProxyBody {
 
 impl Drop for ProxyBody {
     /// A stream dropped before its end (the client left): the request is recorded with the usage seen so far.
+    /// When the engine's `data: [DONE]` already went by, the client has the whole answer and only the engine's
+    /// closing bytes were still to come (uvicorn sends its last chunk separately): that request finished, it was
+    /// not cut.
     fn drop(&mut self) {
-        if let Some(i) = &mut self.inflight {
+        if let Some(mut i) = self.inflight.take() {
             i.usage = self.scanner.usage();
+            if self.scanner.done() {
+                let status = i.status;
+                i.finish(status);
+            }
         }
     }
 }
