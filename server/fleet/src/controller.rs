@@ -6,7 +6,7 @@
 
 use crate::driver::{Driver, DriverError, ReplicaSpec};
 use crate::metrics::FleetMetrics;
-use crate::model::{Deployment, Replica};
+use crate::model::{event, requirement, Deployment, Replica};
 use crate::probe::{Load, Prober};
 use crate::rules::autoscale::{Autoscaler, Policy, Signal};
 use crate::rules::lifecycle::{self, Facts, Process, Step, Timing};
@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tollgate_domain::fleet::ReplicaState;
-use tollgate_store::{
-    new_id, now_millis, FleetChanges, FleetEventRow, LeaseFence, NodeRow, Store, StoreError,
-};
+use tollgate_store::{new_id, now_millis, FleetChanges, LeaseFence, NodeRow, Store, StoreError};
 
 /// The lease's name in `fleet_lease`.
 pub const LEASE: &str = "fleet-controller";
@@ -636,15 +634,7 @@ impl Controller {
             Some(s) => s.facts.clone(),
             None => Facts::none(),
         };
-        let mut facts = facts;
-        // A replica that should be running but whose process nobody knows (its controller went away with it)
-        // is as good as exited.
         let r = &mut replicas[index];
-        if facts.process == Process::None
-            && matches!(r.state, ReplicaState::Starting | ReplicaState::Ready)
-        {
-            facts.process = Process::Exited("not running any more".into());
-        }
         let before = r.state;
         match lifecycle::advance(r, &facts, now, t) {
             Step::Nothing => {}
@@ -682,7 +672,7 @@ impl Controller {
             },
             Step::Start => {
                 if r.gpus.is_empty() {
-                    let req = crate::service::requirement(&d.spec, &d.id);
+                    let req = requirement(&d.spec, &d.id);
                     match placement::place(nodes, &req) {
                         Outcome::Placed { node, gpus } => {
                             r.node = Some(node);
@@ -896,32 +886,6 @@ fn gpu_list(gpus: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Event ids sort as the events happened (instant, then order within this process), so a list by (at, id) reads
-/// in order even when one pass writes several events at one instant.
-pub fn event_id(at: i64) -> String {
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let salt = new_id("x");
-    format!("fev_{:013}_{seq:012}_{}", at.max(0), &salt[2..10])
-}
-
-fn event(
-    deployment: &str,
-    replica: Option<&str>,
-    at: i64,
-    kind: &str,
-    message: String,
-) -> FleetEventRow {
-    FleetEventRow {
-        id: event_id(at),
-        deployment_id: deployment.to_string(),
-        replica_id: replica.map(str::to_string),
-        at,
-        kind: kind.to_string(),
-        message,
-    }
 }
 
 /// Whether `req` would be placed if the GPUs of draining replicas (held at `i32::MAX`) were free already.

@@ -2,7 +2,7 @@
 
 use tollgate_domain::fleet::{DeploymentInput, ReplicaState, ReplicaView};
 use tollgate_domain::time::Millis;
-use tollgate_store::{DeploymentRow, ReplicaRow};
+use tollgate_store::{new_id, DeploymentRow, FleetEventRow, ReplicaRow};
 
 /// A deployment as the controller reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +155,51 @@ impl Replica {
             self.state = state;
             self.since = now;
         }
+    }
+}
+
+/// Event ids sort as the events happened (instant, then order within this process), so a list by (at, id) reads
+/// in order even when one pass writes several events at one instant.
+pub fn event_id(at: i64) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let salt = new_id("x");
+    format!(
+        "fev_{:013}_{seq:012}_{}",
+        at.max(0),
+        salt.get(2..10).unwrap_or_default()
+    )
+}
+
+/// An event of a deployment (and one of its replicas), as the controller and the admin operations write them.
+pub fn event(
+    deployment: &str,
+    replica: Option<&str>,
+    at: i64,
+    kind: &str,
+    message: String,
+) -> FleetEventRow {
+    FleetEventRow {
+        id: event_id(at),
+        deployment_id: deployment.to_string(),
+        replica_id: replica.map(str::to_string),
+        at,
+        kind: kind.to_string(),
+        message,
+    }
+}
+
+/// What one replica of `spec` needs from placement.
+pub fn requirement(
+    spec: &tollgate_domain::fleet::DeploymentInput,
+    deployment: &str,
+) -> crate::rules::placement::Requirement {
+    crate::rules::placement::Requirement {
+        gpus: spec.gpus_per_replica,
+        min_memory_mib: u64::from(spec.min_gpu_memory_gib) * 1024,
+        products: spec.gpu_products.clone(),
+        priority: spec.priority,
+        deployment: deployment.to_string(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use tollgate_domain::{catalog::ModelStatus, fleet::DeploymentInput};
-use tollgate_store::{new_id, now_millis, DeploymentRow, FleetEventRow, Store, StoreError};
+use tollgate_store::{new_id, now_millis, DeploymentRow, Store, StoreError};
 
 /// Creates a one-GPU deployment (one replica, up to two under load) for every model that is not retired, has no
 /// deployment yet, and is not served by statically configured engines (`skip`). Returns how many it made.
@@ -53,14 +53,13 @@ pub async fn seed_deployments(
                     created_at: now,
                     updated_at: now,
                 },
-                &FleetEventRow {
-                    id: crate::controller::event_id(now),
-                    deployment_id: id,
-                    replica_id: None,
-                    at: now,
-                    kind: "created".into(),
-                    message: "seeded with the catalog on first start".into(),
-                },
+                &crate::model::event(
+                    &id,
+                    None,
+                    now,
+                    "created",
+                    "seeded with the catalog on first start".into(),
+                ),
             )
             .await?;
         made += 1;

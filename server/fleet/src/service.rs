@@ -5,7 +5,7 @@
 
 use crate::driver::Driver;
 use crate::metrics::FleetMetrics;
-use crate::model::{Deployment, Replica};
+use crate::model::{event, Deployment, Replica};
 use crate::rules::placement::{self, Node};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use tollgate_domain::{
     DomainError,
 };
 use tollgate_identity::{internal, Caller, Identity};
-use tollgate_store::{new_id, now_millis, DeploymentRow, FleetEventRow, Store};
+use tollgate_store::{new_id, now_millis, DeploymentRow, Store};
 
 #[derive(Clone)]
 pub struct Fleet {
@@ -73,22 +73,25 @@ impl Fleet {
         self.wake.notify_one();
     }
 
+    /// The GPU inventory as the controller last stored it (the driver is asked only when nothing is stored yet,
+    /// on a fresh start): pages that poll it never run `nvidia-smi` or list a cluster's nodes themselves.
     async fn inventory(&self) -> Vec<Node> {
-        match self.driver.inventory().await {
-            Ok(nodes) => nodes,
-            Err(_) => self
-                .store
-                .nodes()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|n| Node {
-                    name: n.name,
-                    schedulable: n.schedulable != 0,
-                    gpus: serde_json::from_str(&n.gpus).unwrap_or_default(),
-                })
-                .collect(),
+        let stored: Vec<Node> = self
+            .store
+            .nodes()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| Node {
+                name: n.name,
+                schedulable: n.schedulable != 0,
+                gpus: serde_json::from_str(&n.gpus).unwrap_or_default(),
+            })
+            .collect();
+        if !stored.is_empty() {
+            return stored;
         }
+        self.driver.inventory().await.unwrap_or_default()
     }
 
     /// Every node and GPU, with the replica holding each.
@@ -241,6 +244,7 @@ impl Fleet {
         };
         let ev = event(
             &id,
+            None,
             now,
             "created",
             format!("created by {}: {}", caller.email, summary(&input)),
@@ -317,6 +321,7 @@ impl Fleet {
         let spec = serde_json::to_string(&next).map_err(|_| DomainError::Internal)?;
         let ev = event(
             id,
+            None,
             now_millis(),
             "updated",
             format!("updated by {}: {what}", caller.email),
@@ -365,6 +370,7 @@ impl Fleet {
         if row.deleting == 0 {
             let ev = event(
                 id,
+                None,
                 now_millis(),
                 "deleting",
                 format!("deleted by {}; draining its replicas", caller.email),
@@ -468,19 +474,8 @@ impl Fleet {
 /// The deployment's GPUs exist somewhere: enough on one node, of an allowed product, with the memory
 /// (`placement::check`, whose words are those a pending replica would show).
 pub fn check_fits(spec: &DeploymentInput, nodes: &[Node]) -> Result<(), DomainError> {
-    placement::check(nodes, &requirement(spec, ""))
+    placement::check(nodes, &crate::model::requirement(spec, ""))
         .map_err(|e| DomainError::invalid(format!("this deployment cannot run on this fleet: {e}")))
-}
-
-/// What one replica of `spec` needs from placement.
-pub fn requirement(spec: &DeploymentInput, deployment: &str) -> placement::Requirement {
-    placement::Requirement {
-        gpus: spec.gpus_per_replica,
-        min_memory_mib: u64::from(spec.min_gpu_memory_gib) * 1024,
-        products: spec.gpu_products.clone(),
-        priority: spec.priority,
-        deployment: deployment.to_string(),
-    }
 }
 
 fn summary(d: &DeploymentInput) -> String {
@@ -488,17 +483,6 @@ fn summary(d: &DeploymentInput) -> String {
         "{} on {} GPU(s) per replica, {}..{} replicas, priority {}",
         d.model_id, d.gpus_per_replica, d.min_replicas, d.max_replicas, d.priority
     )
-}
-
-fn event(deployment: &str, at: i64, kind: &str, message: String) -> FleetEventRow {
-    FleetEventRow {
-        id: crate::controller::event_id(at),
-        deployment_id: deployment.to_string(),
-        replica_id: None,
-        at,
-        kind: kind.to_string(),
-        message,
-    }
 }
 
 fn view(row: &DeploymentRow, replicas: &[Replica], now: i64) -> Option<DeploymentView> {

@@ -104,6 +104,13 @@ pub enum Step {
 /// Moves `r` along its state machine.
 pub fn advance(r: &mut Replica, facts: &Facts, now: i64, t: &Timing) -> Step {
     use ReplicaState::*;
+    // A replica that should be running but whose process nobody knows (its controller, and the simulator's
+    // engines with it, went away) is as good as exited.
+    let exited = match &facts.process {
+        Process::Exited(how) => Some(how.as_str()),
+        Process::None => Some("not running any more"),
+        Process::Running => None,
+    };
     match r.state {
         Pending => {
             if r.next_attempt_at.is_none_or(|at| now >= at) {
@@ -113,7 +120,7 @@ pub fn advance(r: &mut Replica, facts: &Facts, now: i64, t: &Timing) -> Step {
             }
         }
         Starting => {
-            if let Process::Exited(how) = &facts.process {
+            if let Some(how) = exited {
                 fail(r, format!("exited while starting: {how}"), now, t);
                 Step::Changed
             } else if facts.healthy == Some(true) {
@@ -136,7 +143,7 @@ pub fn advance(r: &mut Replica, facts: &Facts, now: i64, t: &Timing) -> Step {
             }
         }
         Ready => {
-            if let Process::Exited(how) = &facts.process {
+            if let Some(how) = exited {
                 fail(r, format!("exited: {how}"), now, t);
                 Step::Changed
             } else if facts.health_failures >= t.unhealthy_after {
@@ -392,6 +399,17 @@ mod tests {
         assert_eq!(r.next_attempt_at, Some(4_100), "second restart waits 2 s");
         assert_eq!(r.restarts, 2);
         assert_eq!(r.reason.as_deref(), Some("restarting in 2 s"));
+    }
+
+    #[test]
+    fn a_ready_replica_whose_process_nobody_knows_has_failed() {
+        let mut r = replica("r", Ready, 1, 0);
+        assert_eq!(advance(&mut r, &Facts::none(), 10, &T), Step::Changed);
+        assert_eq!(r.state, Failed);
+        assert_eq!(
+            r.last_error.as_deref(),
+            Some("exited: not running any more")
+        );
     }
 
     #[test]
