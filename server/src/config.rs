@@ -305,8 +305,8 @@ pub struct Settings {
     #[arg(long, env = "TOLLGATE_GATEWAY_WAKE_QUEUE", default_value_t = gw().wake_queue, help_heading = "Gateway")]
     pub gateway_wake_queue: usize,
 
-    /// Where engine replicas run: simulator (in this process, no GPU needed), local (vLLM processes on this machine's GPUs) or none (only the engines in TOLLGATE_ENGINES).
-    #[arg(long, env = "TOLLGATE_FLEET_DRIVER", default_value = "simulator", value_parser = ["simulator", "local", "none"], help_heading = "Fleet")]
+    /// Where engine replicas run: simulator (in this process, no GPU needed), local (vLLM processes on this machine's GPUs), kubernetes (a Pod per replica on a cluster's GPU nodes) or none (only the engines in TOLLGATE_ENGINES).
+    #[arg(long, env = "TOLLGATE_FLEET_DRIVER", default_value = "simulator", value_parser = ["simulator", "local", "kubernetes", "none"], help_heading = "Fleet")]
     pub fleet_driver: String,
     /// The simulator driver's nodes: COUNTxGPUSxPRODUCT groups, comma-separated.
     #[arg(
@@ -351,6 +351,59 @@ pub struct Settings {
         help_heading = "Fleet"
     )]
     pub fleet_local_host: String,
+    /// The Kubernetes driver's kubeconfig file; empty: KUBECONFIG, ~/.kube/config, or the pod's service account inside a cluster.
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_KUBERNETES_KUBECONFIG",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = "Fleet"
+    )]
+    pub fleet_kubernetes_kubeconfig: String,
+    /// The namespace engine Pods and Services go in; empty: the kubeconfig's (inside a cluster, Tollgate's own), else default.
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_KUBERNETES_NAMESPACE",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = "Fleet"
+    )]
+    pub fleet_kubernetes_namespace: String,
+    /// The vLLM image engine Pods run (its command is vllm serve).
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_KUBERNETES_IMAGE",
+        default_value = "vllm/vllm-openai:v0.11.0",
+        help_heading = "Fleet"
+    )]
+    pub fleet_kubernetes_image: String,
+    /// Image pull secrets for engine Pods, comma-separated.
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_KUBERNETES_IMAGE_PULL_SECRETS",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = "Fleet"
+    )]
+    pub fleet_kubernetes_image_pull_secrets: String,
+    /// A PersistentVolumeClaim engine Pods mount as their Hugging Face cache; empty: an emptyDir (weights download on every start).
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_KUBERNETES_MODEL_CACHE_PVC",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = "Fleet"
+    )]
+    pub fleet_kubernetes_model_cache_pvc: String,
+    /// A YAML PodTemplateSpec whose fields engine Pods get under Tollgate's own (node selector, tolerations, the vllm container's resources and env); empty: none.
+    #[arg(
+        long,
+        env = "TOLLGATE_FLEET_KUBERNETES_POD_TEMPLATE",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = "Fleet"
+    )]
+    pub fleet_kubernetes_pod_template: String,
     /// How often the controller reconciles, in milliseconds.
     #[arg(long, env = "TOLLGATE_FLEET_TICK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..), help_heading = "Fleet")]
     pub fleet_tick_ms: u64,
@@ -820,6 +873,37 @@ mod tests {
         let mut all: Vec<OsString> = vec!["tollgate".into()];
         all.extend(args.iter().map(OsString::from));
         Config::load_from(all, without_env())
+    }
+
+    /// The Kubernetes manifests configure the server by environment variables (ConfigMap, Secret, the
+    /// Deployment's env): each must be a setting, so a renamed or misspelt one fails here, not on a cluster.
+    #[test]
+    fn the_kubernetes_manifests_name_only_real_settings() {
+        let known: std::collections::BTreeSet<String> =
+            declared().into_iter().map(|d| d.env).collect();
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{e}")) {
+            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            for line in text.lines() {
+                let code = line.split('#').next().unwrap_or("");
+                for word in code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if word.starts_with("TOLLGATE_") || word == "DATABASE_URL" {
+                        seen += 1;
+                        assert!(
+                            known.contains(word),
+                            "{} names {word}, which is no setting",
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            seen > 10,
+            "the manifests set the server up ({seen} settings named)"
+        );
     }
 
     fn file(name: &str, text: &str) -> String {

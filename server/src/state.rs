@@ -12,6 +12,7 @@ use tollgate_fleet::driver::{
     local::LocalConfig, local::LocalDriver, sim::SimDriver, Driver, NoDriver,
 };
 use tollgate_fleet::{rules::lifecycle::Timing, Controller, ControllerConfig, Fleet, FleetMetrics};
+use tollgate_fleet_kubernetes::{parse_pod_template, KubeSettings, KubernetesDriver};
 use tollgate_gateway::{
     FailoverLimiter, FailoverOptions, Gateway, GatewayParts, Limiter, MemoryLimiter,
     MeteringConfig, RedisLimiter, RedisOptions,
@@ -115,7 +116,7 @@ impl AppState {
             ),
             oidc,
         );
-        let driver = fleet_driver(config)?;
+        let driver = fleet_driver(config).await?;
         if config.seed_catalog {
             let added = tollgate_catalog::seed::seed_if_empty(&store)
                 .await
@@ -266,7 +267,7 @@ impl AppState {
 }
 
 /// The fleet driver the configuration names.
-fn fleet_driver(config: &Config) -> anyhow::Result<Arc<dyn Driver>> {
+async fn fleet_driver(config: &Config) -> anyhow::Result<Arc<dyn Driver>> {
     let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
     Ok(match config.fleet_driver.as_str() {
         "simulator" => Arc::new(
@@ -287,8 +288,46 @@ fn fleet_driver(config: &Config) -> anyhow::Result<Arc<dyn Driver>> {
             })
             .map_err(|e| anyhow::anyhow!("TOLLGATE_FLEET_LOCAL_COMMAND: {e}"))?,
         ),
+        "kubernetes" => Arc::new(kubernetes_driver(config).await?),
         _ => Arc::new(NoDriver),
     })
+}
+
+/// The Kubernetes driver from the `TOLLGATE_FLEET_KUBERNETES_*` settings; connecting needs no API call (the
+/// watches start in the background), so a cluster that is down delays inventory, not the server's start.
+async fn kubernetes_driver(config: &Config) -> anyhow::Result<KubernetesDriver> {
+    let pod_template = match config.fleet_kubernetes_pod_template.trim() {
+        "" => None,
+        path => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("TOLLGATE_FLEET_KUBERNETES_POD_TEMPLATE: cannot read {path}: {e}")
+            })?;
+            Some(parse_pod_template(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?)
+        }
+    };
+    let list = |s: &str| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let settings = KubeSettings {
+        namespace: config.fleet_kubernetes_namespace.trim().to_string(),
+        image: config.fleet_kubernetes_image.clone(),
+        image_pull_secrets: list(&config.fleet_kubernetes_image_pull_secrets),
+        model_cache_pvc: Some(config.fleet_kubernetes_model_cache_pvc.trim().to_string())
+            .filter(|s| !s.is_empty()),
+        pod_template,
+        start_timeout: Duration::from_secs(config.fleet_start_timeout_s),
+        termination_grace: Duration::from_secs(config.fleet_drain_grace_s.max(1)),
+        ..KubeSettings::default()
+    };
+    let driver = match config.fleet_kubernetes_kubeconfig.trim() {
+        "" => KubernetesDriver::connect(settings).await,
+        path => KubernetesDriver::connect_with_kubeconfig(path, settings).await,
+    };
+    driver.map_err(|e| anyhow::anyhow!("TOLLGATE_FLEET_DRIVER=kubernetes: {e}"))
 }
 
 fn controller_config(config: &Config) -> ControllerConfig {

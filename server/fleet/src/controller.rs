@@ -459,7 +459,14 @@ impl Controller {
             probes.spawn(async move {
                 let process = driver.observe(&handle).await;
                 let running = process == Process::Running;
+                let serving = matches!(state, ReplicaState::Starting | ReplicaState::Ready);
                 let (healthy, load) = match (&base, running, state) {
+                    // The platform probes `/health` itself (Kubernetes's readiness probe): its word is the
+                    // health; the engine's own metrics still tell the load.
+                    (Some(b), _, _) if serving && driver.reports_readiness() => {
+                        let load = if running { prober.load(b).await } else { None };
+                        (Some(running), load)
+                    }
                     (Some(b), true, ReplicaState::Starting | ReplicaState::Ready) => {
                         let (h, l) = tokio::join!(prober.healthy(b), prober.load(b));
                         (Some(h), l)
@@ -810,6 +817,8 @@ impl Controller {
             node: r.node.clone().unwrap_or_default(),
             gpus: r.gpus.clone(),
             args: d.spec.engine.to_args(d.spec.gpus_per_replica),
+            gpu_products: d.spec.gpu_products.clone(),
+            min_gpu_memory_mib: u64::from(d.spec.min_gpu_memory_gib) * 1024,
         };
         match self.driver.start(&spec).await {
             Ok(started) => {

@@ -20,6 +20,10 @@ pub struct ReplicaSpec {
     pub gpus: Vec<u32>,
     /// vLLM arguments after the model (`EngineArgs::to_args`).
     pub args: Vec<String>,
+    /// The deployment's allowed GPU products (empty: any) and least memory per GPU (0: any), for drivers whose
+    /// platform places replicas itself (Kubernetes: node affinity).
+    pub gpu_products: Vec<String>,
+    pub min_gpu_memory_mib: u64,
 }
 
 /// A started replica: how to find it again, and where the gateway reaches it.
@@ -64,6 +68,13 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Whether the replica behind `handle` still runs.
     async fn observe(&self, handle: &str) -> Process;
+
+    /// True when the platform checks the engine's `/health` itself and `observe` says `Running` only while it
+    /// passes (Kubernetes's readiness probe): the controller then takes that as the health instead of probing
+    /// an address it may not reach. False: the controller probes `/health` itself.
+    fn reports_readiness(&self) -> bool {
+        false
+    }
 
     /// Stops the replica; stopping one that is gone is not an error.
     async fn stop(&self, handle: &str) -> Result<(), DriverError>;

@@ -227,6 +227,8 @@ mod tests {
             node: "sim-node-1".into(),
             gpus: vec![0],
             args: vec!["--tensor-parallel-size".into(), "1".into()],
+            gpu_products: Vec::new(),
+            min_gpu_memory_mib: 0,
         };
         let started = driver.start(&spec).await.unwrap();
         assert_eq!(driver.observe(&started.handle).await, Process::Running);

@@ -55,6 +55,11 @@ impl Timing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Process {
     Running,
+    /// It exists but does not serve, and the driver says why in words a person reads: waiting for a node (with
+    /// the scheduler's reason), pulling its image, crash-looping. Drivers whose platform restarts engines itself
+    /// (Kubernetes) report a crash loop this way rather than as `Exited`, so that the platform's restart and
+    /// the fleet's do not fight.
+    Waiting(String),
     /// It ended; the words say how (exit status, last log line).
     Exited(String),
     /// Never started, or the driver does not know the handle (nothing to observe).
@@ -109,7 +114,7 @@ pub fn advance(r: &mut Replica, facts: &Facts, now: i64, t: &Timing) -> Step {
     let exited = match &facts.process {
         Process::Exited(how) => Some(how.as_str()),
         Process::None => Some("not running any more"),
-        Process::Running => None,
+        Process::Running | Process::Waiting(_) => None,
     };
     match r.state {
         Pending => {
@@ -138,6 +143,13 @@ pub fn advance(r: &mut Replica, facts: &Facts, now: i64, t: &Timing) -> Step {
                     t,
                 );
                 Step::Changed
+            } else if let Process::Waiting(why) = &facts.process {
+                if r.reason.as_deref() == Some(why.as_str()) {
+                    Step::Nothing
+                } else {
+                    r.reason = Some(why.clone());
+                    Step::Changed
+                }
             } else {
                 Step::Nothing
             }
@@ -147,15 +159,17 @@ pub fn advance(r: &mut Replica, facts: &Facts, now: i64, t: &Timing) -> Step {
                 fail(r, format!("exited: {how}"), now, t);
                 Step::Changed
             } else if facts.health_failures >= t.unhealthy_after {
-                fail(
-                    r,
-                    format!(
+                let error = match &facts.process {
+                    Process::Waiting(why) => format!(
+                        "stopped serving ({} checks in a row): {why}",
+                        facts.health_failures
+                    ),
+                    _ => format!(
                         "stopped answering /health ({} probes in a row failed)",
                         facts.health_failures
                     ),
-                    now,
-                    t,
-                );
+                };
+                fail(r, error, now, t);
                 Step::Changed
             } else {
                 Step::Nothing
@@ -363,6 +377,53 @@ mod tests {
             health_failures: failures,
             busy,
         }
+    }
+
+    #[test]
+    fn a_waiting_replica_shows_why_and_fails_only_at_the_start_timeout() {
+        let mut r = replica("r", Starting, 1, 0);
+        let pending = facts(
+            Process::Waiting("waiting for a node: 0/3 nodes have a free GPU".into()),
+            Some(false),
+            1,
+            None,
+        );
+        assert_eq!(advance(&mut r, &pending, 10, &T), Step::Changed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("waiting for a node: 0/3 nodes have a free GPU")
+        );
+        assert_eq!(r.state, Starting);
+        // The same words again change nothing (nothing to write).
+        assert_eq!(advance(&mut r, &pending, 20, &T), Step::Nothing);
+        let looping = facts(
+            Process::Waiting("crash-looping: restarted 3 times".into()),
+            Some(false),
+            2,
+            None,
+        );
+        assert_eq!(advance(&mut r, &looping, 30, &T), Step::Changed);
+        assert_eq!(r.state, Starting, "the platform restarts it, not the fleet");
+        assert_eq!(
+            advance(&mut r, &looping, T.start_timeout_ms + 1, &T),
+            Step::Changed
+        );
+        assert_eq!(r.state, Failed);
+        // A ready replica that starts waiting counts as unhealthy through its failed probes, not at once.
+        let mut ready = replica("q", Ready, 1, 0);
+        assert_eq!(advance(&mut ready, &looping, 40, &T), Step::Nothing);
+        let long = facts(
+            Process::Waiting("crash-looping".into()),
+            Some(false),
+            3,
+            None,
+        );
+        assert_eq!(advance(&mut ready, &long, 50, &T), Step::Changed);
+        assert_eq!(ready.state, Failed);
+        assert_eq!(
+            ready.last_error.as_deref(),
+            Some("stopped serving (3 checks in a row): crash-looping")
+        );
     }
 
     #[test]
