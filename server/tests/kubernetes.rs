@@ -1,5 +1,5 @@
 //! The whole server with the Kubernetes fleet driver, against a fake Kubernetes API server (no cluster runs in
-//! CI): a deployment made through `/api/v1` becomes a Pod and a Service; the scheduler's refusal, readiness, a
+//! CI): a deployment made in the portal becomes a Pod and a Service; the scheduler's refusal, readiness, a
 //! crash loop and an eviction show in the API and the portal as the controller reacts to them; deleting the
 //! deployment deletes its Pods.
 
@@ -121,17 +121,27 @@ async fn a_deployment_runs_as_pods_and_the_portal_shows_what_the_cluster_says() 
     .await;
     assert_eq!(nodes[0]["name"], "gpu-a", "{nodes}");
 
-    let (status, created) = admin
+    // Deployed from the portal's form, as an admin does on Admin -> Fleet.
+    let (status, created) = browser
         .call(
-            reqwest::Method::POST,
-            "/deployments",
-            Some(
-                json!({"model_id": "llama-3.1-8b-instruct", "gpus_per_replica": 2,
-                "gpu_products": [PRODUCT], "min_replicas": 1, "max_replicas": 1}),
-            ),
+            "/api/fleet/create",
+            &[
+                ("form[model_id]", "llama-3.1-8b-instruct"),
+                ("form[gpus_per_replica]", "2"),
+                ("form[gpu_products]", PRODUCT),
+                ("form[min_gpu_memory_gib]", ""),
+                ("form[min_replicas]", "1"),
+                ("form[max_replicas]", "1"),
+                ("form[target_requests_per_replica]", ""),
+                ("form[priority]", ""),
+                ("form[scale_to_zero_after_s]", ""),
+                ("form[max_model_len]", ""),
+                ("form[dtype]", ""),
+                ("form[extra_args]", ""),
+            ],
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(status, StatusCode::OK, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
 
     // The replica becomes a Pod with the deployment's GPUs and a Service owned by it.
