@@ -30,7 +30,9 @@ python:
 		.venv/bin/pytest tests/python -q
 
 e2e:
-	cd end2end && TOLLGATE_BIN=$(abspath $(TARGET))/debug/tollgate npx playwright test
+	cargo build -p tollgate-fleet-kubernetes --features testing --bin tollgate-fake-kube
+	cd end2end && TOLLGATE_BIN=$(abspath $(TARGET))/debug/tollgate \
+		TOLLGATE_FAKE_KUBE_BIN=$(abspath $(TARGET))/debug/tollgate-fake-kube npx playwright test
 
 fmt:
 	cargo fmt --all

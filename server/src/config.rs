@@ -875,16 +875,20 @@ mod tests {
         Config::load_from(all, without_env())
     }
 
-    /// The Kubernetes manifests configure the server by environment variables (ConfigMap, Secret, the
-    /// Deployment's env): each must be a setting, so a renamed or misspelt one fails here, not on a cluster.
+    /// The Kubernetes manifests and the image configure the server by environment variables (ConfigMap, Secret,
+    /// the Deployment's env, the Containerfile's ENV): each must be a setting, so a renamed or misspelt one fails here, not on a cluster.
     #[test]
     fn the_kubernetes_manifests_name_only_real_settings() {
         let known: std::collections::BTreeSet<String> =
             declared().into_iter().map(|d| d.env).collect();
-        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("deploy/kubernetes"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+            .collect();
+        files.push(root.join("Containerfile"));
         let mut seen = 0;
-        for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{e}")) {
-            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        for path in files {
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
             for line in text.lines() {
                 let code = line.split('#').next().unwrap_or("");

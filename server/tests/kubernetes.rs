@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::{Browser, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
-use tollgate_fleet_kubernetes::testing::FakeApi;
+use tollgate_fleet_kubernetes::testing::{self, FakeApi};
 use tollgate_store::testing::Flavor;
 
 const NS: &str = "models";
@@ -55,19 +55,9 @@ impl Admin {
     }
 }
 
-/// Polls until `f` gives Some, for at most 15 s.
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// What the watches and the controller deliver arrives asynchronously.
+async fn eventually<T>(what: &str, f: impl AsyncFnMut() -> Option<T>) -> T {
+    testing::eventually(what, Duration::from_secs(15), f).await
 }
 
 fn ready() -> Value {

@@ -267,35 +267,8 @@ impl FakeApi {
     }
 
     /// Stores `object` whole (as a controller other than Tollgate, or the test, would), with an event.
-    pub fn put(&self, resource: &str, namespace: Option<&str>, name: &str, mut object: Value) {
-        let mut w = self.shared.world();
-        let key = (
-            resource.to_string(),
-            namespace.map(String::from),
-            name.to_string(),
-        );
-        let existed = w.objects.contains_key(&key);
-        w.rv += 1;
-        w.uid += 1;
-        let (rv, uid) = (w.rv, w.uid);
-        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("resourceVersion".into(), json!(rv.to_string()));
-            meta.entry("uid").or_insert(json!(format!("uid-{uid}")));
-            if let Some(ns) = namespace {
-                meta.insert("namespace".into(), json!(ns));
-            }
-        }
-        w.objects.insert(key, object.clone());
-        let event = Event {
-            rv,
-            resource: resource.to_string(),
-            namespace: namespace.map(String::from),
-            kind: if existed { "MODIFIED" } else { "ADDED" },
-            object,
-        };
-        w.log.push(event.clone());
-        drop(w);
-        let _ = self.shared.events.send(event);
+    pub fn put(&self, resource: &str, namespace: Option<&str>, name: &str, object: Value) {
+        put(&self.shared, resource, namespace, name, object);
     }
 
     pub fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
@@ -394,6 +367,37 @@ impl FakeApi {
     pub fn delete(&self, resource: &str, namespace: Option<&str>, name: &str) -> bool {
         delete(&self.shared, resource, namespace, name)
     }
+}
+
+fn put(shared: &Shared, resource: &str, namespace: Option<&str>, name: &str, mut object: Value) {
+    let mut w = shared.world();
+    let key = (
+        resource.to_string(),
+        namespace.map(String::from),
+        name.to_string(),
+    );
+    let existed = w.objects.contains_key(&key);
+    w.rv += 1;
+    w.uid += 1;
+    let (rv, uid) = (w.rv, w.uid);
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        meta.entry("uid").or_insert(json!(format!("uid-{uid}")));
+        if let Some(ns) = namespace {
+            meta.insert("namespace".into(), json!(ns));
+        }
+    }
+    w.objects.insert(key, object.clone());
+    let event = Event {
+        rv,
+        resource: resource.to_string(),
+        namespace: namespace.map(String::from),
+        kind: if existed { "MODIFIED" } else { "ADDED" },
+        object,
+    };
+    w.log.push(event.clone());
+    drop(w);
+    let _ = shared.events.send(event);
 }
 
 fn apply(
@@ -568,6 +572,9 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    if let Some(control) = path.strip_prefix("/fake/") {
+        return fake_control(&shared, &method, control, request).await;
+    }
     let Some((namespace, resource, name, sub)) = route(&path) else {
         return error(404, "NotFound", &format!("the fake serves no {path}"));
     };
@@ -741,6 +748,59 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     }
 }
 
+/// The test's side, over HTTP (for tests in another process, such as the browser tests):
+/// `POST /fake/status/RESOURCE/NAMESPACE/NAME` with a status object sets it (as the kubelet or the scheduler
+/// would); `GET /fake/list/RESOURCE` lists objects; `GET /fake/calls` lists the calls served.
+async fn fake_control(
+    shared: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    request: Request,
+) -> Response {
+    let parts: Vec<&str> = path.split('/').collect();
+    match (method, parts.as_slice()) {
+        (&Method::POST, ["status", resource, namespace, name]) => {
+            let Ok(bytes) = axum::body::to_bytes(request.into_body(), 1 << 20).await else {
+                return error(400, "BadRequest", "unreadable body");
+            };
+            let Ok(status) = serde_json::from_slice::<Value>(&bytes) else {
+                return error(400, "BadRequest", "the status must be JSON");
+            };
+            let key = (
+                resource.to_string(),
+                Some(namespace.to_string()),
+                name.to_string(),
+            );
+            let Some(mut object) = shared.world().objects.get(&key).cloned() else {
+                return error(404, "NotFound", "no such object");
+            };
+            object["status"] = status;
+            put(shared, resource, Some(namespace), name, object);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        (&Method::GET, ["list", resource]) => {
+            let items: Vec<Value> = shared
+                .world()
+                .objects
+                .iter()
+                .filter(|(k, _)| k.0 == *resource)
+                .map(|(_, v)| v.clone())
+                .collect();
+            axum::Json(items).into_response()
+        }
+        (&Method::GET, ["calls"]) => {
+            let calls: Vec<Value> = shared
+                .world()
+                .calls
+                .iter()
+                .map(|c| json!({"verb": c.verb, "resource": c.resource, "name": c.name}))
+                .collect();
+            axum::Json(calls).into_response()
+        }
+        _ => error(404, "NotFound", "no such control"),
+    }
+}
+
 fn watch_stream(
     shared: &Arc<Shared>,
     resource: String,
@@ -804,6 +864,26 @@ fn watch_stream(
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
     Response::new(Body::from_stream(stream))
+}
+
+/// Polls `f` until it gives Some, for at most `within`; panics naming `what` after that (test support: what a
+/// watch or a controller pass delivers arrives asynchronously).
+pub async fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The fake's own rules.

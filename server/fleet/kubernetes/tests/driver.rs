@@ -7,7 +7,7 @@ use serde_json::json;
 use std::time::Duration;
 use tollgate_fleet::driver::{Driver, DriverError, ReplicaSpec};
 use tollgate_fleet::rules::lifecycle::Process;
-use tollgate_fleet_kubernetes::testing::{FakeApi, Fault};
+use tollgate_fleet_kubernetes::testing::{self, FakeApi, Fault};
 use tollgate_fleet_kubernetes::{KubeSettings, KubernetesDriver};
 
 const NS: &str = "models";
@@ -37,19 +37,9 @@ fn spec(replica: &str) -> ReplicaSpec {
     }
 }
 
-/// Polls `f` until it returns Some, for at most 5 s (watches deliver asynchronously).
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// What the watches and the controller deliver arrives asynchronously.
+async fn eventually<T>(what: &str, f: impl AsyncFnMut() -> Option<T>) -> T {
+    testing::eventually(what, Duration::from_secs(5), f).await
 }
 
 fn ready_status() -> serde_json::Value {
