@@ -20,6 +20,8 @@ use tollgate_store::{new_id, now_millis, FleetChanges, LeaseFence, NodeRow, Stor
 
 /// The lease's name in `fleet_lease`.
 pub const LEASE: &str = "fleet-controller";
+/// How often the driver is asked to stop engines no replica names.
+const GARBAGE_EVERY_MS: i64 = 60_000;
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -60,6 +62,7 @@ struct Memory {
     scalers: HashMap<String, Autoscaler>,
     inventory: Option<(i64, Vec<Node>)>,
     leader: bool,
+    garbage_collected_at: Option<i64>,
 }
 
 pub struct Controller {
@@ -396,6 +399,7 @@ impl Controller {
                 if changes.routes_changed {
                     self.routes_changed.notify_one();
                 }
+                self.collect_garbage(&replicas, now).await;
                 Ok(())
             }
             Ok(false) => {
@@ -407,6 +411,26 @@ impl Controller {
                 self.undo_started(&before, &replicas).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Once a minute, after a pass whose rows were written: the driver stops what it runs that no stored
+    /// replica names.
+    async fn collect_garbage(&self, replicas: &[Replica], now: i64) {
+        {
+            let mut m = self.memory();
+            if m.garbage_collected_at
+                .is_some_and(|at| now - at < GARBAGE_EVERY_MS)
+            {
+                return;
+            }
+            m.garbage_collected_at = Some(now);
+        }
+        let known: std::collections::HashSet<String> =
+            replicas.iter().filter_map(|r| r.handle.clone()).collect();
+        for handle in self.driver.collect_garbage(&known).await {
+            self.metrics.failed("orphan_stopped");
+            tracing::warn!(%handle, "stopped an engine no replica names (left by an earlier controller)");
         }
     }
 

@@ -24,6 +24,9 @@ use tollgate_fleet::driver::{Driver, DriverError, ReplicaSpec, Started};
 use tollgate_fleet::rules::lifecycle::Process;
 use tollgate_fleet::rules::placement::Node;
 
+/// A Pod of Tollgate's that no replica names is deleted once it is this old.
+const ORPHAN_AFTER_MS: i64 = 120_000;
+
 pub struct KubernetesDriver {
     namespace: String,
     settings: KubeSettings,
@@ -326,6 +329,39 @@ impl Driver for KubernetesDriver {
 
     fn reports_readiness(&self) -> bool {
         true
+    }
+
+    async fn collect_garbage(&self, known: &std::collections::HashSet<String>) -> Vec<String> {
+        if !self.synced(&self.pod_store).await {
+            return Vec::new();
+        }
+        let now = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+        let mut stopped = Vec::new();
+        for pod in self.pod_store.state() {
+            let Some(name) = pod.metadata.name.as_deref() else {
+                continue;
+            };
+            let handle = format!("k8s:{}/{name}", self.namespace);
+            let age_ms = pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| now - t.0.as_millisecond());
+            // Young pods are spared: one may have been applied by a controller whose row write is in flight.
+            if known.contains(&handle)
+                || age_ms < ORPHAN_AFTER_MS
+                || pod.metadata.deletion_timestamp.is_some()
+            {
+                continue;
+            }
+            match self.stop(&handle).await {
+                Ok(()) => stopped.push(handle),
+                Err(e) => {
+                    tracing::warn!(%handle, error = %e, "cannot delete an orphaned engine pod")
+                }
+            }
+        }
+        stopped
     }
 }
 

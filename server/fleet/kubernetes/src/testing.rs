@@ -450,7 +450,9 @@ fn apply(
         w.uid += 1;
         let uid = w.uid;
         object["metadata"]["uid"] = json!(format!("uid-{uid}"));
-        object["metadata"]["creationTimestamp"] = json!("2026-12-07T10:00:00Z");
+        object["metadata"]["creationTimestamp"] = json!(k8s_openapi::jiff::Timestamp::now()
+            .round(k8s_openapi::jiff::Unit::Second)
+            .map_or_else(|_| "2026-01-01T00:00:00Z".to_string(), |t| t.to_string()));
         if resource == "pods" {
             object["status"] = json!({"phase": "Pending"});
         }

@@ -412,3 +412,52 @@ async fn a_pod_being_deleted_is_not_reused() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn pods_no_replica_names_are_collected_once_old_enough() {
+    let api = FakeApi::start().await;
+    let d = driver(&api);
+    let kept = d.start(&spec("rep_known")).await.unwrap();
+    // Left by a controller that died before writing its row: an old one and one applied a moment ago.
+    for (name, created) in [
+        ("tollgate-old", "2026-01-01T00:00:00Z"),
+        ("tollgate-young", ""),
+    ] {
+        let mut pod = api.get("pods", Some(NS), "tollgate-rep-known").unwrap();
+        pod["metadata"] =
+            json!({"name": name, "labels": {"app.kubernetes.io/managed-by": "tollgate"}});
+        pod["metadata"]["creationTimestamp"] = if created.is_empty() {
+            pod_created(&api, "tollgate-rep-known")
+        } else {
+            json!(created)
+        };
+        api.put("pods", Some(NS), name, pod);
+    }
+    // Someone else's pod, without Tollgate's label, is not Tollgate's to collect.
+    api.put(
+        "pods",
+        Some(NS),
+        "theirs",
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "theirs", "creationTimestamp": "2026-01-01T00:00:00Z"}}),
+    );
+    let known = std::collections::HashSet::from([kept.handle.clone()]);
+    // The watch delivers the new pods asynchronously; collecting is idempotent.
+    let stopped = eventually("the orphan collected", async || {
+        let stopped = d.collect_garbage(&known).await;
+        (!stopped.is_empty()).then_some(stopped)
+    })
+    .await;
+    assert_eq!(stopped, ["k8s:models/tollgate-old"]);
+    assert!(api.get("pods", Some(NS), "tollgate-old").is_none());
+    assert!(
+        api.get("pods", Some(NS), "tollgate-young").is_some(),
+        "too young to be an orphan"
+    );
+    assert!(api.get("pods", Some(NS), "tollgate-rep-known").is_some());
+    assert!(api.get("pods", Some(NS), "theirs").is_some());
+}
+
+fn pod_created(api: &FakeApi, name: &str) -> serde_json::Value {
+    api.get("pods", Some(NS), name).unwrap()["metadata"]["creationTimestamp"].clone()
+}

@@ -79,6 +79,13 @@ pub trait Driver: Send + Sync + 'static {
     /// Stops the replica; stopping one that is gone is not an error.
     async fn stop(&self, handle: &str) -> Result<(), DriverError>;
 
+    /// Stops replicas this driver runs that no replica row names (`known` holds every stored handle): left by a
+    /// controller that died between starting one and writing its row. Returns the handles it stopped. Drivers
+    /// whose replicas end with their process (the simulator) or that keep no list (local processes) have none.
+    async fn collect_garbage(&self, _known: &std::collections::HashSet<String>) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The replica's last output lines, oldest first (bounded).
     async fn logs(&self, _handle: &str, _replica_id: &str) -> Vec<String> {
         Vec::new()
