@@ -3,6 +3,7 @@
 //! gateway has in flight there: requests waiting in its queue, and a penalty as its KV cache fills. Other gateway
 //! replicas' traffic shows up this way too. The same read is the health probe: a replica that does not answer is
 //! not routed to (`routes::Health`) until it does, and a model whose replicas have never answered is "starting".
+//! An engine that answers `/metrics` with an error status (it has none) is probed on `/health` instead.
 
 use crate::gateway::Gateway;
 use crate::routes::{Health, Replica};
@@ -92,7 +93,11 @@ impl Gateway {
         let fetch = async {
             let resp = replica.get("/metrics", &self.inner.config).await.ok()?;
             if !resp.status.is_success() {
-                return None;
+                // An engine without metrics (llama.cpp's server without --metrics, an API behind a proxy) is
+                // healthy while `/health` answers; its load beyond this gateway's own requests is unknown.
+                drop(resp);
+                let health = replica.get("/health", &self.inner.config).await.ok()?;
+                return health.status.is_success().then(EngineLoad::default);
             }
             let body = Limited::new(resp.body, 4 << 20)
                 .collect()

@@ -229,3 +229,55 @@ async fn the_held_queue_is_bounded_per_model() {
     let (status, waited) = first_a.await.expect("join");
     assert_eq!((status, waited >= Duration::from_secs(2)), (503, true));
 }
+
+/// An engine with no `/metrics` (llama.cpp's server without `--metrics`): `/health` and the API only.
+async fn engine_without_metrics(healthy: bool) -> std::net::SocketAddr {
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route(
+            "/health",
+            get(move || async move {
+                if healthy {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }),
+        )
+        .route(
+            "/v1/chat/completions",
+            post(|| async {
+                axum::Json(serde_json::json!({
+                    "id": "c", "object": "chat.completion", "created": 1, "model": SERVED,
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "hi"}}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+                }))
+            }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn an_engine_without_metrics_serves_while_its_health_answers() {
+    let engine = engine_without_metrics(true).await;
+    let k = key(1, "sub_no_metrics", MODEL, Limits::default());
+    let gw = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
+    let poller = gw.gw.spawn_engine_load_poller(Duration::from_millis(30));
+    a_few_probes().await;
+    let r = chat(&gw, &k.secret).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    poller.abort();
+
+    // One whose /health fails too is not ready: it stays starting.
+    let sick = engine_without_metrics(false).await;
+    let k = key(2, "sub_sick", MODEL, Limits::default());
+    let gw = gateway(vec![k.entry.clone()], &routes(&[sick], 0), memory()).await;
+    let poller = gw.gw.spawn_engine_load_poller(Duration::from_millis(30));
+    a_few_probes().await;
+    assert_eq!(chat(&gw, &k.secret).await.status(), 503);
+    poller.abort();
+}
