@@ -1,7 +1,7 @@
 //! Reading usage records, with the portal's role rules: anyone in a tenant reads its usage; platform admins read
 //! any tenant's, or all of them.
 
-use crate::Catalog;
+use crate::Usage;
 use tollgate_domain::{
     access::Action,
     page::{Page, PageRequest},
@@ -45,9 +45,9 @@ fn view(r: UsageRow, caller: &Caller) -> UsageView {
     }
 }
 
-impl Catalog {
+impl Usage {
     /// Usage records of `tenant_id` (None: every tenant, platform admins only), newest first.
-    pub async fn usage(
+    pub async fn records(
         &self,
         caller: &Caller,
         tenant_id: Option<&str>,
@@ -117,6 +117,7 @@ mod tests {
             email: "u@example.com".into(),
             name: "U".into(),
             platform_admin,
+            platform_viewer: false,
             tenant_id: Some("t".into()),
             session_id: None,
             client: Default::default(),
