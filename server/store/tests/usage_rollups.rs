@@ -213,7 +213,7 @@ async fn one_case(store: &Store, tenant: &str, (recs, batches, ranges): Scenario
     }
     // Any range, read through whole days, hours and minutes, sums the records of its minutes.
     for (from, until) in ranges {
-        let (a, b) = (Grain::Minute.floor(from), Grain::Minute.floor(until));
+        let (a, b) = (Grain::Minute.floor(from), Grain::Minute.ceil(until));
         let mut want: BTreeMap<String, Sums> = BTreeMap::new();
         for r in raw.iter().filter(|r| r.at >= a && r.at < b) {
             add(want.entry(r.model.clone()).or_default(), r);

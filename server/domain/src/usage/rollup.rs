@@ -84,8 +84,8 @@ pub struct Span {
 }
 
 /// Cuts `[from, until)` into whole days, the hours around them and the minutes around those: at most five spans,
-/// whose rollups together hold exactly the records of the range (to the minute: `from` and `until` are rounded
-/// down to a minute first). Reading a month this way touches about 30 day rows per series instead of 43,200
+/// whose rollups together hold exactly the records of the range's minutes (`from` is rounded down to its minute,
+/// `until` up to the end of its own, so a range ending now includes the current minute). Reading a month this way touches about 30 day rows per series instead of 43,200
 /// minute rows.
 pub fn cover(from: i64, until: i64) -> Vec<Span> {
     cover_up_to(from, until, Grain::Day)
@@ -94,11 +94,12 @@ pub fn cover(from: i64, until: i64) -> Vec<Span> {
 /// [`cover`] with no span coarser than `coarsest`: what a series per `coarsest` bucket reads (a day row cannot be
 /// split into hours).
 pub fn cover_up_to(from: i64, until: i64, coarsest: Grain) -> Vec<Span> {
-    let (from, until) = (Grain::Minute.floor(from), Grain::Minute.floor(until));
     let mut out = Vec::with_capacity(5);
     if from >= until {
         return out;
     }
+    // Whole minutes: from the start of `from`'s to the end of `until`'s, so "the last hour" includes this minute.
+    let (from, until) = (Grain::Minute.floor(from), Grain::Minute.ceil(until));
     cover_into(&mut out, coarsest, from, until);
     out.sort_by_key(|s| s.from);
     out
@@ -344,6 +345,8 @@ mod tests {
             let spans = cover(from, until);
             assert!(spans.len() <= 5, "{spans:?}");
             let mut next = Grain::Minute.floor(from);
+            // A non-empty range ending inside a minute includes that minute.
+            assert_eq!(spans.is_empty(), from >= until, "{from}..{until}");
             for s in &spans {
                 assert_eq!(s.from, next, "{from}..{until}: {spans:?}");
                 assert!(s.from < s.until);
@@ -354,7 +357,7 @@ mod tests {
             if !spans.is_empty() {
                 assert_eq!(
                     next,
-                    Grain::Minute.floor(until),
+                    Grain::Minute.ceil(until),
                     "{from}..{until}: {spans:?}"
                 );
             }
