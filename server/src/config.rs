@@ -47,6 +47,34 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Usage data tools.
+    Usage {
+        #[command(subcommand)]
+        action: UsageAction,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageAction {
+    /// Fill the database (DATABASE_URL) with realistic made-up usage, through the same batch inserts and rollups
+    /// the gateway uses, and print the ingest rate.
+    Generate {
+        /// How many records.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Over how many tenants.
+        #[arg(long, default_value_t = 50)]
+        tenants: u32,
+        /// Spread over this many days, ending now.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Records per batch insert (the gateway's metering writes up to 512).
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// The same seed makes the same records (a second run adds nothing).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +235,7 @@ pub struct Settings {
         help_heading = "OIDC"
     )]
     pub oidc_groups_claim: String,
-    /// Groups named <prefix><tenant>:<role> grant roles; <prefix>platform-admin grants platform admin.
+    /// Groups named <prefix><tenant>:<role> grant roles; <prefix>platform-admin grants platform admin, <prefix>platform-viewer the read-only platform viewer.
     #[arg(
         long,
         env = "TOLLGATE_OIDC_GROUP_PREFIX",
@@ -304,6 +332,10 @@ pub struct Settings {
     /// Requests one server holds at most per model while it starts; more get a 503 with Retry-After at once.
     #[arg(long, env = "TOLLGATE_GATEWAY_WAKE_QUEUE", default_value_t = gw().wake_queue, help_heading = "Gateway")]
     pub gateway_wake_queue: usize,
+
+    /// Days raw usage records (one per request) are kept; older ones are deleted every hour in batches. Dashboards and monthly quotas read the rollups, which are kept.
+    #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Usage")]
+    pub usage_retention_days: u32,
 
     /// Where engine replicas run: simulator (in this process, no GPU needed), local (vLLM processes on this machine's GPUs), kubernetes (a Pod per replica on a cluster's GPU nodes) or none (only the engines in TOLLGATE_ENGINES).
     #[arg(long, env = "TOLLGATE_FLEET_DRIVER", default_value = "simulator", value_parser = ["simulator", "local", "kubernetes", "none"], help_heading = "Fleet")]

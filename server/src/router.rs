@@ -49,6 +49,7 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         identity: state.identity.clone(),
         catalog: state.catalog.clone(),
         fleet: state.fleet.clone(),
+        usage: state.usage.clone(),
         serving: {
             let gateway = state.gateway.clone();
             std::sync::Arc::new(move || gateway.serving())

@@ -30,6 +30,8 @@ pub struct AppState {
     pub store: Store,
     pub identity: Identity,
     pub catalog: Catalog,
+    /// Usage records and the dashboards over their rollups.
+    pub usage: tollgate_usage::Usage,
     /// The OpenAI-compatible gateway under /v1.
     pub gateway: Gateway,
     /// Deployments, replicas and GPUs, as admins change them.
@@ -139,6 +141,7 @@ impl AppState {
             }
         }
         let catalog = Catalog::new(store.clone(), identity.clone());
+        let usage = tollgate_usage::Usage::new(store.clone(), identity.clone());
         let limiter: Arc<dyn Limiter> = match &config.redis_url {
             Some(url) => {
                 let redis = RedisLimiter::new(
@@ -244,7 +247,20 @@ impl AppState {
             store.clone(),
             Duration::from_secs(300),
         );
-        let mut tasks = vec![refresher, load_poller, heartbeat, sweeper, routes_task];
+        // Raw usage records past their retention go every hour, in bounded batches (rollups stay).
+        let retention = tollgate_usage::retention::spawn(
+            store.clone(),
+            config.usage_retention_days,
+            Duration::from_secs(3600),
+        );
+        let mut tasks = vec![
+            refresher,
+            load_poller,
+            heartbeat,
+            sweeper,
+            routes_task,
+            retention,
+        ];
         tasks.extend(controller_task);
         let tasks = Arc::new(Tasks(tasks));
         let leptos = leptos::config::LeptosOptions::builder()
@@ -257,6 +273,7 @@ impl AppState {
             store,
             identity,
             catalog,
+            usage,
             gateway,
             fleet,
             controller,

@@ -121,7 +121,8 @@ async fn suite(flavor: Flavor) {
             .trim_start_matches(openapi::PREFIX)
             .replace("{id}", "x")
             .replace("{user_id}", "y")
-            .replace("{model_id}", "z");
+            .replace("{model_id}", "z")
+            .replace("{email}", "e");
         let method = Method::from_bytes(method_name.to_uppercase().as_bytes())
             .unwrap_or_else(|err| panic!("{err}"));
         let body = takes_body.then(|| json!({}));
@@ -611,6 +612,119 @@ async fn suite(flavor: Flavor) {
         .send(Method::GET, "/subscriptions", Some(&other), None, None)
         .await;
     assert_eq!(theirs["total"], 0);
+
+    // A product owner: a viewer in Globex whom the platform admin makes a platform viewer. They read usage in
+    // Acme and across tenants, and every write anywhere is refused; a developer reads neither.
+    let (_, invite) = api
+        .send(
+            Method::POST,
+            "/invitations",
+            Some(&root),
+            Some(&globex),
+            Some(json!({ "role": "viewer" })),
+        )
+        .await;
+    let po_browser = join(
+        &app,
+        invite["link"].as_str().unwrap_or_default(),
+        "po@globex.test",
+    )
+    .await;
+    let po = token(&po_browser, "write").await;
+    let (status, _) = api
+        .send(
+            Method::GET,
+            "/usage/summary?range=day",
+            Some(&po),
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not yet a platform viewer");
+    let (status, body) = api
+        .send(
+            Method::PUT,
+            "/platform/viewers/po@globex.test",
+            Some(&dev),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "only platform admins grant it: {body}"
+    );
+    let (status, body) = api
+        .send(
+            Method::PUT,
+            "/platform/viewers/po@globex.test",
+            Some(&root),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["email"].as_str()),
+        (StatusCode::OK, Some("po@globex.test"))
+    );
+    let (_, me) = api.send(Method::GET, "/me", Some(&po), None, None).await;
+    assert_eq!(me["platform_viewer"], true, "{me}");
+    for path in [
+        "/usage/summary?range=day&group_by=team",
+        "/usage/series?range=hour",
+        "/usage/summary?range=30d&all_tenants=true&group_by=tenant",
+    ] {
+        let (status, body) = api
+            .send(Method::GET, path, Some(&po), Some(&acme), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (status, _) = api
+        .send(
+            Method::GET,
+            "/usage/summary?range=day&all_tenants=true",
+            Some(&dev),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a developer reads no other tenant's figures"
+    );
+    let mut forbidden = 0;
+    for (method_name, full_path, takes_body) in openapi::operations() {
+        if method_name == "get" {
+            continue;
+        }
+        let path = full_path
+            .trim_start_matches(openapi::PREFIX)
+            .replace("{id}", &sub_id)
+            .replace("{user_id}", "y")
+            .replace("{model_id}", "bge-m3")
+            .replace("{email}", "po@globex.test");
+        let method = Method::from_bytes(method_name.to_uppercase().as_bytes()).unwrap();
+        let body = takes_body.then(|| json!({ "name": "x", "role": "admin", "change": "approve" }));
+        for tenant in [&acme, &globex] {
+            let (status, body) = api
+                .send(
+                    method.clone(),
+                    &path,
+                    Some(&po),
+                    Some(tenant.as_str()),
+                    body.clone(),
+                )
+                .await;
+            assert!(
+                !status.is_success(),
+                "{method_name} {full_path} in {tenant}: a platform viewer changed something: {body}"
+            );
+            forbidden += usize::from(status == StatusCode::FORBIDDEN);
+        }
+    }
+    assert!(forbidden >= 10, "refused as forbidden {forbidden} times");
 
     // The audit log has the API's actions; a revoked token stops working.
     let (_, audit) = api

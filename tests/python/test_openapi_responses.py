@@ -91,7 +91,9 @@ class Checker:
         response = op["responses"].get(str(r.status_code))
         assert response, f"{method} {template} answered {r.status_code}, which is not documented: {r.text}"
         content = response.get("content", {}).get("application/json")
-        if content is None:
+        if "text/csv" in response.get("content", {}):
+            assert r.headers["content-type"].startswith("text/csv"), f"{method} {template}: {r.headers}"
+        elif content is None:
             assert not r.content, f"{method} {template} {r.status_code} documents no body but sent {r.text}"
         else:
             schema = {**content["schema"], "components": self.components}
@@ -165,6 +167,21 @@ def test_every_operation_answers_as_documented(platform: Platform):
         assert time.monotonic() < deadline, "the usage record was never written"
         time.sleep(0.2)
     c.call("DELETE", f"/keys/{rotated['key']['id']}", 200)
+    # The same request, summed from the rollups: by model with its cost, and per minute.
+    summary = c.call("GET", "/usage/summary?range=day&group_by=model", 200).json()
+    mine = [g for g in summary["items"] if g["value"] == MODEL]
+    assert mine and mine[0]["figures"]["requests"] >= 1 and mine[0]["figures"]["cost_micros"] is not None
+    series = c.call("GET", f"/usage/series?range=hour&subscription_id={sub['id']}&limit=1", 200).json()
+    assert series["items"][0]["figures"]["requests"] == 1 and series["items"][0]["bucket"] is not None
+    c.call("GET", "/usage/summary?range=fortnight", 400)
+    quota = next(q for q in c.call("GET", "/usage/quotas", 200).json() if q["subscription_id"] == sub["id"])
+    assert quota["used_tokens"] > 0
+    csv_rows = c.call("GET", f"/usage/export.csv?range=day&subscription_id={sub['id']}", 200).text.splitlines()
+    assert csv_rows[0].startswith("at_ms,request_id,") and len(csv_rows) == 2, csv_rows
+    c.call("GET", "/platform/viewers", 200)
+    c.call("PUT", f"/platform/viewers/{me['email']}", 200)
+    c.call("DELETE", f"/platform/viewers/{me['email']}", 200)
+    c.call("PUT", "/platform/viewers/nobody@example.test", 404)
 
     c.call("GET", "/tenants", 200)
     c.call("POST", "/tenants", 201, json={"name": "Schema tenant"})

@@ -12,6 +12,7 @@ pub mod subscriptions;
 pub mod teams;
 pub mod tenants;
 pub mod tokens;
+pub mod usage;
 
 #[cfg(feature = "ssr")]
 pub mod ssr;

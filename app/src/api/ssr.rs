@@ -12,6 +12,7 @@ pub struct Services {
     pub identity: Identity,
     pub catalog: tollgate_catalog::Catalog,
     pub fleet: tollgate_fleet::Fleet,
+    pub usage: tollgate_usage::Usage,
     /// Whether each routed model can answer now (the gateway's routes).
     pub serving: ServingOf,
 }
@@ -52,6 +53,16 @@ pub async fn fleet_caller() -> Result<(tollgate_fleet::Fleet, Caller), AppError>
     })?;
     let (_, caller) = caller().await?;
     Ok((fleet, caller))
+}
+
+/// The signed-in caller and the usage services (taken from context before the first await, as `catalog_caller`).
+pub async fn usage_caller() -> Result<(tollgate_usage::Usage, Caller), AppError> {
+    let usage = use_context::<Services>().map(|s| s.usage).ok_or_else(|| {
+        tracing::error!("portal services missing from the request context");
+        AppError::Domain(DomainError::Internal)
+    })?;
+    let (_, caller) = caller().await?;
+    Ok((usage, caller))
 }
 
 /// The signed-in caller and the catalog services.

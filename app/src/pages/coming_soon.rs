@@ -1,5 +1,5 @@
-//! Screens whose capability is not built yet. They say so plainly rather than pretend: the playground
-//! and usage arrive with the gateway.
+//! Screens whose capability is not built yet. They say so plainly rather than pretend: the playground arrives
+//! with the gateway.
 
 use crate::components::ui::{EmptyState, PageHeader};
 use leptos::prelude::*;
@@ -17,9 +17,4 @@ fn NotYet(title: &'static str, what: &'static str) -> impl IntoView {
 #[component]
 pub fn PlaygroundPage() -> impl IntoView {
     view! { <NotYet title="Playground" what="The streaming playground needs the gateway, which is being built." /> }
-}
-
-#[component]
-pub fn UsagePage() -> impl IntoView {
-    view! { <NotYet title="Usage" what="Usage dashboards arrive with the gateway's metering." /> }
 }

@@ -20,3 +20,4 @@ pub mod subscriptions;
 pub mod team;
 pub mod teams;
 pub mod tokens;
+pub mod usage;

@@ -1,5 +1,6 @@
 //! The catalog side of the platform: models, plans, subscriptions and API keys, with their authorization, and
-//! the key snapshot the gateway resolves keys against without touching the database.
+//! the key snapshot the gateway resolves keys against without touching the database. Usage is read by
+//! `tollgate-usage`.
 //!
 //! Every operation takes a `Caller`, asks `tollgate_domain::access::decide` (through `Identity::authorize`), applies
 //! the domain rules, and only then reads or writes through `tollgate_store`. The portal's server functions and the
@@ -13,7 +14,6 @@ mod models;
 mod plans;
 pub mod seed;
 mod subscriptions;
-mod usage;
 
 pub use directory::{KeyDirectoryRefresher, Published};
 

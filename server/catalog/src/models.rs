@@ -15,6 +15,7 @@ pub(crate) fn require_platform_admin(caller: &Caller) -> Result<(), DomainError>
     decide(
         Principal {
             platform_admin: caller.platform_admin,
+            platform_viewer: caller.platform_viewer,
             role_in_tenant: None,
         },
         Action::ManageCatalog,

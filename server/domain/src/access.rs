@@ -29,6 +29,12 @@ pub enum Action {
     ViewAllAudit,
     /// Platform-wide: GPUs, deployments and their replicas.
     ManageFleet,
+    /// Usage figures: a tenant's (admins, viewers) or one's own teams' (developers); see [`usage_reach`].
+    ViewUsage,
+    /// Platform-wide: usage across every tenant (platform admins and platform viewers).
+    ViewAllUsage,
+    /// Platform-wide: grant or withdraw the platform viewer role.
+    ManagePlatformRoles,
 }
 
 impl Action {
@@ -50,14 +56,19 @@ impl Action {
             Self::ManageTenants => "manage tenants",
             Self::ViewAllAudit => "view the platform audit log",
             Self::ManageFleet => "manage the GPU fleet",
+            Self::ViewUsage => "view usage",
+            Self::ViewAllUsage => "view every tenant's usage",
+            Self::ManagePlatformRoles => "grant platform roles",
         }
     }
 
     fn minimum_role(self) -> Option<TenantRole> {
         match self {
-            Self::ViewTenant | Self::ViewTeams | Self::ViewMembers | Self::ViewSubscriptions => {
-                Some(TenantRole::Viewer)
-            }
+            Self::ViewTenant
+            | Self::ViewTeams
+            | Self::ViewMembers
+            | Self::ViewSubscriptions
+            | Self::ViewUsage => Some(TenantRole::Viewer),
             Self::UseModels => Some(TenantRole::Developer),
             Self::ManageTeams
             | Self::InviteMembers
@@ -66,28 +77,51 @@ impl Action {
             | Self::ViewAudit
             | Self::DecideSubscriptions => Some(TenantRole::Admin),
             // Platform actions: no tenant role is enough.
-            Self::ManageTenants | Self::ViewAllAudit | Self::ManageCatalog | Self::ManageFleet => {
-                None
-            }
+            Self::ManageTenants
+            | Self::ViewAllAudit
+            | Self::ManageCatalog
+            | Self::ManageFleet
+            | Self::ViewAllUsage
+            | Self::ManagePlatformRoles => None,
         }
+    }
+
+    /// What a platform viewer (a product owner across tenants) may do: read the catalog's, tenants' and usage
+    /// figures; never change anything, never read members' details or the audit log.
+    fn platform_viewer_may(self) -> bool {
+        matches!(
+            self,
+            Self::ViewTenant
+                | Self::ViewTeams
+                | Self::ViewSubscriptions
+                | Self::ViewUsage
+                | Self::ViewAllUsage
+        )
     }
 }
 
 /// Who is asking, as far as authorization cares.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Principal {
     pub platform_admin: bool,
+    /// The platform-level read-only role: usage and adoption across tenants, refused every write.
+    pub platform_viewer: bool,
     /// The caller's role in the tenant the action targets; None when not a member.
     pub role_in_tenant: Option<TenantRole>,
 }
 
 /// Decides whether `who` may perform `action` in a tenant.
 ///
-/// Platform admins may do everything. Non-members get NotFound, never Forbidden, so that probing another
-/// tenant's ids tells nothing about whether they exist.
+/// Platform admins may do everything; platform viewers read what [`Action::platform_viewer_may`] lists, in any
+/// tenant. Non-members get NotFound, never Forbidden, so that probing another tenant's ids tells nothing about
+/// whether they exist.
 pub fn decide(who: Principal, action: Action) -> Result<(), DomainError> {
-    if who.platform_admin {
+    if who.platform_admin || (who.platform_viewer && action.platform_viewer_may()) {
         return Ok(());
+    }
+    if who.platform_viewer && who.role_in_tenant.is_none() {
+        // A platform-level role: the tenant's existence is no secret to it, the refusal is.
+        return Err(DomainError::forbidden(action.describe()));
     }
     let Some(needed) = action.minimum_role() else {
         return Err(DomainError::forbidden(action.describe()));
@@ -97,6 +131,26 @@ pub fn decide(who: Principal, action: Action) -> Result<(), DomainError> {
         Some(role) if role >= needed => Ok(()),
         Some(_) => Err(DomainError::forbidden(action.describe())),
     }
+}
+
+/// How much of a tenant's usage a caller reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageReach {
+    /// Every team's figures.
+    Tenant,
+    /// Only the teams the caller belongs to (developers: their own quota and usage, nobody else's).
+    OwnTeams,
+}
+
+/// Whose usage `who` may read in a tenant: tenant admins and viewers (product owners) the whole tenant,
+/// developers their own teams, platform admins and platform viewers any tenant, outsiders nothing (NotFound).
+pub fn usage_reach(who: Principal) -> Result<UsageReach, DomainError> {
+    decide(who, Action::ViewUsage)?;
+    Ok(match who.role_in_tenant {
+        _ if who.platform_admin || who.platform_viewer => UsageReach::Tenant,
+        Some(TenantRole::Developer) => UsageReach::OwnTeams,
+        _ => UsageReach::Tenant,
+    })
 }
 
 #[cfg(test)]
@@ -119,17 +173,105 @@ mod tests {
 
     fn member(role: TenantRole) -> Principal {
         Principal {
-            platform_admin: false,
             role_in_tenant: Some(role),
+            ..Principal::default()
+        }
+    }
+
+    const PLATFORM_ACTIONS: [Action; 7] = [
+        Action::ManageTenants,
+        Action::ViewAllAudit,
+        Action::ManageCatalog,
+        Action::ManageFleet,
+        Action::ViewUsage,
+        Action::ViewAllUsage,
+        Action::ManagePlatformRoles,
+    ];
+
+    fn is_write(action: Action) -> bool {
+        !matches!(
+            action,
+            Action::ViewTenant
+                | Action::ViewTeams
+                | Action::ViewMembers
+                | Action::ViewAudit
+                | Action::ViewSubscriptions
+                | Action::ViewAllAudit
+                | Action::ViewUsage
+                | Action::ViewAllUsage
+        )
+    }
+
+    #[test]
+    fn platform_viewers_read_usage_anywhere_and_are_refused_every_write() {
+        let owner = Principal {
+            platform_viewer: true,
+            ..Principal::default()
+        };
+        for action in TENANT_ACTIONS.into_iter().chain(PLATFORM_ACTIONS) {
+            let verdict = decide(owner, action);
+            if is_write(action) {
+                assert!(
+                    matches!(verdict, Err(DomainError::Forbidden(_))),
+                    "{action:?}: {verdict:?}"
+                );
+            } else if matches!(
+                action,
+                Action::ViewMembers | Action::ViewAudit | Action::ViewAllAudit
+            ) {
+                assert!(
+                    verdict.is_err(),
+                    "{action:?}: people's details stay private"
+                );
+            } else {
+                assert!(verdict.is_ok(), "{action:?}");
+            }
+        }
+        assert_eq!(usage_reach(owner), Ok(UsageReach::Tenant));
+        // Also a developer somewhere: still only reads, but every tenant's usage in full.
+        let both = Principal {
+            platform_viewer: true,
+            role_in_tenant: Some(TenantRole::Developer),
+            ..Principal::default()
+        };
+        assert_eq!(usage_reach(both), Ok(UsageReach::Tenant));
+        assert!(decide(both, Action::DecideSubscriptions).is_err());
+    }
+
+    #[test]
+    fn usage_reach_is_the_tenant_for_admins_and_viewers_and_own_teams_for_developers() {
+        assert_eq!(
+            usage_reach(member(TenantRole::Admin)),
+            Ok(UsageReach::Tenant)
+        );
+        assert_eq!(
+            usage_reach(member(TenantRole::Viewer)),
+            Ok(UsageReach::Tenant)
+        );
+        assert_eq!(
+            usage_reach(member(TenantRole::Developer)),
+            Ok(UsageReach::OwnTeams)
+        );
+        assert_eq!(
+            usage_reach(Principal::default()),
+            Err(DomainError::not_found("tenant"))
+        );
+        let root = Principal {
+            platform_admin: true,
+            ..Principal::default()
+        };
+        assert_eq!(usage_reach(root), Ok(UsageReach::Tenant));
+        for role in TenantRole::ALL {
+            assert!(matches!(
+                decide(member(role), Action::ViewAllUsage),
+                Err(DomainError::Forbidden(_))
+            ));
         }
     }
 
     #[test]
     fn outsiders_get_not_found_for_every_tenant_action() {
-        let outsider = Principal {
-            platform_admin: false,
-            role_in_tenant: None,
-        };
+        let outsider = Principal::default();
         for action in TENANT_ACTIONS {
             assert_eq!(
                 decide(outsider, action),
@@ -196,14 +338,9 @@ mod tests {
     fn platform_admins_may_do_everything_even_without_membership() {
         let root = Principal {
             platform_admin: true,
-            role_in_tenant: None,
+            ..Principal::default()
         };
-        for action in TENANT_ACTIONS.into_iter().chain([
-            Action::ManageTenants,
-            Action::ViewAllAudit,
-            Action::ManageCatalog,
-            Action::ManageFleet,
-        ]) {
+        for action in TENANT_ACTIONS.into_iter().chain(PLATFORM_ACTIONS) {
             assert!(decide(root, action).is_ok());
         }
     }

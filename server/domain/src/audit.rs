@@ -43,10 +43,14 @@ pub enum AuditAction {
     PlatformAdminSynced,
     /// A sign-in's groups would have removed the last admin (of a tenant, or of the platform): kept.
     LastAdminKept,
+    /// A platform admin granted or withdrew the platform viewer role.
+    PlatformViewerChanged,
+    /// Single sign-on granted or withdrew the platform viewer role per the provider's group.
+    PlatformViewerSynced,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 36] = [
+    pub const ALL: [AuditAction; 38] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -83,6 +87,8 @@ impl AuditAction {
         Self::MemberRoleSynced,
         Self::PlatformAdminSynced,
         Self::LastAdminKept,
+        Self::PlatformViewerChanged,
+        Self::PlatformViewerSynced,
     ];
 
     /// The stored name. NEVER change one: stored events and saved filters use them.
@@ -124,6 +130,8 @@ impl AuditAction {
             Self::MemberRoleSynced => "member.role_synced",
             Self::PlatformAdminSynced => "platform.admin_synced",
             Self::LastAdminKept => "member.last_admin_kept",
+            Self::PlatformViewerChanged => "platform.viewer_changed",
+            Self::PlatformViewerSynced => "platform.viewer_synced",
         }
     }
 

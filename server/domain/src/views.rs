@@ -11,10 +11,22 @@ pub struct Me {
     pub email: String,
     pub name: String,
     pub platform_admin: bool,
+    /// Reads usage across tenants and changes nothing (product owners).
+    #[serde(default)]
+    pub platform_viewer: bool,
     /// The tenant the user is working in now (chosen in the header), with their role there.
     pub tenant: Option<TenantMembership>,
     /// Every tenant the user belongs to, for the tenant switcher.
     pub tenants: Vec<TenantMembership>,
+}
+
+/// A user holding the platform viewer role (product owners: usage across tenants, read-only).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformViewerView {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -37,6 +37,7 @@ fn require_admin(caller: &Caller) -> Result<(), DomainError> {
     decide(
         Principal {
             platform_admin: caller.platform_admin,
+            platform_viewer: caller.platform_viewer,
             role_in_tenant: None,
         },
         Action::ManageFleet,

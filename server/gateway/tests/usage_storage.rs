@@ -1,10 +1,13 @@
 //! Usage records in the database, on SQLite and PostgreSQL: batch inserts that skip ids already stored, filtered
-//! and paged reads, and month-to-date totals per subscription.
+//! and paged reads, and month-to-date totals per subscription (from the rollups).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 
 use tollgate_store::testing::{Flavor, TestDatabase};
 use tollgate_store::{NewUsage, UsageQuery};
+
+/// Month-to-date totals come from per-minute rollups, so the records here sit in minutes of their own.
+const MINUTE: i64 = 60_000;
 
 fn usage<'a>(
     id: &'a str,
@@ -22,7 +25,7 @@ fn usage<'a>(
         tenant_id: "tnt",
         team_id: "team",
         subscription_id: sub,
-        key_id: key,
+        key_id: Some(key),
         model,
         replica: "http://r:1",
         endpoint: "chat",
@@ -33,6 +36,7 @@ fn usage<'a>(
         ttft_ms: if c > 0 { Some(3) } else { None },
         streamed: c > 0,
         client_disconnected: false,
+        source: "key",
     }
 }
 
@@ -45,13 +49,13 @@ async fn suite(flavor: Flavor) {
         .await
         .unwrap_or_else(|e| panic!("{flavor:?}: {e}"));
     let batch = [
-        usage("u1", "s1", "k1", "llama", 1_000, 10, 5),
-        usage("u2", "s1", "k2", "llama", 2_000, 20, 0),
-        usage("u3", "s2", "k3", "qwen", 3_000, 1, 1),
+        usage("u1", "s1", "k1", "llama", MINUTE, 10, 5),
+        usage("u2", "s1", "k2", "llama", 2 * MINUTE, 20, 0),
+        usage("u3", "s2", "k3", "qwen", 3 * MINUTE, 1, 1),
     ];
     assert_eq!(store.insert_usage_batch(&batch).await.unwrap(), 3);
     // A replayed batch (one old record, one new) inserts only the new one.
-    let replay = [batch[0], usage("u4", "s1", "k1", "llama", 4_000, 7, 7)];
+    let replay = [batch[0], usage("u4", "s1", "k1", "llama", 4 * MINUTE, 7, 7)];
     assert_eq!(store.insert_usage_batch(&replay).await.unwrap(), 1);
 
     let (all, total) = store
@@ -117,8 +121,8 @@ async fn suite(flavor: Flavor) {
     assert_eq!(
         ids(store
             .list_usage(&q(|q| {
-                q.from = Some(2_000);
-                q.until = Some(4_000);
+                q.from = Some(2 * MINUTE);
+                q.until = Some(4 * MINUTE);
             }))
             .await
             .unwrap()
@@ -144,7 +148,7 @@ async fn suite(flavor: Flavor) {
         (vec!["u2".to_string(), "u1".to_string()], 4)
     );
 
-    let totals = store.usage_tokens_since(2_000).await.unwrap();
+    let totals = store.usage_tokens_since(2 * MINUTE).await.unwrap();
     assert_eq!(
         totals,
         vec![("s1".to_string(), 20 + 14), ("s2".to_string(), 2)]
@@ -156,7 +160,7 @@ async fn suite(flavor: Flavor) {
     let big: Vec<NewUsage> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| usage(id, "s3", "k9", "big", 10_000 + i as i64, i as i64, 1))
+        .map(|(i, id)| usage(id, "s3", "k9", "big", 10 * MINUTE + i as i64, i as i64, 1))
         .collect();
     assert_eq!(store.insert_usage_batch(&big[..200]).await.unwrap(), 200);
     assert_eq!(store.insert_usage_batch(&big).await.unwrap(), 100);
@@ -172,9 +176,9 @@ async fn suite(flavor: Flavor) {
             last.completion_tokens,
             last.ttft_ms
         ),
-        ("big299", 10_299, 299, 1, Some(3))
+        ("big299", 10 * MINUTE + 299, 299, 1, Some(3))
     );
-    let totals = store.usage_tokens_since(10_000).await.unwrap();
+    let totals = store.usage_tokens_since(10 * MINUTE).await.unwrap();
     assert_eq!(
         totals,
         vec![("s3".to_string(), (0..300).sum::<i64>() + 300)]

@@ -143,6 +143,7 @@ impl Identity {
             email: user.email.clone(),
             name: user.name.clone(),
             platform_admin: false,
+            platform_viewer: false,
             tenant_id: None,
             session_id: None,
             client: client.clone(),
@@ -191,6 +192,7 @@ impl Identity {
             email: caller.email.clone(),
             name: caller.name.clone(),
             platform_admin: caller.platform_admin,
+            platform_viewer: caller.platform_viewer,
             tenant,
             tenants,
         })

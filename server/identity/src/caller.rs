@@ -8,6 +8,8 @@ pub struct Caller {
     pub email: String,
     pub name: String,
     pub platform_admin: bool,
+    /// Reads usage and adoption across tenants, changes nothing (`access::Principal::platform_viewer`).
+    pub platform_viewer: bool,
     /// The tenant chosen in the portal header; operations may also name a tenant explicitly.
     pub tenant_id: Option<String>,
     pub session_id: Option<String>,

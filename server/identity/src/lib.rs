@@ -9,6 +9,7 @@ pub mod caller;
 mod error;
 pub mod oidc;
 pub mod password;
+pub mod platform_roles;
 pub mod session;
 pub mod session_store;
 pub mod tenancy;

@@ -429,10 +429,13 @@ impl Oidc {
 #[derive(Debug, Default, PartialEq)]
 pub struct Grants {
     pub platform_admin: bool,
+    /// `<prefix>platform-viewer`: reads usage across tenants, changes nothing.
+    pub platform_viewer: bool,
     pub tenant_roles: Vec<(String, TenantRole)>,
 }
 
-/// `tollgate:acme:developer` -> (acme, Developer); `tollgate:platform-admin` -> platform admin.
+/// `tollgate:acme:developer` -> (acme, Developer); `tollgate:platform-admin` -> platform admin;
+/// `tollgate:platform-viewer` -> platform viewer.
 pub fn parse_groups(prefix: &str, groups: &[String]) -> Grants {
     let mut grants = Grants::default();
     for g in groups {
@@ -442,6 +445,8 @@ pub fn parse_groups(prefix: &str, groups: &[String]) -> Grants {
         };
         if rest == "platform-admin" {
             grants.platform_admin = true;
+        } else if rest == "platform-viewer" {
+            grants.platform_viewer = true;
         } else if let Some((slug, role)) = rest.rsplit_once(':') {
             if let Ok(role) = role.parse::<TenantRole>() {
                 match grants.tenant_roles.iter_mut().find(|(s, _)| s == slug) {
@@ -664,6 +669,36 @@ impl Identity {
             }
             SsoRoleChange::Unchanged | SsoRoleChange::Changed { .. } => {}
         }
+        match self
+            .store
+            .apply_sso_platform_viewer(&user.id, grants.platform_viewer)
+            .await
+            .map_err(internal)?
+        {
+            SsoRoleChange::Added => {
+                event(
+                    None,
+                    AuditAction::PlatformViewerSynced,
+                    format!(
+                        "{} is a platform viewer: the provider's group grants it",
+                        user.email
+                    ),
+                )
+                .await
+            }
+            SsoRoleChange::Removed { .. } => {
+                event(
+                    None,
+                    AuditAction::PlatformViewerSynced,
+                    format!(
+                        "{} is no longer a platform viewer: the provider's group is gone",
+                        user.email
+                    ),
+                )
+                .await
+            }
+            _ => {}
+        }
 
         // What the groups grant now, by tenant id; then every tenant where an earlier sign-in's groups granted a
         // role that they no longer grant.
@@ -775,6 +810,7 @@ mod tests {
             "/tollgate:acme:admin",
             "tollgate:globex:viewer",
             "tollgate:platform-admin",
+            "tollgate:platform-viewer",
             "other:x:admin",
             "tollgate:bad",
         ]
@@ -783,6 +819,10 @@ mod tests {
         .collect();
         let g = parse_groups("tollgate:", &groups);
         assert!(g.platform_admin);
+        assert!(g.platform_viewer);
+        assert!(
+            !parse_groups("tollgate:", &["tollgate:platform-admin".to_string()]).platform_viewer
+        );
         assert_eq!(
             g.tenant_roles,
             vec![

@@ -119,6 +119,7 @@ impl Identity {
             email: user.email,
             name: user.name,
             platform_admin: user.platform_admin != 0,
+            platform_viewer: user.platform_viewer != 0,
             tenant_id,
             session_id: session
                 .id()

@@ -49,6 +49,7 @@ pub async fn user(
         email: u.email,
         name: u.name,
         platform_admin,
+        platform_viewer: false,
         tenant_id: tenant.map(|(t, _)| t.to_string()),
         session_id: None,
         client: ClientInfo::default(),

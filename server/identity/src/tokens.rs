@@ -171,6 +171,7 @@ impl Identity {
         Ok((
             Caller {
                 platform_admin: user.platform_admin != 0,
+                platform_viewer: user.platform_viewer != 0,
                 user_id: user.id,
                 email: user.email,
                 name: user.name,

@@ -268,6 +268,7 @@ async fn matrix(flavor: Flavor) {
 async fn snapshot(id: &Identity, w: &World) -> String {
     let root = Caller {
         platform_admin: true,
+        platform_viewer: false,
         ..w.admin_a.clone()
     };
     let page = PageRequest::default();

@@ -60,7 +60,16 @@ pub(crate) fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(tenancy::change_role, tenancy::remove_member))
         .routes(routes!(tenancy::list_invitations, tenancy::invite))
         .routes(routes!(tenancy::audit))
+        .routes(routes!(tenancy::list_platform_viewers))
+        .routes(routes!(
+            tenancy::grant_platform_viewer,
+            tenancy::revoke_platform_viewer
+        ))
         .routes(routes!(usage::list))
+        .routes(routes!(usage::summary))
+        .routes(routes!(usage::series))
+        .routes(routes!(usage::quotas))
+        .routes(routes!(usage::export_csv))
         .routes(routes!(fleet::nodes))
         .routes(routes!(fleet::list, fleet::create))
         .routes(routes!(fleet::get, fleet::update, fleet::delete))

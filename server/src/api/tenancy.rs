@@ -13,7 +13,7 @@ use tollgate_domain::{
     time::Millis,
     views::{
         AuditEventView, AuditFilter, InvitationCreated, InvitationView, Me, MemberView,
-        TeamMemberView, TeamView, TenantView,
+        PlatformViewerView, TeamMemberView, TeamView, TenantView,
     },
 };
 
@@ -332,4 +332,42 @@ pub async fn audit(
     }
     .request();
     Ok(Json(s.identity.list_audit(&caller, filter, page).await?))
+}
+
+/// Users holding the platform viewer role: product owners who read usage, cost and adoption across tenants and
+/// change nothing (platform admins only).
+#[utoipa::path(get, path = "/platform/viewers", tag = "identity", responses((status = 200, body = Vec<PlatformViewerView>)))]
+pub async fn list_platform_viewers(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+) -> ApiResult<Json<Vec<PlatformViewerView>>> {
+    Ok(Json(s.identity.platform_viewers(&caller).await?))
+}
+
+/// Grants the platform viewer role to the user with this email (platform admins only).
+#[utoipa::path(put, path = "/platform/viewers/{email}", tag = "identity", responses((status = 200, body = PlatformViewerView)))]
+pub async fn grant_platform_viewer(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    Path(email): Path<String>,
+) -> ApiResult<Json<PlatformViewerView>> {
+    Ok(Json(
+        s.identity
+            .set_platform_viewer(&caller, &email, true)
+            .await?,
+    ))
+}
+
+/// Withdraws the platform viewer role from the user with this email (platform admins only).
+#[utoipa::path(delete, path = "/platform/viewers/{email}", tag = "identity", responses((status = 200, body = PlatformViewerView)))]
+pub async fn revoke_platform_viewer(
+    ApiCaller(caller): ApiCaller,
+    State(s): State<AppState>,
+    Path(email): Path<String>,
+) -> ApiResult<Json<PlatformViewerView>> {
+    Ok(Json(
+        s.identity
+            .set_platform_viewer(&caller, &email, false)
+            .await?,
+    ))
 }

@@ -42,7 +42,9 @@ pub use teams::{TeamMemberRow, TeamRow};
 pub use tenants::{
     MemberRow, MembershipSources, SsoRoleChange, TenantRow, TenantSummaryRow, UserTenantRow,
 };
-pub use usage::{NewUsage, UsageQuery, UsageRow};
+pub use usage::{
+    Dimension, Grouping, NewUsage, RecordScan, RollupQuery, RollupRow, UsageQuery, UsageRow,
+};
 pub use users::{NewUser, UserRow};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

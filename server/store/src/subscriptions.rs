@@ -221,4 +221,30 @@ impl Store {
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// Subscriptions created per bucket of `every_ms` in `[from, until)`, of one tenant or (None) of every tenant
+    /// (platform readers' adoption figures): (bucket start, count), in bucket order.
+    pub async fn subscriptions_created_per_bucket(
+        &self,
+        tenant_id: Option<&str>,
+        from: i64,
+        until: i64,
+        every_ms: i64,
+    ) -> Result<Vec<(i64, i64)>> {
+        let every_ms = every_ms.max(1);
+        let tenant = if tenant_id.is_some() {
+            "AND tenant_id = $3"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT (created_at / {every_ms}) * {every_ms} AS b, CAST(COUNT(*) AS BIGINT) FROM subscriptions
+             WHERE created_at >= $1 AND created_at < $2 {tenant} GROUP BY (created_at / {every_ms}) * {every_ms} ORDER BY b"
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql).bind(from).bind(until);
+        if let Some(t) = tenant_id {
+            q = q.bind(t);
+        }
+        Ok(q.fetch_all(&self.pool).await?)
+    }
 }

@@ -165,4 +165,16 @@ impl Store {
         .await?;
         Ok(n > 0)
     }
+
+    /// The ids of the teams of `tenant_id` that `user_id` belongs to (a developer's usage reach).
+    pub async fn team_ids_of_member(&self, tenant_id: &str, user_id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT tm.team_id FROM team_members tm JOIN teams t ON t.id = tm.team_id
+             WHERE t.tenant_id = $1 AND tm.user_id = $2 ORDER BY tm.team_id",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

@@ -13,6 +13,7 @@ pub struct UserRow {
     pub platform_admin: i64,
     pub created_at: i64,
     pub last_sign_in_at: Option<i64>,
+    pub platform_viewer: i64,
 }
 
 impl UserRow {
@@ -30,7 +31,8 @@ pub struct NewUser<'a> {
 }
 
 const COLUMNS: &str =
-    "id, email, name, password_hash, oidc_issuer, oidc_subject, platform_admin, created_at, last_sign_in_at";
+    "id, email, name, password_hash, oidc_issuer, oidc_subject, platform_admin, created_at, last_sign_in_at,
+    platform_viewer";
 
 impl Store {
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<UserRow> {
@@ -111,6 +113,63 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Grants or withdraws the platform viewer role by hand (a hand's grant is never withdrawn by single sign-on).
+    /// Returns false when no such user exists.
+    pub async fn set_platform_viewer(&self, user_id: &str, viewer: bool) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE users SET platform_viewer = $1, platform_viewer_sso = 0 WHERE id = $2",
+        )
+        .bind(i64::from(viewer))
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    /// Applies the `<prefix>platform-viewer` group of a sign-in: grants the role from the group, or withdraws one
+    /// the group had granted once the group is gone; a grant by hand is left alone.
+    pub async fn apply_sso_platform_viewer(
+        &self,
+        user_id: &str,
+        granted: bool,
+    ) -> Result<SsoRoleChange> {
+        let (set, when, change) = if granted {
+            (
+                "platform_viewer = 1, platform_viewer_sso = 1",
+                "platform_viewer = 0",
+                SsoRoleChange::Added,
+            )
+        } else {
+            (
+                "platform_viewer = 0, platform_viewer_sso = 0",
+                "platform_viewer = 1 AND platform_viewer_sso = 1",
+                SsoRoleChange::Removed {
+                    from: "platform-viewer".into(),
+                },
+            )
+        };
+        let n = sqlx::query(&format!("UPDATE users SET {set} WHERE id = $1 AND {when}"))
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(if n > 0 {
+            change
+        } else {
+            SsoRoleChange::Unchanged
+        })
+    }
+
+    /// Users holding the platform viewer role, by email.
+    pub async fn platform_viewers(&self) -> Result<Vec<UserRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM users WHERE platform_viewer = 1 ORDER BY email"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn touch_sign_in(&self, user_id: &str) -> Result<()> {

@@ -20,6 +20,9 @@ const TENANT_OWNED: &[&str] = &[
     "subscriptions",
     "api_keys",
     "usage_records",
+    "usage_rollup_minute",
+    "usage_rollup_hour",
+    "usage_rollup_day",
     "audit_events",
 ];
 
@@ -46,8 +49,24 @@ const CROSS_TENANT: &[(&str, &str)] = &[
         "UsageQuery.tenant_id is None only for platform admins",
     ),
     (
-        "usage_tokens_since",
-        "rebuilds every subscription's monthly counter after Redis lost them; keyed by subscription",
+        "sum_rollups",
+        "RollupQuery.tenant_id is None only for platform-wide readers (platform admins, as tollgate-usage decides) and for usage_tokens_since, which rebuilds every subscription's monthly counter (keyed by subscription)",
+    ),
+    (
+        "scan_usage",
+        "RecordScan.tenant_id is None only for platform-wide readers (platform admins, as tollgate-usage decides)",
+    ),
+    (
+        "count_per_bucket",
+        "RollupQuery.tenant_id is None only for platform-wide readers (adoption across tenants, as tollgate-usage decides)",
+    ),
+    (
+        "subscriptions_created_per_bucket",
+        "tenant_id is None only for platform-wide readers (adoption across tenants, as tollgate-usage decides)",
+    ),
+    (
+        "prune_usage_records",
+        "retention deletes records by age, whoever they belong to",
     ),
     (
         "list_audit",
@@ -211,18 +230,30 @@ fn takes_tenant(signature: &str, carriers: &BTreeSet<String>) -> bool {
     })
 }
 
+/// Every source file of the store, in sub-folders too (`usage/rollups.rs`), named by its path under `src/`.
 fn store_sources() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        // The test helpers make and drop whole databases; they are not part of the store's API.
-        if path.extension().is_some_and(|e| e == "rs") && name != "testing.rs" {
-            out.push((
-                name,
-                strip_comments(&std::fs::read_to_string(&path).unwrap()),
-            ));
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let name = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            // The test helpers make and drop whole databases; they are not part of the store's API.
+            if path.extension().is_some_and(|e| e == "rs") && name != "testing.rs" {
+                out.push((
+                    name,
+                    strip_comments(&std::fs::read_to_string(&path).unwrap()),
+                ));
+            }
         }
     }
     out.sort();

@@ -27,6 +27,7 @@ impl Identity {
         decide(
             Principal {
                 platform_admin: caller.platform_admin,
+                platform_viewer: caller.platform_viewer,
                 role_in_tenant: role,
             },
             action,
@@ -41,6 +42,7 @@ impl Identity {
         decide(
             Principal {
                 platform_admin: caller.platform_admin,
+                platform_viewer: caller.platform_viewer,
                 role_in_tenant: None,
             },
             action,

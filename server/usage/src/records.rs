@@ -1,7 +1,7 @@
 //! Reading usage records, with the portal's role rules: anyone in a tenant reads its usage; platform admins read
 //! any tenant's, or all of them.
 
-use crate::Catalog;
+use crate::Usage;
 use tollgate_domain::{
     access::Action,
     page::{Page, PageRequest},
@@ -34,7 +34,7 @@ fn view(r: UsageRow, caller: &Caller) -> UsageView {
         tenant_id: r.tenant_id,
         team_id: r.team_id,
         subscription_id: r.subscription_id,
-        key_id: r.key_id,
+        key_id: r.key_id.unwrap_or_default(),
         model: r.model,
         replica: if caller.platform_admin {
             r.replica
@@ -45,9 +45,9 @@ fn view(r: UsageRow, caller: &Caller) -> UsageView {
     }
 }
 
-impl Catalog {
+impl Usage {
     /// Usage records of `tenant_id` (None: every tenant, platform admins only), newest first.
-    pub async fn usage(
+    pub async fn records(
         &self,
         caller: &Caller,
         tenant_id: Option<&str>,
@@ -96,7 +96,7 @@ mod tests {
             tenant_id: "t".into(),
             team_id: "team".into(),
             subscription_id: "s".into(),
-            key_id: "k".into(),
+            key_id: Some("k".into()),
             model: "m".into(),
             replica: "http://10.1.2.3:8000".into(),
             endpoint: "chat".into(),
@@ -107,6 +107,7 @@ mod tests {
             ttft_ms: Some(1),
             streamed: 0,
             client_disconnected: 0,
+            source: "key".into(),
         }
     }
 
@@ -116,6 +117,7 @@ mod tests {
             email: "u@example.com".into(),
             name: "U".into(),
             platform_admin,
+            platform_viewer: false,
             tenant_id: Some("t".into()),
             session_id: None,
             client: Default::default(),
