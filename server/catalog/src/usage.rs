@@ -34,7 +34,7 @@ fn view(r: UsageRow, caller: &Caller) -> UsageView {
         tenant_id: r.tenant_id,
         team_id: r.team_id,
         subscription_id: r.subscription_id,
-        key_id: r.key_id,
+        key_id: r.key_id.unwrap_or_default(),
         model: r.model,
         replica: if caller.platform_admin {
             r.replica
@@ -96,7 +96,7 @@ mod tests {
             tenant_id: "t".into(),
             team_id: "team".into(),
             subscription_id: "s".into(),
-            key_id: "k".into(),
+            key_id: Some("k".into()),
             model: "m".into(),
             replica: "http://10.1.2.3:8000".into(),
             endpoint: "chat".into(),
@@ -107,6 +107,7 @@ mod tests {
             ttft_ms: Some(1),
             streamed: 0,
             client_disconnected: 0,
+            source: "key".into(),
         }
     }
 

@@ -72,7 +72,7 @@ async fn chat_completion_is_forwarded_metered_and_limited_in_headers() {
     assert_eq!(rec.request_id, "client-req-1");
     assert_eq!(rec.model, MODEL);
     assert_eq!(rec.endpoint, "chat");
-    assert_eq!(rec.key_id, k.entry.key_id);
+    assert_eq!(rec.key_id.as_deref(), Some(k.entry.key_id.as_str()));
     assert_eq!(rec.replica, format!("http://{engine}"));
     assert_eq!((rec.streamed, rec.client_disconnected), (0, 0));
     // Settled to the real usage.

@@ -22,7 +22,7 @@ fn usage<'a>(
         tenant_id: "tnt",
         team_id: "team",
         subscription_id: sub,
-        key_id: key,
+        key_id: Some(key),
         model,
         replica: "http://r:1",
         endpoint: "chat",
@@ -33,6 +33,7 @@ fn usage<'a>(
         ttft_ms: if c > 0 { Some(3) } else { None },
         streamed: c > 0,
         client_disconnected: false,
+        source: "key",
     }
 }
 

@@ -13,7 +13,8 @@ pub struct NewUsage<'a> {
     pub tenant_id: &'a str,
     pub team_id: &'a str,
     pub subscription_id: &'a str,
-    pub key_id: &'a str,
+    /// None for requests without a key (the playground).
+    pub key_id: Option<&'a str>,
     pub model: &'a str,
     pub replica: &'a str,
     pub endpoint: &'a str,
@@ -24,6 +25,8 @@ pub struct NewUsage<'a> {
     pub ttft_ms: Option<i64>,
     pub streamed: bool,
     pub client_disconnected: bool,
+    /// Where the request came from: `key` (an API key) or `playground` (the portal, no key).
+    pub source: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -34,7 +37,7 @@ pub struct UsageRow {
     pub tenant_id: String,
     pub team_id: String,
     pub subscription_id: String,
-    pub key_id: String,
+    pub key_id: Option<String>,
     pub model: String,
     pub replica: String,
     pub endpoint: String,
@@ -45,6 +48,7 @@ pub struct UsageRow {
     pub ttft_ms: Option<i64>,
     pub streamed: i64,
     pub client_disconnected: i64,
+    pub source: String,
 }
 
 /// Filters for reading records; an empty or absent filter matches everything. `tenant_id: None` means every
@@ -63,11 +67,11 @@ pub struct UsageQuery {
 }
 
 const USAGE_COLUMNS: &str = "id, request_id, at, tenant_id, team_id, subscription_id, key_id, model, replica,
-    endpoint, status, prompt_tokens, completion_tokens, latency_ms, ttft_ms, streamed, client_disconnected";
+    endpoint, status, prompt_tokens, completion_tokens, latency_ms, ttft_ms, streamed, client_disconnected, source";
 
-/// Rows per INSERT: 17 parameters each, far below SQLite's (32,766) and PostgreSQL's (65,535) limits.
+/// Rows per INSERT: 18 parameters each, far below SQLite's (32,766) and PostgreSQL's (65,535) limits.
 const ROWS_PER_INSERT: usize = 64;
-const USAGE_COLUMN_COUNT: usize = 17;
+const USAGE_COLUMN_COUNT: usize = 18;
 
 /// `INSERT ... VALUES (p, ..., p), (p, ...) ON CONFLICT (id) DO NOTHING` for `rows` rows. PostgreSQL numbers its
 /// parameters (`$1`); SQLite gets anonymous `?`, bound by position: looking up a numbered parameter by name costs
@@ -118,15 +122,16 @@ impl Store {
                     .bind(r.latency_ms)
                     .bind(r.ttft_ms)
                     .bind(i64::from(r.streamed))
-                    .bind(i64::from(r.client_disconnected));
+                    .bind(i64::from(r.client_disconnected))
+                    .bind(r.source);
             }
             inserted += query.execute(&mut *tx).await?.rows_affected();
         }
         // The same batch records when each key was last used, so the portal shows it without a write per request.
         let mut last_used: std::collections::BTreeMap<&str, i64> =
             std::collections::BTreeMap::new();
-        for r in records.iter().filter(|r| !r.key_id.is_empty()) {
-            let at = last_used.entry(r.key_id).or_insert(r.at);
+        for (key_id, r) in records.iter().filter_map(|r| Some((r.key_id?, r))) {
+            let at = last_used.entry(key_id).or_insert(r.at);
             *at = (*at).max(r.at);
         }
         for (key_id, at) in last_used {

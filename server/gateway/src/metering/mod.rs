@@ -63,7 +63,7 @@ impl UsageStore for tollgate_store::Store {
                 tenant_id: &r.tenant_id,
                 team_id: &r.team_id,
                 subscription_id: &r.subscription_id,
-                key_id: &r.key_id,
+                key_id: Some(&r.key_id),
                 model: &r.model,
                 replica: &r.replica,
                 endpoint: &r.endpoint,
@@ -74,6 +74,7 @@ impl UsageStore for tollgate_store::Store {
                 ttft_ms: r.ttft_ms.map(clamp),
                 streamed: r.streamed,
                 client_disconnected: r.client_disconnected,
+                source: "key",
             })
             .collect();
         self.insert_usage_batch(&rows)
