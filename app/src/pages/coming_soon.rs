@@ -1,5 +1,5 @@
-//! Screens whose capability is not built yet. They say so plainly rather than pretend: the playground
-//! and usage arrive with the gateway.
+//! Screens whose capability is not built yet. They say so plainly rather than pretend: usage dashboards arrive
+//! with the usage rollups.
 
 use crate::components::ui::{EmptyState, PageHeader};
 use leptos::prelude::*;
@@ -12,11 +12,6 @@ fn NotYet(title: &'static str, what: &'static str) -> impl IntoView {
         <PageHeader title=title />
         <EmptyState title="Not available on this server yet" hint=what />
     }
-}
-
-#[component]
-pub fn PlaygroundPage() -> impl IntoView {
-    view! { <NotYet title="Playground" what="The streaming playground needs the gateway, which is being built." /> }
 }
 
 #[component]

@@ -15,6 +15,7 @@ pub mod login;
 pub mod members;
 pub mod model;
 pub mod not_found;
+pub mod playground;
 pub mod subscription;
 pub mod subscriptions;
 pub mod team;
