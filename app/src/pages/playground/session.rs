@@ -269,10 +269,7 @@ pub struct Delta {
 /// tail in the buffer. Each event is read as the JSON of its `data:` lines.
 pub fn take_events(buffer: &mut Vec<u8>) -> Vec<Delta> {
     let mut out = Vec::new();
-    loop {
-        let Some((end, sep)) = find_blank_line(buffer) else {
-            break;
-        };
+    while let Some((end, sep)) = find_blank_line(buffer) {
         let event: Vec<u8> = buffer.drain(..end + sep).collect();
         let text = String::from_utf8_lossy(&event[..end]);
         let data: Vec<&str> = text
