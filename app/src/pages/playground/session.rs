@@ -570,12 +570,17 @@ mod tests {
         assert!(bad.fields(Task::Chat).unwrap_err().contains("Max tokens"));
         let json_on_completion = Settings {
             json: true,
+            max_tokens: String::new(),
             ..Settings::default()
         };
         assert!(json_on_completion
             .fields(Task::Completion)
             .unwrap()
             .is_empty());
+        assert_eq!(
+            Settings::default().fields(Task::Chat).unwrap()["max_tokens"],
+            512
+        );
     }
 
     #[test]
