@@ -46,6 +46,9 @@ export default defineConfig({
       TOLLGATE_SITE_ROOT: `${root}/target/site`,
       TOLLGATE_ADMIN_EMAIL: 'admin@e2e.test',
       TOLLGATE_ADMIN_PASSWORD: 'e2e-admin-password',
+      // Replies that stream for seconds (60 ms a token, at least 60 tokens), so the playground's test can watch
+      // one grow and stop it midway.
+      TOLLGATE_FLEET_SIM_ARGS: '--sim-load-time-s 2 --sim-decode-ms 60 --sim-min-output-tokens 60',
       RUST_LOG: 'warn',
     },
   },

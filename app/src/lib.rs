@@ -51,7 +51,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::home::HomePage />
                     <Route path=path!("/catalog") view=pages::catalog::CatalogPage />
                     <Route path=path!("/catalog/:id") view=pages::model::ModelPage />
-                    <Route path=path!("/playground") view=pages::coming_soon::PlaygroundPage />
+                    <Route path=path!("/playground") view=pages::playground::PlaygroundPage />
                     <Route path=path!("/subscriptions") view=pages::subscriptions::SubscriptionsPage />
                     <Route path=path!("/subscriptions/:id") view=pages::subscription::SubscriptionPage />
                     <Route path=path!("/approvals") view=pages::approvals::ApprovalsPage />

@@ -8,6 +8,7 @@ pub mod config;
 mod health;
 mod middleware;
 mod oidc_routes;
+mod playground;
 mod router;
 mod routing;
 pub mod state;

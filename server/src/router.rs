@@ -77,6 +77,11 @@ pub fn build(state: AppState, config: &Config) -> anyhow::Result<Router> {
         .nest("/api/v1", crate::api::routes())
         .route("/auth/oidc/start", get(oidc_routes::start))
         .route("/auth/oidc/callback", get(oidc_routes::callback))
+        // The playground's calls: session-authorized, same-origin, then the gateway under the subscription's grant.
+        .route(
+            "/playground/api/{endpoint}",
+            axum::routing::post(crate::playground::call),
+        )
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod fleet;
 pub mod keys;
 pub mod members;
+pub mod playground;
 pub mod subscriptions;
 pub mod teams;
 pub mod tenants;

@@ -61,6 +61,7 @@ fn ModelDetails(detail: ModelDetail, serving: tollgate_domain::fleet::Serving) -
             <div class="flex items-center gap-2">
                 <ModelStatusBadge status=m.status />
                 <ServingBadge serving />
+                <a class=BUTTON href=format!("/playground?model={}", urlencode(&m.id)) data-testid="try-in-playground">"Try in playground"</a>
                 {me.platform_admin.then(|| view! { <a class=BUTTON_SECONDARY href=format!("/admin/models/{}", m.id)>"Edit"</a> })}
             </div>
         </header>

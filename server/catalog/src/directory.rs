@@ -12,7 +12,7 @@ use tollgate_domain::{
     plan::PlanView,
     time::Millis,
 };
-use tollgate_store::{GatewayKeyRow, Store, StoreError};
+use tollgate_store::{GatewayKeyRow, GatewaySubscriptionRow, Store, StoreError};
 
 /// What each refresh hands to the gateway: the keys (with the catalog cards `/v1/models` shows) and the models,
 /// whose engine-side names the routes need.
@@ -28,6 +28,7 @@ pub async fn load_snapshot(store: &Store) -> Result<KeySnapshot, StoreError> {
 
 /// Keys and models, read together.
 pub async fn load(store: &Store) -> Result<Published, StoreError> {
+    let subscriptions = store.gateway_subscriptions().await?;
     let keys = store.gateway_keys().await?;
     let plans =
         crate::convert::plan_views(store.all_plans().await?, &store.all_plan_models().await?);
@@ -42,7 +43,7 @@ pub async fn load(store: &Store) -> Result<Published, StoreError> {
         .filter(|m| m.status != ModelStatus::Retired)
         .map(card_of);
     Ok(Published {
-        keys: snapshot_of(keys, &plans).with_models(cards),
+        keys: snapshot_of(subscriptions, keys, &plans).with_models(cards),
         models,
     })
 }
@@ -60,32 +61,52 @@ fn card_of(m: &ModelView) -> ModelCard {
     }
 }
 
-fn snapshot_of(keys: Vec<GatewayKeyRow>, plans: &[PlanView]) -> KeySnapshot {
+/// The grant of one subscription: its tenant, team and model, the limits its plan gives that model, and the
+/// plan's engine priority.
+fn grant_of(plans: &HashMap<&str, &PlanView>, s: &GatewaySubscriptionRow) -> Arc<Grant> {
+    let plan = plans.get(s.plan_id.as_str());
+    Arc::new(Grant {
+        limits: plan.map(|p| p.limits_for(&s.model_id)).unwrap_or_default(),
+        active: s.state == "active",
+        priority: plan.and_then(|p| tollgate_domain::plan::engine_priority(p.tier)),
+        tenant_id: s.tenant_id.clone(),
+        team_id: s.team_id.clone(),
+        subscription_id: s.id.clone(),
+        model: s.model_id.clone(),
+    })
+}
+
+fn snapshot_of(
+    subscriptions: Vec<GatewaySubscriptionRow>,
+    keys: Vec<GatewayKeyRow>,
+    plans: &[PlanView],
+) -> KeySnapshot {
     let plans: HashMap<&str, &PlanView> = plans.iter().map(|p| (p.id.as_str(), p)).collect();
-    // Keys of one subscription share one grant.
-    let mut grants: HashMap<String, Arc<Grant>> = HashMap::new();
+    // One grant per subscription, shared by its keys and by the playground.
+    let mut grants: HashMap<String, Arc<Grant>> = subscriptions
+        .iter()
+        .map(|s| (s.id.clone(), grant_of(&plans, s)))
+        .collect();
     let entries = keys.into_iter().filter_map(|k| {
         let Some(hash) = decode_hash(&k.secret_hash) else {
             tracing::warn!(key.id = %k.id, "stored key hash is unreadable; the key is left out");
             return None;
         };
+        // A subscription that went live between the two reads has no grant yet: its key row has all it takes.
         let grant = grants
             .entry(k.subscription_id.clone())
             .or_insert_with(|| {
-                Arc::new(Grant {
-                    limits: plans
-                        .get(k.plan_id.as_str())
-                        .map(|p| p.limits_for(&k.model_id))
-                        .unwrap_or_default(),
-                    active: k.subscription_state == "active",
-                    priority: plans
-                        .get(k.plan_id.as_str())
-                        .and_then(|p| tollgate_domain::plan::engine_priority(p.tier)),
-                    tenant_id: k.tenant_id.clone(),
-                    team_id: k.team_id.clone(),
-                    subscription_id: k.subscription_id.clone(),
-                    model: k.model_id.clone(),
-                })
+                grant_of(
+                    &plans,
+                    &GatewaySubscriptionRow {
+                        id: k.subscription_id.clone(),
+                        tenant_id: k.tenant_id.clone(),
+                        team_id: k.team_id.clone(),
+                        state: k.subscription_state.clone(),
+                        model_id: k.model_id.clone(),
+                        plan_id: k.plan_id.clone(),
+                    },
+                )
             })
             .clone();
         Some(KeyEntry {
@@ -96,7 +117,8 @@ fn snapshot_of(keys: Vec<GatewayKeyRow>, plans: &[PlanView]) -> KeySnapshot {
             grant,
         })
     });
-    KeySnapshot::new(entries.collect::<Vec<_>>())
+    let entries: Vec<KeyEntry> = entries.collect();
+    KeySnapshot::new(entries).with_grants(grants.into_values())
 }
 
 fn decode_hash(text: &str) -> Option<[u8; 32]> {

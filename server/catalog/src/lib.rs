@@ -12,6 +12,7 @@ mod keys;
 mod markdown;
 mod models;
 mod plans;
+mod playground;
 pub mod seed;
 mod subscriptions;
 

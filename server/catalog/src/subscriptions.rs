@@ -15,7 +15,7 @@ use tollgate_store::{NewSubscription, StoreError, SubscriptionQuery, Subscriptio
 
 impl Catalog {
     /// Whether the caller may act for `team_id` as a developer: tenant admins for any team, developers for their own.
-    async fn acts_for_team(
+    pub(crate) async fn acts_for_team(
         &self,
         caller: &Caller,
         role: Option<TenantRole>,

@@ -233,6 +233,14 @@ async fn suite(flavor: Flavor) {
             .await,
     );
     assert_eq!(open.state, State::Active);
+    playground_checks(
+        &catalog,
+        &store,
+        &open.id,
+        &a,
+        [&dev, &admin, &viewer, &outsider_dev, &admin_b],
+    )
+    .await;
     err(
         "twice",
         catalog
@@ -402,6 +410,16 @@ async fn suite(flavor: Flavor) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resolve(&snap, &again.secret), Err(KeyRejection::Suspended));
+    assert_eq!(
+        snap.grant_of(&open.id).map(|g| g.active),
+        Some(false),
+        "a suspended subscription's grant stays, inactive"
+    );
+    err(
+        "playground while suspended",
+        catalog.playground_subscription(&dev, &open.id).await,
+        is_conflict,
+    );
     ok(
         "resume",
         catalog.decide(&admin, &open.id, Change::Resume, "").await,
@@ -649,6 +667,89 @@ async fn suite(flavor: Flavor) {
     db.cleanup()
         .await
         .unwrap_or_else(|e| panic!("cleanup: {e}"));
+}
+
+/// The playground under the active subscription `sub` (no key yet): its grant is in the snapshot, the team's
+/// developer and the tenant admin may use it, the viewer and a developer outside the team may not, another tenant
+/// learns nothing; the setup offers the model and says why others are missing.
+async fn playground_checks(
+    catalog: &Catalog,
+    store: &tollgate_store::Store,
+    sub: &str,
+    tenant: &str,
+    [dev, admin, viewer, outsider_dev, admin_b]: [&Caller; 5],
+) {
+    let snap = load_snapshot(store).await.unwrap_or_else(|e| panic!("{e}"));
+    let grant = snap
+        .grant_of(sub)
+        .unwrap_or_else(|| panic!("no grant for a subscription without keys"));
+    assert!(grant.active);
+    assert_eq!(grant.limits.requests_per_minute, Some(20));
+    assert_eq!(
+        ok("dev uses", catalog.playground_subscription(dev, sub).await),
+        "llama-3.1-8b-instruct"
+    );
+    ok(
+        "admin uses",
+        catalog.playground_subscription(admin, sub).await,
+    );
+    err(
+        "viewer uses",
+        catalog.playground_subscription(viewer, sub).await,
+        is_forbidden,
+    );
+    err(
+        "developer outside the team uses",
+        catalog.playground_subscription(outsider_dev, sub).await,
+        is_forbidden,
+    );
+    err(
+        "other tenant uses",
+        catalog.playground_subscription(admin_b, sub).await,
+        is_not_found,
+    );
+    let setup = ok("setup", catalog.playground(dev, tenant).await);
+    let llama = setup
+        .choices
+        .iter()
+        .find(|c| c.model_id == "llama-3.1-8b-instruct")
+        .unwrap_or_else(|| panic!("llama offered"));
+    assert!(llama.usable() && llama.subscription_id.as_deref() == Some(sub));
+    assert!(setup.choices[0].usable(), "usable models come first");
+    let bge = setup
+        .choices
+        .iter()
+        .find(|c| c.model_id == "bge-m3")
+        .unwrap_or_else(|| panic!("bge-m3 listed"));
+    assert!(
+        !bge.usable() && bge.why.contains("subscribe"),
+        "{}",
+        bge.why
+    );
+    let for_viewer = ok("viewer setup", catalog.playground(viewer, tenant).await);
+    assert!(for_viewer
+        .choices
+        .iter()
+        .all(|c| !c.usable() && c.why.contains("Viewers")));
+    let for_outsider = ok(
+        "outsider setup",
+        catalog.playground(outsider_dev, tenant).await,
+    );
+    let llama = for_outsider
+        .choices
+        .iter()
+        .find(|c| c.model_id == "llama-3.1-8b-instruct")
+        .unwrap_or_else(|| panic!("llama listed"));
+    assert!(
+        !llama.usable() && llama.why.contains("team"),
+        "{}",
+        llama.why
+    );
+    err(
+        "other tenant setup",
+        catalog.playground(admin_b, tenant).await,
+        is_not_found,
+    );
 }
 
 async fn open_key_subscription(

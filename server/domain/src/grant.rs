@@ -104,6 +104,9 @@ pub struct ModelCard {
 pub struct KeySnapshot {
     keys: HashMap<String, KeyEntry>,
     models: HashMap<String, Arc<ModelCard>>,
+    /// Every live subscription's grant, by subscription id, whether or not it has keys: what the portal's
+    /// playground serves requests under (keys of a subscription share its grant).
+    grants: HashMap<String, Arc<Grant>>,
 }
 
 impl KeySnapshot {
@@ -111,7 +114,22 @@ impl KeySnapshot {
         Self {
             keys: entries.into_iter().map(|e| (e.key_id.clone(), e)).collect(),
             models: HashMap::new(),
+            grants: HashMap::new(),
         }
+    }
+
+    /// Adds the grants of subscriptions, keyed by their subscription id.
+    pub fn with_grants(mut self, grants: impl IntoIterator<Item = Arc<Grant>>) -> Self {
+        self.grants = grants
+            .into_iter()
+            .map(|g| (g.subscription_id.clone(), g))
+            .collect();
+        self
+    }
+
+    /// The grant of a live (active or suspended) subscription, for a request the portal authorized without a key.
+    pub fn grant_of(&self, subscription_id: &str) -> Option<&Arc<Grant>> {
+        self.grants.get(subscription_id)
     }
 
     /// Adds the catalog entries `/v1/models` shows.

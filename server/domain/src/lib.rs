@@ -12,6 +12,7 @@ pub mod invitation;
 pub mod membership;
 pub mod page;
 pub mod plan;
+pub mod playground;
 pub mod role;
 pub mod secret;
 pub mod subscription;

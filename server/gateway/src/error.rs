@@ -12,6 +12,8 @@ use tollgate_domain::grant::{KeyRejection, Limits};
 #[derive(Debug)]
 pub enum GatewayError {
     Auth(KeyRejection),
+    /// A request without a key (the playground) under a subscription that is suspended.
+    Suspended,
     BadRequest(Invalid),
     TooLarge {
         limit: usize,
@@ -47,6 +49,7 @@ impl GatewayError {
             Self::Auth(r) => {
                 StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::UNAUTHORIZED)
             }
+            Self::Suspended => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
@@ -71,6 +74,12 @@ impl GatewayError {
                     KeyRejection::Revoked => "revoked_api_key",
                     KeyRejection::Suspended => "subscription_suspended",
                 },
+            ),
+            Self::Suspended => (
+                "The subscription is suspended.".into(),
+                "invalid_request_error",
+                None,
+                "subscription_suspended",
             ),
             Self::BadRequest(i) => (
                 i.message.clone(),

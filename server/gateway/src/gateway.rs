@@ -104,6 +104,26 @@ impl Gateway {
         self.inner.keys.clone()
     }
 
+    /// The grant of a live subscription in the current snapshot (None: not active or suspended, or not published
+    /// yet), for a request the portal authorized without a key.
+    pub fn grant_of(&self, subscription_id: &str) -> Option<Arc<tollgate_domain::grant::Grant>> {
+        self.inner.keys.load().grant_of(subscription_id).cloned()
+    }
+
+    /// Serves a request under `grant` instead of an API key: the portal's playground, after checking that the
+    /// signed-in user may use the subscription (`Catalog::playground_subscription`). Limits, routing, the
+    /// rate-limit headers and the streamed answer are those of a key's request; the usage record has source
+    /// `playground` and no key id. A suspended grant answers 403.
+    pub async fn serve_granted(
+        &self,
+        endpoint: crate::request::Endpoint,
+        grant: Arc<tollgate_domain::grant::Grant>,
+        headers: http::HeaderMap,
+        body: axum::body::Body,
+    ) -> axum::response::Response {
+        crate::proxy::handle_granted(self.clone(), endpoint, grant, headers, body).await
+    }
+
     /// Swaps in a new routing table. Built and stored under one lock, so the last table built is the one that
     /// stays; requests waiting for a starting model are told.
     pub fn replace_routes(&self, routes: &Routes) {

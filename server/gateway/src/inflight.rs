@@ -4,7 +4,7 @@
 
 use crate::gateway::Inner;
 use crate::limits::Ticket;
-use crate::metering::UsageRecord;
+use crate::metering::{UsageRecord, UsageSource};
 use crate::metrics::ModelMetrics;
 use crate::request::Endpoint;
 use crate::routes::{Lease, Replica};
@@ -17,10 +17,17 @@ use tollgate_domain::grant::Grant;
 /// The status recorded for a client that left before any answer (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 
+/// Who a request is served for: the holder of an API key, or a signed-in user in the portal's playground, whose
+/// grant the portal resolved (no key).
+pub enum Origin {
+    Key(String),
+    Playground,
+}
+
 pub struct Inflight {
     gw: Arc<Inner>,
     grant: Arc<Grant>,
-    key_id: String,
+    origin: Origin,
     request_id: String,
     endpoint: Endpoint,
     started: Instant,
@@ -46,7 +53,7 @@ impl Inflight {
     pub(crate) fn new(
         gw: Arc<Inner>,
         grant: Arc<Grant>,
-        key_id: String,
+        origin: Origin,
         request_id: String,
         endpoint: Endpoint,
         started: Instant,
@@ -57,7 +64,7 @@ impl Inflight {
         Self {
             gw,
             grant,
-            key_id,
+            origin,
             request_id,
             endpoint,
             started,
@@ -142,6 +149,10 @@ impl Drop for Inflight {
             "gateway request finished"
         );
         let g = &*self.grant;
+        let (key_id, source) = match std::mem::replace(&mut self.origin, Origin::Playground) {
+            Origin::Key(id) => (Some(id), UsageSource::Key),
+            Origin::Playground => (None, UsageSource::Playground),
+        };
         self.gw.meter.record(UsageRecord {
             id: self.gw.ids.next("usg_"),
             request_id: std::mem::take(&mut self.request_id),
@@ -149,7 +160,7 @@ impl Drop for Inflight {
             tenant_id: g.tenant_id.clone(),
             team_id: g.team_id.clone(),
             subscription_id: g.subscription_id.clone(),
-            key_id: std::mem::take(&mut self.key_id),
+            key_id,
             model: g.model.clone(),
             replica: self
                 .last_replica
@@ -164,6 +175,7 @@ impl Drop for Inflight {
             ttft_ms: self.ttft.map(|t| t.as_millis() as u64),
             streamed: self.streamed,
             client_disconnected,
+            source,
         });
     }
 }

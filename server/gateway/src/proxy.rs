@@ -1,11 +1,12 @@
 //! The request path for the three generation endpoints: key, body, model, limits, engine, answer. No database
-//! access: keys and routes come from their in-memory snapshots.
+//! access: keys and routes come from their in-memory snapshots. A request the portal authorized (the playground:
+//! a signed-in user, no key) enters with its grant already resolved and takes the same path after the key.
 
 use crate::auth::presented_key;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, Inner};
 use crate::ids;
-use crate::inflight::Inflight;
+use crate::inflight::{Inflight, Origin};
 use crate::limits::guard::AdmitGuard;
 use crate::limits::{headers as rate_headers, window, window_reset_ms, LimitError, Seen, Ticket};
 use crate::model_name::ModelRename;
@@ -21,15 +22,42 @@ use http::{header, HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tollgate_domain::grant::Grant;
 
 pub async fn handle(gw: Gateway, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
+    respond(gw, endpoint, headers, body, None).await
+}
+
+/// Serves a request under `grant`, which the caller resolved and authorized (the portal's playground) instead of
+/// an API key: limits, routing, metering (as playground traffic, no key id) and the answer's headers are the key
+/// path's own.
+pub async fn handle_granted(
+    gw: Gateway,
+    endpoint: Endpoint,
+    grant: Arc<Grant>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(gw, endpoint, headers, body, Some(grant)).await
+}
+
+async fn respond(
+    gw: Gateway,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+    granted: Option<Arc<Grant>>,
+) -> Response {
     let started = Instant::now();
     let request_id = match ids::client_request_id(&headers) {
         Some(id) => id.to_owned(),
         None => gw.inner.ids.next("req_"),
     };
     let request_id_header = HeaderValue::from_str(&request_id).ok();
-    let mut response = serve(&gw.inner, endpoint, &headers, body, started, request_id).await;
+    let mut response = serve(
+        &gw.inner, endpoint, &headers, body, started, request_id, granted,
+    )
+    .await;
     if let Some(v) = request_id_header {
         response.headers_mut().insert("x-request-id", v);
     }
@@ -43,22 +71,27 @@ async fn serve(
     body: Body,
     started: Instant,
     request_id: String,
+    granted: Option<Arc<Grant>>,
 ) -> Response {
     let now = tollgate_store::now_millis();
-    let (grant, key_id) = {
-        let snapshot = gw.keys.load();
-        match snapshot.resolve(presented_key(headers), tollgate_domain::time::Millis(now)) {
-            Ok((entry, grant)) => (grant.clone(), entry.key_id.clone()),
-            Err(rejection) => {
-                gw.metrics.auth_failure(rejection);
-                return GatewayError::Auth(rejection).into_response();
+    let (grant, origin) = match granted {
+        None => {
+            let snapshot = gw.keys.load();
+            match snapshot.resolve(presented_key(headers), tollgate_domain::time::Millis(now)) {
+                Ok((entry, grant)) => (grant.clone(), Origin::Key(entry.key_id.clone())),
+                Err(rejection) => {
+                    gw.metrics.auth_failure(rejection);
+                    return GatewayError::Auth(rejection).into_response();
+                }
             }
         }
+        Some(grant) if grant.active => (grant, Origin::Playground),
+        Some(_) => return GatewayError::Suspended.into_response(),
     };
     let mut inflight = Inflight::new(
         gw.clone(),
         grant,
-        key_id,
+        origin,
         request_id,
         endpoint,
         started,

@@ -730,3 +730,81 @@ async fn keys_and_routes_swap_while_serving() {
     assert_eq!(post().await.unwrap().status(), 503);
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+/// The playground's way in: a grant the server resolved (no key) is served like a key's request, shares the
+/// subscription's limits with its keys, and is metered as playground traffic without a key id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_request_needs_no_key_shares_the_limits_and_is_metered_as_playground() {
+    use axum::body::Body;
+    use tollgate_domain::grant::{Grant, KeySnapshot};
+    use tollgate_gateway::request::Endpoint;
+
+    let engine = sim(fast_sim()).await;
+    let k = key(
+        3,
+        "sub_play",
+        MODEL,
+        Limits {
+            requests_per_minute: Some(2),
+            ..Limits::default()
+        },
+    );
+    let g = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
+    assert!(
+        g.gw.grant_of("sub_play").is_none(),
+        "no grants published yet"
+    );
+    g.gw.replace_keys(
+        KeySnapshot::new(vec![k.entry.clone()])
+            .with_models([card()])
+            .with_grants([k.entry.grant.clone()]),
+    );
+    let grant = g.gw.grant_of("sub_play").expect("the subscription's grant");
+    assert!(Arc::ptr_eq(&grant, &k.entry.grant));
+    let serve = |grant: Arc<Grant>| {
+        g.gw.serve_granted(
+            Endpoint::Chat,
+            grant,
+            http::HeaderMap::new(),
+            Body::from(chat_body("Hi", 4, false).to_string()),
+        )
+    };
+
+    let r = serve(grant.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "1");
+    let r = client()
+        .post(g.url("/v1/chat/completions"))
+        .header("authorization", bearer(&k))
+        .json(&chat_body("Hi", 4, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["x-ratelimit-remaining-requests"],
+        "0",
+        "one budget"
+    );
+    let r = serve(grant.clone()).await;
+    assert_eq!(r.status(), 429);
+    let suspended = Arc::new(Grant {
+        active: false,
+        ..(*grant).clone()
+    });
+    assert_eq!(serve(suspended).await.status(), 403);
+
+    let mut records = g.wait_records(3).await;
+    records.sort_by_key(|r| r.status);
+    let seen: Vec<(i64, &str, Option<&str>)> = records
+        .iter()
+        .map(|r| (r.status, r.source.as_str(), r.key_id.as_deref()))
+        .collect();
+    assert_eq!(seen.len(), 3, "{records:?}");
+    assert!(seen.contains(&(200, "playground", None)), "{seen:?}");
+    assert!(
+        seen.contains(&(200, "key", Some(k.entry.key_id.as_str()))),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&(429, "playground", None)), "{seen:?}");
+}

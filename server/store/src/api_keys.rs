@@ -27,6 +27,18 @@ pub struct NewApiKey<'a> {
     pub expires_at: Option<i64>,
 }
 
+/// A subscription as the gateway snapshot needs it: every active or suspended one, with or without keys, so the
+/// portal's playground can be served under a subscription that has no key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GatewaySubscriptionRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub team_id: String,
+    pub state: String,
+    pub model_id: String,
+    pub plan_id: String,
+}
+
 /// A key as the gateway snapshot needs it, with its subscription's state and plan.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GatewayKeyRow {
@@ -179,6 +191,17 @@ impl Store {
                AND (k.expires_at IS NULL OR k.expires_at > $1)",
         )
         .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every active or suspended subscription of every tenant, for the gateway's snapshot (each grant carries its
+    /// tenant).
+    pub async fn gateway_subscriptions(&self) -> Result<Vec<GatewaySubscriptionRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, tenant_id, team_id, state, model_id, plan_id FROM subscriptions
+             WHERE state IN ('active', 'suspended')",
+        )
         .fetch_all(&self.pool)
         .await?)
     }

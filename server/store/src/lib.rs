@@ -25,7 +25,7 @@ mod usage;
 mod users;
 
 pub use access_tokens::{AccessTokenRow, NewAccessToken};
-pub use api_keys::{ApiKeyRow, GatewayKeyRow, NewApiKey};
+pub use api_keys::{ApiKeyRow, GatewayKeyRow, GatewaySubscriptionRow, NewApiKey};
 pub use audit::{AuditQuery, AuditRow, NewAuditEvent};
 pub use connect::{Backend, Store};
 pub use error::StoreError;

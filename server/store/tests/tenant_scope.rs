@@ -41,6 +41,10 @@ const CROSS_TENANT: &[(&str, &str)] = &[
         "the gateway's snapshot holds every tenant's keys; each grant carries its own tenant",
     ),
     (
+        "gateway_subscriptions",
+        "the gateway's snapshot holds every tenant's subscriptions (the playground's grants); each carries its tenant",
+    ),
+    (
         "list_subscriptions",
         "SubscriptionQuery.tenant_id is None only for platform admins' cross-tenant approval queue",
     ),

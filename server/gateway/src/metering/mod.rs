@@ -31,7 +31,8 @@ pub struct UsageRecord {
     pub tenant_id: String,
     pub team_id: String,
     pub subscription_id: String,
-    pub key_id: String,
+    /// The API key the request came with; None for the playground's (no key).
+    pub key_id: Option<String>,
     pub model: String,
     pub replica: String,
     pub endpoint: String,
@@ -42,6 +43,28 @@ pub struct UsageRecord {
     pub ttft_ms: Option<u64>,
     pub streamed: bool,
     pub client_disconnected: bool,
+    /// Records spooled before sources existed read back as `key`.
+    #[serde(default)]
+    pub source: UsageSource,
+}
+
+/// Where a request came from: a client with an API key, or the portal's playground (a signed-in user, no key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageSource {
+    #[default]
+    Key,
+    Playground,
+}
+
+impl UsageSource {
+    /// The `usage_records.source` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::Playground => "playground",
+        }
+    }
 }
 
 /// Where records end up. The database in production; tests substitute failing or counting stores.
@@ -63,7 +86,7 @@ impl UsageStore for tollgate_store::Store {
                 tenant_id: &r.tenant_id,
                 team_id: &r.team_id,
                 subscription_id: &r.subscription_id,
-                key_id: Some(&r.key_id),
+                key_id: r.key_id.as_deref(),
                 model: &r.model,
                 replica: &r.replica,
                 endpoint: &r.endpoint,
@@ -74,7 +97,7 @@ impl UsageStore for tollgate_store::Store {
                 ttft_ms: r.ttft_ms.map(clamp),
                 streamed: r.streamed,
                 client_disconnected: r.client_disconnected,
-                source: "key",
+                source: r.source.as_str(),
             })
             .collect();
         self.insert_usage_batch(&rows)
@@ -233,7 +256,7 @@ pub(crate) mod tests {
             tenant_id: "t".into(),
             team_id: "team".into(),
             subscription_id: "s".into(),
-            key_id: "k".into(),
+            key_id: Some("k".into()),
             model: "m".into(),
             replica: "http://r".into(),
             endpoint: "chat".into(),
@@ -244,7 +267,31 @@ pub(crate) mod tests {
             ttft_ms: Some(1),
             streamed: true,
             client_disconnected: false,
+            source: UsageSource::Key,
         }
+    }
+
+    #[test]
+    fn records_spooled_before_sources_read_back_as_key_records() {
+        let old = r#"{"id":"u","request_id":"r","at":1,"tenant_id":"t","team_id":"team","subscription_id":"s",
+            "key_id":"k","model":"m","replica":"","endpoint":"chat","status":200,"prompt_tokens":1,
+            "completion_tokens":2,"latency_ms":3,"ttft_ms":null,"streamed":false,"client_disconnected":false}"#;
+        let r: UsageRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (r.key_id.as_deref(), r.source),
+            (Some("k"), UsageSource::Key)
+        );
+        let playground = UsageRecord {
+            key_id: None,
+            source: UsageSource::Playground,
+            ..record("p")
+        };
+        let line = serde_json::to_string(&playground).unwrap();
+        assert!(line.contains(r#""source":"playground""#), "{line}");
+        assert_eq!(
+            serde_json::from_str::<UsageRecord>(&line).unwrap(),
+            playground
+        );
     }
 
     /// A store that keeps records by id (so double inserts would show) and can be switched off.
