@@ -34,7 +34,8 @@ fn view(r: UsageRow, caller: &Caller) -> UsageView {
         tenant_id: r.tenant_id,
         team_id: r.team_id,
         subscription_id: r.subscription_id,
-        key_id: r.key_id.unwrap_or_default(),
+        key_id: r.key_id,
+        source: r.source,
         model: r.model,
         replica: if caller.platform_admin {
             r.replica

@@ -14,7 +14,10 @@ pub struct UsageView {
     pub tenant_id: String,
     pub team_id: String,
     pub subscription_id: String,
-    pub key_id: String,
+    /// The API key the request came with; null for playground requests, which have none.
+    pub key_id: Option<String>,
+    /// Where the request came from: `key` (an API key) or `playground` (the portal's playground).
+    pub source: String,
     pub model: String,
     /// The engine that answered last: platform admins only (an internal address); empty for everyone else.
     pub replica: String,
