@@ -388,6 +388,14 @@ def test_a_deployment_comes_up_holds_its_gpu_and_is_served_without_a_restart(fle
     assert reply.choices[0].message.content and reply.model == MODEL
     assert engine_served(r["base_url"]) == before + 1
 
+    # A client that sets no max_tokens (the README's first call) is answered too: the simulated engine serves the
+    # catalog's context length, as vLLM serves the model's own, and the gateway's default fits in it.
+    context = p.call("GET", f"/models/{MODEL}")["model"]["context_length"]
+    engine_models = httpx.get(f"{r['base_url']}/v1/models", timeout=10).json()
+    assert engine_models["data"][0]["max_model_len"] == context > 4096
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Say hello"}])
+    assert reply.choices[0].message.content and reply.usage.completion_tokens > 0
+
     # Every state change is an event: the deployment's creation, then the replica's created -> started -> ready
     # (created and started happen in one pass, at one instant).
     evs = events(p, dep_id)

@@ -1,8 +1,11 @@
 //! Platform admins run the fleet: the GPUs of every node (which replica holds each), the deployments with their
 //! replicas, a form to deploy a catalog model, and per deployment its replicas, events, scaling and deletion.
-//! The status parts are islands that poll every two seconds, so a replica going from starting to ready shows up
-//! without a reload; the forms are plain HTML forms.
+//! The status parts are server-rendered panels inside a small island, `LiveRegion`, that fetches the same panel
+//! rendered to HTML every two seconds and swaps it in, so a replica going from starting to ready shows up without a
+//! reload while the views and the fleet's types stay out of the wasm bundle (about 30 KB gzipped); the forms are
+//! plain HTML forms.
 
+use crate::error::AppError;
 use crate::{
     api::catalog::browse_catalog,
     api::fleet::{
@@ -12,6 +15,7 @@ use crate::{
     components::{badges::ReplicaStateBadge, ui::*},
 };
 use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -22,24 +26,24 @@ use tollgate_domain::{
 
 const POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Fetches with `fetch` every `POLL`, in the browser only, into `data` (what the server rendered is the first
-/// value, passed to the island as a prop, so hydration always sees what the server saw); a failed fetch keeps the
-/// last data and sets `error`.
-fn poll<T, F, Fut>(fetch: F, data: RwSignal<T>, error: RwSignal<Option<String>>)
-where
-    T: Send + Sync + 'static,
-    F: Fn() -> Fut + Clone + 'static,
-    Fut: std::future::Future<Output = Result<T, crate::error::AppError>> + 'static,
-{
+/// Server-rendered content (`children`) that refreshes itself every `POLL`: the browser fetches the same panel
+/// rendered to HTML by the server (`live_panel`) and swaps it in. A failed fetch keeps what is shown and says why.
+/// `deployment`: that deployment's panel; empty: the fleet's.
+#[island]
+fn LiveRegion(deployment: String, children: Children) -> impl IntoView {
+    let region = NodeRef::<leptos::html::Div>::new();
+    let error = RwSignal::new(None::<String>);
     Effect::new(move |_| {
-        let fetch = fetch.clone();
+        let deployment = deployment.clone();
         let handle = set_interval_with_handle(
             move || {
-                let next = fetch();
+                let deployment = deployment.clone();
                 leptos::task::spawn_local(async move {
-                    match next.await {
-                        Ok(v) => {
-                            data.set(v);
+                    match live_panel(deployment).await {
+                        Ok(html) => {
+                            if let Some(el) = region.get_untracked() {
+                                el.set_inner_html(&html);
+                            }
                             error.set(None);
                         }
                         Err(e) => error.set(Some(describe(&e))),
@@ -55,6 +59,23 @@ where
             }
         });
     });
+    view! {
+        {move || error.get().map(|e| view! { <ErrorBanner message=e /> })}
+        <div node_ref=region data-testid="live-region">{children()}</div>
+    }
+}
+
+/// A live panel rendered to HTML, as `LiveRegion` swaps it in: a deployment's, or (empty id) the fleet's.
+#[server(endpoint = "fleet/live", input = GetUrl)]
+pub async fn live_panel(deployment: String) -> Result<String, AppError> {
+    use leptos::tachys::view::RenderHtml;
+    Ok(if deployment.is_empty() {
+        let status = fleet_overview().await?;
+        view! { <FleetPanel status /> }.to_html()
+    } else {
+        let page = deployment_detail(deployment).await?;
+        view! { <DeploymentPanel page /> }.to_html()
+    })
 }
 
 #[component]
@@ -75,7 +96,7 @@ pub fn AdminFleetPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match overview.await {
                             Err(e) => view! { <LoadError error=e /> }.into_any(),
-                            Ok(o) => view! { <FleetLive initial=o /> }.into_any(),
+                            Ok(status) => view! { <LiveRegion deployment=String::new()><FleetPanel status /></LiveRegion> }.into_any(),
                         }
                     })}
                 </Suspense>
@@ -86,23 +107,14 @@ pub fn AdminFleetPage() -> impl IntoView {
     .into_any()
 }
 
-/// Deployments and GPUs, refreshed every two seconds.
-#[island]
-fn FleetLive(initial: FleetStatus) -> impl IntoView {
-    let data = RwSignal::new(initial);
-    let error = RwSignal::new(None::<String>);
-    poll(fleet_overview, data, error);
+/// Deployments and GPUs.
+#[component]
+fn FleetPanel(status: FleetStatus) -> impl IntoView {
     view! {
-        {move || error.get().map(|e| view! { <ErrorBanner message=e /> })}
-        {move || {
-            let o = data.get();
-            view! {
-                <p class="mb-2 text-xs text-slate-500" data-testid="fleet-driver">"Driver: "{o.driver.clone()}" · updates every 2 s"</p>
-                <Deployments deployments=o.deployments.clone() />
-                <h2 class="mb-2 mt-6 font-semibold">"GPUs"</h2>
-                <Nodes nodes=o.nodes.clone() />
-            }
-        }}
+        <p class="mb-2 text-xs text-slate-500" data-testid="fleet-driver">"Driver: "{status.driver}" · updates every 2 s"</p>
+        <Deployments deployments=status.deployments />
+        <h2 class="mb-2 mt-6 font-semibold">"GPUs"</h2>
+        <Nodes nodes=status.nodes />
     }
 }
 
@@ -282,7 +294,7 @@ pub fn AdminDeploymentPage() -> impl IntoView {
                             d.spec.engine.to_args(d.spec.gpus_per_replica).join(" "),
                         ) />
                         <div class="grid gap-6 lg:grid-cols-3">
-                            <section class="lg:col-span-2"><DeploymentLive initial=page /></section>
+                            <section class="lg:col-span-2"><LiveRegion deployment=d.id.clone()><DeploymentPanel page /></LiveRegion></section>
                             <section class="space-y-4">
                                 <div class=CARD>
                                     <h2 class="mb-3 font-semibold">"Scale"</h2>
@@ -332,30 +344,25 @@ pub fn AdminDeploymentPage() -> impl IntoView {
     }
 }
 
-/// A deployment's replicas and events, refreshed every two seconds.
-#[island]
-fn DeploymentLive(initial: DeploymentPage) -> impl IntoView {
-    let id = initial.deployment.id.clone();
-    let data = RwSignal::new(initial);
-    let error = RwSignal::new(None::<String>);
-    poll(move || deployment_detail(id.clone()), data, error);
+/// A deployment's replicas, their output and its events.
+#[component]
+fn DeploymentPanel(page: DeploymentPage) -> impl IntoView {
+    let DeploymentPage {
+        deployment: d,
+        events,
+        logs,
+    } = page;
     view! {
-        {move || error.get().map(|e| view! { <ErrorBanner message=e /> })}
-        {move || {
-            let DeploymentPage { deployment: d, events, logs } = data.get();
-            view! {
-                <div class="mb-3 flex flex-wrap gap-4 text-sm" data-testid="deployment-summary">
-                    <span data-testid="ready-count">{format!("{} of {} replicas ready", d.ready_replicas, d.desired_replicas)}</span>
-                    <span class="text-slate-500">{d.scale_reason.clone().unwrap_or_default()}</span>
-                    <span class="text-slate-500">{format!("{:.1} GPU-hours", d.gpu_seconds / 3600.0)}</span>
-                </div>
-                {d.condition.clone().map(|c| view! { <ErrorBanner message=c /> })}
-                <Replicas replicas=d.replicas.clone() />
-                <Logs logs />
-                <h2 class="mb-2 mt-6 font-semibold">"Events"</h2>
-                <Events events=events />
-            }
-        }}
+        <div class="mb-3 flex flex-wrap gap-4 text-sm" data-testid="deployment-summary">
+            <span data-testid="ready-count">{format!("{} of {} replicas ready", d.ready_replicas, d.desired_replicas)}</span>
+            <span class="text-slate-500">{d.scale_reason.clone().unwrap_or_default()}</span>
+            <span class="text-slate-500">{format!("{:.1} GPU-hours", d.gpu_seconds / 3600.0)}</span>
+        </div>
+        {d.condition.clone().map(|c| view! { <ErrorBanner message=c /> })}
+        <Replicas replicas=d.replicas />
+        <Logs logs />
+        <h2 class="mb-2 mt-6 font-semibold">"Events"</h2>
+        <Events events=events />
     }
 }
 

@@ -54,6 +54,13 @@ impl Default for ControllerConfig {
 }
 
 /// What the controller remembers between passes (lost on takeover, which only makes it cautious).
+/// What an engine is told about the catalog model it serves.
+struct Served {
+    /// The name the engine serves it as (the catalog's upstream name).
+    name: String,
+    context_length: u32,
+}
+
 #[derive(Default)]
 struct Memory {
     health_failures: HashMap<String, u32>,
@@ -209,12 +216,18 @@ impl Controller {
         let Some(mut nodes) = self.inventory(now).await else {
             return Ok(());
         };
-        let served: HashMap<String, String> = self
+        let served: HashMap<String, Served> = self
             .store
             .all_models()
             .await?
             .into_iter()
-            .map(|m| (m.id, m.upstream_name))
+            .map(|m| {
+                let served = Served {
+                    name: m.upstream_name,
+                    context_length: u32::try_from(m.context_length.max(0)).unwrap_or(u32::MAX),
+                };
+                (m.id, served)
+            })
             .collect();
         let mut deployments: Vec<(Deployment, i64)> = Vec::new();
         for row in self.store.deployments().await? {
@@ -652,7 +665,7 @@ impl Controller {
         others: &mut BTreeMap<String, Vec<Replica>>,
         nodes: &mut [Node],
         seen: &HashMap<String, Seen>,
-        served: &HashMap<String, String>,
+        served: &HashMap<String, Served>,
         now: i64,
         changes: &mut FleetChanges,
     ) {
@@ -826,23 +839,22 @@ impl Controller {
         &self,
         d: &Deployment,
         r: &mut Replica,
-        served: &HashMap<String, String>,
+        served: &HashMap<String, Served>,
         now: i64,
         changes: &mut FleetChanges,
         restart: bool,
     ) {
+        let model = served.get(&d.spec.model_id);
         let spec = ReplicaSpec {
             replica_id: r.id.clone(),
             deployment_id: d.id.clone(),
-            served_name: served
-                .get(&d.spec.model_id)
-                .cloned()
-                .unwrap_or_else(|| d.spec.model_id.clone()),
+            served_name: model.map_or_else(|| d.spec.model_id.clone(), |m| m.name.clone()),
             node: r.node.clone().unwrap_or_default(),
             gpus: r.gpus.clone(),
             args: d.spec.engine.to_args(d.spec.gpus_per_replica),
             gpu_products: d.spec.gpu_products.clone(),
             min_gpu_memory_mib: u64::from(d.spec.min_gpu_memory_gib) * 1024,
+            context_length: model.map_or(0, |m| m.context_length),
         };
         match self.driver.start(&spec).await {
             Ok(started) => {

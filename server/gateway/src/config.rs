@@ -25,7 +25,8 @@ pub struct GatewayConfig {
     pub pool_idle_timeout: Duration,
     /// Replicas tried per request (connect errors, 5xx and timeouts before the first byte move to the next).
     pub max_attempts: usize,
-    /// Completion tokens reserved when a request sets no `max_tokens`.
+    /// Completion tokens reserved when a request sets no `max_tokens` (never more than the model's context length
+    /// leaves after the prompt: `limits::window::default_completion`).
     pub default_max_tokens: u64,
     /// The most completion tokens one request reserves (all choices together), whatever its `max_tokens`; the
     /// engine is then told it may generate that many. The prompt estimate comes on top: capping it too would leave

@@ -52,6 +52,22 @@ pub fn client_request_id(headers: &HeaderMap) -> Option<&str> {
     ok.then_some(v)
 }
 
+/// The id of a request: the client's `x-request-id` when it sent a sane one, else a new one.
+pub fn request_id(ids: &IdGen, headers: &HeaderMap) -> String {
+    match client_request_id(headers) {
+        Some(id) => id.to_owned(),
+        None => ids.next("req_"),
+    }
+}
+
+/// Puts `id` in the answer's `x-request-id`: every gateway answer carries one, errors included, so a client can
+/// quote it when it reports a failed call.
+pub fn tag_response(response: &mut axum::response::Response, id: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 use crate::auth::presented_key;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::ids;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,12 +15,14 @@ use tollgate_domain::time::Millis;
 
 pub async fn list(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let snapshot = gw.inner.keys.load();
-    match authorize(&gw, &snapshot, &headers) {
+    let mut response = match authorize(&gw, &snapshot, &headers) {
         Ok(grant) => {
             Json(json!({"object": "list", "data": [entry(&snapshot, grant)]})).into_response()
         }
         Err(e) => e.into_response(),
-    }
+    };
+    ids::tag_response(&mut response, &ids::request_id(&gw.inner.ids, &headers));
+    response
 }
 
 pub async fn one(
@@ -28,11 +31,13 @@ pub async fn one(
     headers: HeaderMap,
 ) -> Response {
     let snapshot = gw.inner.keys.load();
-    match authorize(&gw, &snapshot, &headers) {
+    let mut response = match authorize(&gw, &snapshot, &headers) {
         Ok(grant) if grant.model == id => Json(entry(&snapshot, grant)).into_response(),
         Ok(_) => GatewayError::ModelNotFound(id).into_response(),
         Err(e) => e.into_response(),
-    }
+    };
+    ids::tag_response(&mut response, &ids::request_id(&gw.inner.ids, &headers));
+    response
 }
 
 fn authorize<'a>(

@@ -49,10 +49,7 @@ async fn respond(
     granted: Option<Arc<Grant>>,
 ) -> Response {
     let started = Instant::now();
-    let request_id = match ids::client_request_id(&headers) {
-        Some(id) => id.to_owned(),
-        None => gw.inner.ids.next("req_"),
-    };
+    let request_id = ids::request_id(&gw.inner.ids, &headers);
     let request_id_header = HeaderValue::from_str(&request_id).ok();
     let mut response = serve(
         &gw.inner, endpoint, &headers, body, started, request_id, granted,
@@ -197,11 +194,22 @@ async fn forward(
         }
     };
     let prompt_estimate = window::estimate_prompt_tokens(req.prompt_bytes);
+    let default_max_tokens = match req.max_tokens {
+        Some(_) => gw.config.default_max_tokens,
+        None => {
+            let context = gw
+                .keys
+                .load()
+                .model_card(&grant.model)
+                .map_or(0, |card| card.context_length);
+            window::default_completion(gw.config.default_max_tokens, context, prompt_estimate)
+        }
+    };
     let reserve = window::reservation(
         prompt_estimate,
         req.max_tokens,
         req.choices,
-        gw.config.default_max_tokens,
+        default_max_tokens,
         gw.config.max_completion_reservation,
         &grant.limits,
     );

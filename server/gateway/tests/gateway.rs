@@ -110,6 +110,27 @@ async fn chat_completion_is_forwarded_metered_and_limited_in_headers() {
     );
 }
 
+/// The engine serves the catalog's 2,048-token context; the gateway's default (4,096 completion tokens) would not
+/// fit, and vLLM refuses a `max_tokens` that does not fit: the gateway asks for what the context leaves instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_max_tokens_fits_the_models_context() {
+    let engine = sim(fast_sim()).await;
+    let k = key(2, "sub_nomax", MODEL, Limits::default());
+    let limiter = memory();
+    let g = gateway(vec![k.entry.clone()], &routes(&[engine], 0), limiter).await;
+    let r = client()
+        .post(g.url("/v1/chat/completions"))
+        .header("authorization", bearer(&k))
+        .json(&json!({"model": MODEL, "messages": [{"role": "user", "content": "Hello there"}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body["usage"]["completion_tokens"].as_i64().unwrap() > 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_drop_the_usage_the_client_did_not_ask_for_and_are_metered_exactly() {
     let engine = sim(fast_sim()).await;
@@ -286,6 +307,38 @@ async fn completions_embeddings_and_models() {
     assert_eq!(other.status(), 404);
     let anon = c.get(g.url("/v1/models")).send().await.unwrap();
     assert_eq!(anon.status(), 401);
+    // Every answer carries a request id a client can quote, the refusals too: made up when the client sent
+    // none (unique), the client's own when it did.
+    let id_of = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let ids = [id_of(&one), id_of(&other), id_of(&anon)];
+    assert!(ids.iter().all(|id| id.starts_with("req_")), "{ids:?}");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    let quoted = c
+        .get(g.url("/v1/models"))
+        .header("x-request-id", "client-models-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (quoted.status().as_u16(), id_of(&quoted).as_str()),
+        (401, "client-models-1")
+    );
+    let unauthorized_chat = c
+        .post(g.url("/v1/chat/completions"))
+        .json(&chat_body("hi", 4, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized_chat.status(), 401);
+    assert!(id_of(&unauthorized_chat).starts_with("req_"));
 
     let records = g.records().await;
     assert_eq!(

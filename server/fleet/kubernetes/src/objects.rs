@@ -362,6 +362,7 @@ mod tests {
             args: vec!["--tensor-parallel-size".into(), gpus.to_string()],
             gpu_products: vec!["NVIDIA-H100-80GB-HBM3".into()],
             min_gpu_memory_mib: 80 * 1024,
+            context_length: 0,
         }
     }
 

@@ -34,6 +34,7 @@ fn spec(replica: &str) -> ReplicaSpec {
         args: vec!["--tensor-parallel-size".into(), "2".into()],
         gpu_products: vec!["NVIDIA-H100-80GB-HBM3".into()],
         min_gpu_memory_mib: 0,
+        context_length: 0,
     }
 }
 

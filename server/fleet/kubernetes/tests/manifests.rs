@@ -153,6 +153,7 @@ async fn the_rbac_rules_grant_exactly_what_the_driver_calls() {
         args: Vec::new(),
         gpu_products: Vec::new(),
         min_gpu_memory_mib: 0,
+        context_length: 0,
     };
     let started = driver.start(&spec).await.unwrap();
     let _ = driver.observe(&started.handle).await;

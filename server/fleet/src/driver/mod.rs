@@ -24,6 +24,9 @@ pub struct ReplicaSpec {
     /// platform places replicas itself (Kubernetes: node affinity).
     pub gpu_products: Vec<String>,
     pub min_gpu_memory_mib: u64,
+    /// The model's context length in the catalog (0: unknown). A real engine reads it from the model's own config
+    /// unless `--max-model-len` says otherwise; the simulator has no model config, so its driver passes this.
+    pub context_length: u32,
 }
 
 /// A started replica: how to find it again, and where the gateway reaches it.

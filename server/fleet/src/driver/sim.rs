@@ -76,6 +76,19 @@ impl SimDriver {
     }
 }
 
+/// The engine arguments with `--max-model-len` set to the catalog's context length where the deployment left it
+/// unset: vLLM would read it from the model's config, which a simulated model does not have.
+fn with_context_length(args: &[String], context_length: u32) -> Vec<String> {
+    let mut args = args.to_vec();
+    let given = args
+        .iter()
+        .any(|a| a == "--max-model-len" || a.starts_with("--max-model-len="));
+    if !given && context_length > 0 {
+        args.extend(["--max-model-len".to_string(), context_length.to_string()]);
+    }
+    args
+}
+
 /// Reads `COUNTxGPUSxPRODUCT` groups; a product's memory comes from its name (`H100-80GB`: 80 GiB), else 80 GiB.
 pub fn parse_nodes(spec: &str) -> Result<Vec<Node>, String> {
     let mut nodes = Vec::new();
@@ -152,8 +165,9 @@ impl Driver for SimDriver {
     }
 
     async fn start(&self, spec: &ReplicaSpec) -> Result<Started, DriverError> {
+        let args = with_context_length(&spec.args, spec.context_length);
         let config = self
-            .config(&spec.served_name, &spec.args)
+            .config(&spec.served_name, &args)
             .map_err(DriverError::Permanent)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -214,6 +228,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_catalog_context_length_fills_in_only_an_unset_max_model_len() {
+        let tp = ["--tensor-parallel-size".to_string(), "1".to_string()];
+        assert_eq!(
+            with_context_length(&tp, 8192)[2..],
+            ["--max-model-len", "8192"]
+        );
+        assert_eq!(with_context_length(&tp, 0), tp);
+        let set = ["--max-model-len".to_string(), "4096".to_string()];
+        assert_eq!(with_context_length(&set, 8192), set);
+        let set = ["--max-model-len=4096".to_string()];
+        assert_eq!(with_context_length(&set, 8192), set);
+    }
+
     #[tokio::test]
     async fn a_replica_serves_exits_on_a_fault_and_stops() {
         let driver = SimDriver::new("1x2xH100-80GB", vec!["--sim-zero-latency".into()]).unwrap();
@@ -229,6 +257,7 @@ mod tests {
             args: vec!["--tensor-parallel-size".into(), "1".into()],
             gpu_products: Vec::new(),
             min_gpu_memory_mib: 0,
+            context_length: 32_768,
         };
         let started = driver.start(&spec).await.unwrap();
         assert_eq!(driver.observe(&started.handle).await, Process::Running);
@@ -243,6 +272,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(models["data"][0]["id"], "org/m");
+        // Serves the catalog's context, not the simulator's own default.
+        assert_eq!(models["data"][0]["max_model_len"], 32_768);
         // The exit fault ends this engine, not the process.
         let fault = reqwest::Client::new()
             .post(format!("{}/sim/faults", started.base_url))

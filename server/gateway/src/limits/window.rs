@@ -151,6 +151,26 @@ pub fn reservation(
     r
 }
 
+/// What a request that sets no `max_tokens` may generate: the gateway's default, but no more than the model's
+/// context leaves after the prompt, at least 1. vLLM itself would fill the context; told a `max_tokens` that does
+/// not fit, it refuses the request instead. The prompt is known only as an estimate from its JSON size, and the
+/// engine's chat template adds tokens of its own (34 for a two-word message on the simulator), so the room left
+/// keeps a quarter of the estimate and `TEMPLATE_TOKENS` spare. `context_length` 0 means unknown.
+pub fn default_completion(
+    default_max_tokens: u64,
+    context_length: u64,
+    prompt_estimate: u64,
+) -> u64 {
+    const TEMPLATE_TOKENS: u64 = 64;
+    if context_length == 0 {
+        return default_max_tokens;
+    }
+    let prompt = prompt_estimate
+        .saturating_add(prompt_estimate / 4)
+        .saturating_add(TEMPLATE_TOKENS);
+    default_max_tokens.min(context_length.saturating_sub(prompt).max(1))
+}
+
 /// The completion tokens per choice a reservation leaves room for: what the engine is told it may generate
 /// (`max_tokens`), so no request exceeds what it reserved. At least 1, the smallest cap an engine accepts; a prompt
 /// estimate that fills the reservation by itself still gets an answer, charged its real size.
@@ -180,6 +200,15 @@ mod tests {
             max_concurrent: conc,
             monthly_tokens: month,
         }
+    }
+
+    #[test]
+    fn a_request_without_max_tokens_never_asks_for_more_than_the_context_leaves() {
+        assert_eq!(default_completion(4096, 0, 100), 4096);
+        assert_eq!(default_completion(4096, 131_072, 100), 4096);
+        // 100 estimated prompt tokens: 125 with the spare quarter, 64 more for the template.
+        assert_eq!(default_completion(4096, 2048, 100), 2048 - 125 - 64);
+        assert_eq!(default_completion(4096, 2048, 5000), 1);
     }
 
     #[test]
