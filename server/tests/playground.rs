@@ -212,7 +212,7 @@ async fn the_playground_serves_a_session_under_its_subscription() {
             "/plans",
             &root,
             None,
-            json!({ "name": "Three a minute", "requests_per_minute": "3" }),
+            json!({ "name": "Three a minute", "requests_per_minute": "3", "monthly_tokens": "1000000" }),
         )
         .await;
     let acme = api
@@ -354,6 +354,14 @@ async fn the_playground_serves_a_session_under_its_subscription() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-ratelimit-limit-requests"], "3");
     assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "2");
+    // The monthly quota the page shows, from the same headers (this call's reservation already counted).
+    assert_eq!(r.headers()["x-ratelimit-limit-tokens-month"], "1000000");
+    let month_left: u64 = r.headers()["x-ratelimit-remaining-tokens-month"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((900_000..1_000_000).contains(&month_left), "{month_left}");
     assert!(r.headers()[header::CONTENT_TYPE]
         .to_str()
         .unwrap()

@@ -313,6 +313,7 @@ mod tests {
             seen: Seen {
                 requests: 2,
                 tokens: 90,
+                month_tokens: 0,
             },
             reset_ms: 12_500,
         }

@@ -583,8 +583,12 @@ async fn limits_answer_429_with_retry_after_and_headers() {
         200,
         "a reservation bigger than the whole quota is capped to it"
     );
+    // The quota and what is left of it (the whole quota reserved by this request) ride along.
+    assert_eq!(r.headers()["x-ratelimit-limit-tokens-month"], "10");
+    assert_eq!(r.headers()["x-ratelimit-remaining-tokens-month"], "0");
     let r = post(&monthly, 50).await.unwrap();
     assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["x-ratelimit-limit-tokens-month"], "10");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "insufficient_quota");
 }

@@ -154,3 +154,26 @@ async fn settling_a_ticket_never_admitted_changes_nothing() {
         "held (settled once, at 100), the marker and the probe"
     );
 }
+
+#[tokio::test]
+async fn admissions_report_the_month_so_far() {
+    let (l, _prefix) = limiter().await;
+    let limits = Limits {
+        monthly_tokens: Some(1_000),
+        ..Limits::default()
+    };
+    let first = l.admit(&ticket("a", 100, T0), &limits, T0).await.unwrap();
+    let second = l.admit(&ticket("b", 200, T0), &limits, T0).await.unwrap();
+    assert_eq!((first.month_tokens, second.month_tokens), (100, 300));
+    match l.admit(&ticket("c", 800, T0), &limits, T0).await {
+        Err(LimitError::Refused {
+            kind: LimitKind::Monthly,
+            seen,
+            ..
+        }) => assert_eq!(
+            seen.month_tokens, 300,
+            "a refusal reports the month as it was"
+        ),
+        other => panic!("expected a monthly refusal, got {other:?}"),
+    }
+}

@@ -12,6 +12,7 @@ pub struct Head {
     pub retry_after: Option<u32>,
     pub requests_left: Option<(String, String)>,
     pub tokens_left: Option<(String, String)>,
+    pub month_left: Option<(String, String)>,
 }
 
 fn text(e: JsValue) -> String {
@@ -53,6 +54,10 @@ pub async fn post(url: &str, body: &str, signal: &AbortSignal) -> Result<(Head, 
             "x-ratelimit-limit-requests",
         ),
         tokens_left: pair("x-ratelimit-remaining-tokens", "x-ratelimit-limit-tokens"),
+        month_left: pair(
+            "x-ratelimit-remaining-tokens-month",
+            "x-ratelimit-limit-tokens-month",
+        ),
     };
     Ok((head, response))
 }

@@ -120,6 +120,8 @@ pub struct Stats {
     /// The gateway's `x-ratelimit-*` headers: (remaining, limit).
     pub requests_left: Option<(String, String)>,
     pub tokens_left: Option<(String, String)>,
+    /// The monthly token quota (`x-ratelimit-*-tokens-month`): (remaining, limit).
+    pub month_left: Option<(String, String)>,
 }
 
 impl Stats {
@@ -149,6 +151,9 @@ impl Stats {
         }
         if let Some((left, limit)) = &self.tokens_left {
             parts.push(format!("{left}/{limit} tokens left this minute"));
+        }
+        if let Some((left, limit)) = &self.month_left {
+            parts.push(format!("{left}/{limit} tokens left this month"));
         }
         parts.join(" · ")
     }
@@ -735,10 +740,11 @@ mod tests {
             finish_reason: None,
             requests_left: Some(("2".into(), "3".into())),
             tokens_left: None,
+            month_left: Some(("9000".into(), "10000".into())),
         };
         assert_eq!(
             s.line(),
-            "TTFT 120 ms · 50.0 tokens/s · 10 prompt + 51 completion tokens · cost $0.000011 · 2/3 requests left this minute"
+            "TTFT 120 ms · 50.0 tokens/s · 10 prompt + 51 completion tokens · cost $0.000011 · 2/3 requests left this minute · 9000/10000 tokens left this month"
         );
     }
 

@@ -10,6 +10,9 @@ static RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-r
 static LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
 static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
 static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
+// Tollgate's own, beside OpenAI's per-minute ones: the subscription's monthly token quota.
+static LIMIT_MONTH: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens-month");
+static REMAINING_MONTH: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens-month");
 
 /// Adds the headers for the limits a subscription has (none for an unlimited dimension).
 pub fn apply(headers: &mut HeaderMap, limits: &Limits, seen: Seen, reset_ms: i64) {
@@ -35,6 +38,13 @@ pub fn apply(headers: &mut HeaderMap, limits: &Limits, seen: Seen, reset_ms: i64
         if let Some(r) = reset {
             headers.insert(RESET_TOKENS.clone(), r);
         }
+    }
+    if let Some(month) = limits.monthly_tokens {
+        headers.insert(LIMIT_MONTH.clone(), month.into());
+        headers.insert(
+            REMAINING_MONTH.clone(),
+            month.saturating_sub(seen.month_tokens).into(),
+        );
     }
 }
 
@@ -74,6 +84,7 @@ mod tests {
             Seen {
                 requests: 3,
                 tokens: 99,
+                month_tokens: 0,
             },
             1500,
         );
@@ -96,11 +107,33 @@ mod tests {
             Seen {
                 requests: 0,
                 tokens: 150,
+                month_tokens: 0,
             },
             10,
         );
         assert_eq!(h["x-ratelimit-remaining-tokens"], "0");
         assert_eq!(h["x-ratelimit-reset-tokens"], "10ms");
+    }
+
+    #[test]
+    fn a_monthly_quota_says_what_is_left_of_it() {
+        let mut h = HeaderMap::new();
+        let limits = Limits {
+            monthly_tokens: Some(1_000),
+            ..Limits::default()
+        };
+        let seen = Seen {
+            requests: 1,
+            tokens: 40,
+            month_tokens: 640,
+        };
+        apply(&mut h, &limits, seen, 10);
+        assert_eq!(h["x-ratelimit-limit-tokens-month"], "1000");
+        assert_eq!(h["x-ratelimit-remaining-tokens-month"], "360");
+        assert!(h.get("x-ratelimit-limit-tokens").is_none());
+        let mut h = HeaderMap::new();
+        apply(&mut h, &Limits::default(), seen, 10);
+        assert!(h.is_empty());
     }
 
     #[test]

@@ -33,10 +33,10 @@ local c = redis.call('ZCARD', KEYS[2])
 local m = tonumber(redis.call('GET', KEYS[3]) or '0')
 local rpm, tpm, cmax, mmax = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local res = tonumber(ARGV[5])
-if cmax >= 0 and c + 1 > cmax then return {1, r, t} end
-if rpm >= 0 and r + 1 > rpm then return {2, r, t} end
-if tpm >= 0 and t + res > tpm then return {3, r, t} end
-if mmax >= 0 and m + res > mmax then return {4, r, t} end
+if cmax >= 0 and c + 1 > cmax then return {1, r, t, m} end
+if rpm >= 0 and r + 1 > rpm then return {2, r, t, m} end
+if tpm >= 0 and t + res > tpm then return {3, r, t, m} end
+if mmax >= 0 and m + res > mmax then return {4, r, t, m} end
 redis.call('HINCRBY', KEYS[1], 'r', 1)
 redis.call('HINCRBY', KEYS[1], 't', res)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
@@ -44,7 +44,7 @@ redis.call('ZADD', KEYS[2], ARGV[8], ARGV[10])
 redis.call('PEXPIRE', KEYS[2], ARGV[9])
 redis.call('INCRBY', KEYS[3], res)
 redis.call('EXPIRE', KEYS[3], 3456000)
-return {0, r + 1, t + res}
+return {0, r + 1, t + res, m + res}
 "#;
 
 /// Only a ticket still in the running set is settled: a refused, abandoned-before-it-ran or already settled one
@@ -288,7 +288,7 @@ impl Limiter for RedisLimiter {
             Some(c) => c.clone(),
             None => self.manager().await.map_err(LimitError::Unavailable)?,
         };
-        let (code, requests, tokens): (i64, i64, i64) = self
+        let (code, requests, tokens, month_tokens): (i64, i64, i64, i64) = self
             .admit
             .key(w)
             .key(c)
@@ -309,6 +309,7 @@ impl Limiter for RedisLimiter {
         let seen = Seen {
             requests: requests.max(0) as u64,
             tokens: tokens.max(0) as u64,
+            month_tokens: month_tokens.max(0) as u64,
         };
         let kind = match code {
             0 => return Ok(seen),

@@ -52,6 +52,8 @@ pub struct Slot {
 pub struct Seen {
     pub requests: u64,
     pub tokens: u64,
+    /// Tokens counted this month, this request's reservation included once admitted.
+    pub month_tokens: u64,
 }
 
 /// Brings counters to `slot`: a new window or month starts from zero (concurrency carries over).
@@ -79,6 +81,7 @@ pub fn admit(
     let seen = Seen {
         requests: c.requests,
         tokens: c.tokens,
+        month_tokens: c.month_tokens,
     };
     if limits
         .max_concurrent
@@ -111,6 +114,7 @@ pub fn admit(
     Ok(Seen {
         requests: c.requests,
         tokens: c.tokens,
+        month_tokens: c.month_tokens,
     })
 }
 
@@ -280,17 +284,15 @@ mod tests {
     fn monthly_quota_refuses_and_resets_with_the_month() {
         let l = limits(None, None, None, Some(100));
         let mut c = Counters::default();
-        admit(&mut c, &l, 100, SLOT).unwrap();
+        assert_eq!(admit(&mut c, &l, 100, SLOT).unwrap().month_tokens, 100);
         settle(&mut c, SLOT, 100, 100);
-        assert_eq!(
-            admit(&mut c, &l, 1, SLOT).unwrap_err().0,
-            LimitKind::Monthly
-        );
+        let (kind, seen) = admit(&mut c, &l, 1, SLOT).unwrap_err();
+        assert_eq!((kind, seen.month_tokens), (LimitKind::Monthly, 100));
         let next_month = Slot {
             month: 2000,
             ..SLOT
         };
-        assert!(admit(&mut c, &l, 1, next_month).is_ok());
+        assert_eq!(admit(&mut c, &l, 1, next_month).unwrap().month_tokens, 1);
     }
 
     #[test]
