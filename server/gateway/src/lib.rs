@@ -56,6 +56,8 @@ pub fn router(gw: Gateway) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::one))
         .with_state(gw)
@@ -76,6 +78,14 @@ async fn completions(State(gw): State<Gateway>, headers: HeaderMap, body: Body) 
 
 async fn embeddings(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
     proxy::handle(gw, Endpoint::Embeddings, headers, body).await
+}
+
+async fn tokenize(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(gw, Endpoint::Tokenize, headers, body).await
+}
+
+async fn detokenize(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(gw, Endpoint::Detokenize, headers, body).await
 }
 
 async fn metrics(State(gw): State<Gateway>) -> Response {

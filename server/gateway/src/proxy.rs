@@ -205,14 +205,18 @@ async fn forward(
             window::default_completion(gw.config.default_max_tokens, context, prompt_estimate)
         }
     };
-    let reserve = window::reservation(
-        prompt_estimate,
-        req.max_tokens,
-        req.choices,
-        default_max_tokens,
-        gw.config.max_completion_reservation,
-        &grant.limits,
-    );
+    let reserve = if endpoint.is_free() {
+        0
+    } else {
+        window::reservation(
+            prompt_estimate,
+            req.max_tokens,
+            req.choices,
+            default_max_tokens,
+            gw.config.max_completion_reservation,
+            &grant.limits,
+        )
+    };
     let window_ms = gw.limiter.window_ms();
     let reset_ms = window_reset_ms(now, window_ms);
     let ticket = Ticket::new(
@@ -256,9 +260,12 @@ async fn forward(
     inflight.streamed = req.stream;
     inflight.stream_wishes = (req.wants_usage_chunk, req.wants_continuous_usage);
     // The engine is held to the completion tokens reserved, so a request never uses more than it was admitted for.
-    let budget = (endpoint != Endpoint::Embeddings)
-        .then(|| window::completion_budget(reserve, prompt_estimate, req.choices));
-    let upstream_body = Bytes::from(req.upstream_body(&target.served_name, budget, grant.priority));
+    let generates = !matches!(endpoint, Endpoint::Embeddings) && !endpoint.is_free();
+    let budget =
+        generates.then(|| window::completion_budget(reserve, prompt_estimate, req.choices));
+    // vLLM's scheduling priority means nothing to a request that is not scheduled.
+    let priority = grant.priority.filter(|_| !endpoint.is_free());
+    let upstream_body = Bytes::from(req.upstream_body(&target.served_name, budget, priority));
     let stream = req.stream;
     drop(req);
     let rename = ModelRename::new(&target.served_name, &grant.model);

@@ -21,17 +21,45 @@ pub enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    /// vLLM's `POST /tokenize` (a prompt or chat messages to token ids), which clients call to count tokens.
+    Tokenize,
+    /// vLLM's `POST /detokenize` (token ids back to text).
+    Detokenize,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order, so `ALL[e as usize] == e` (tables indexed by endpoint rely on it).
-    pub const ALL: [Endpoint; 3] = [Self::Chat, Self::Completions, Self::Embeddings];
+    pub const ALL: [Endpoint; 5] = [
+        Self::Chat,
+        Self::Completions,
+        Self::Embeddings,
+        Self::Tokenize,
+        Self::Detokenize,
+    ];
 
     pub fn path(self) -> &'static str {
         match self {
             Self::Chat => "/v1/chat/completions",
             Self::Completions => "/v1/completions",
             Self::Embeddings => "/v1/embeddings",
+            Self::Tokenize => "/tokenize",
+            Self::Detokenize => "/detokenize",
+        }
+    }
+
+    /// Whether requests here generate nothing and cost no tokens: they count against the requests-per-minute
+    /// and concurrency limits (they use an engine) but reserve and are charged no tokens, and are metered with
+    /// zero tokens.
+    pub fn is_free(self) -> bool {
+        matches!(self, Self::Tokenize | Self::Detokenize)
+    }
+
+    /// Fields only this endpoint takes, beyond [`client_may_send`]'s.
+    fn takes(self, field: &str) -> bool {
+        match self {
+            Self::Tokenize => field == "return_token_strs",
+            Self::Detokenize => field == "tokens",
+            _ => false,
         }
     }
 
@@ -41,15 +69,19 @@ impl Endpoint {
             Self::Chat => "chat",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
+            Self::Tokenize => "tokenize",
+            Self::Detokenize => "detokenize",
         }
     }
 
     /// The field holding what the engine reads as its prompt.
+    /// (`/tokenize` takes `messages` instead of a `prompt` too.)
     fn prompt_field(self) -> &'static str {
         match self {
             Self::Chat => "messages",
-            Self::Completions => "prompt",
+            Self::Completions | Self::Tokenize => "prompt",
             Self::Embeddings => "input",
+            Self::Detokenize => "tokens",
         }
     }
 }
@@ -175,7 +207,10 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ClientRequest<'_>, Inval
             })
         }
     };
-    if let Some((key, _)) = fields.iter().find(|(k, _)| !client_may_send(k)) {
+    if let Some((key, _)) = fields
+        .iter()
+        .find(|(k, _)| !client_may_send(k) && !endpoint.takes(k))
+    {
         return Err(refused_field(key));
     }
     let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
@@ -210,7 +245,7 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ClientRequest<'_>, Inval
         },
     };
     let stream = match endpoint {
-        Endpoint::Embeddings => false,
+        Endpoint::Embeddings | Endpoint::Tokenize | Endpoint::Detokenize => false,
         _ => optional::<bool>(get("stream"), "stream", "`stream` must be a boolean.")?
             .unwrap_or(false),
     };
@@ -249,8 +284,17 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ClientRequest<'_>, Inval
     let prompt_field = endpoint.prompt_field();
     let prompt = get(prompt_field)
         .filter(|raw| raw.get() != "null")
-        .ok_or_else(|| {
-            Invalid::field(prompt_field, format!("You must provide `{prompt_field}`."))
+        .or_else(|| {
+            (endpoint == Endpoint::Tokenize)
+                .then(|| get("messages"))
+                .flatten()
+                .filter(|raw| raw.get() != "null")
+        })
+        .ok_or_else(|| match endpoint {
+            Endpoint::Tokenize => {
+                Invalid::field("prompt", "You must provide `prompt` or `messages`.")
+            }
+            _ => Invalid::field(prompt_field, format!("You must provide `{prompt_field}`.")),
         })?;
     if endpoint == Endpoint::Chat && !prompt.get().starts_with('[') {
         return Err(Invalid::field("messages", "`messages` must be an array."));

@@ -83,7 +83,7 @@ pub struct Replica {
     /// None when the base URL is not one the gateway can reach (requests to it fail over to other replicas).
     address: Option<EngineAddress>,
     /// The request head of each endpoint (indexed by `Endpoint as usize`), built once.
-    heads: [Option<RequestHead>; 3],
+    heads: [Option<RequestHead>; Endpoint::ALL.len()],
     pool: Arc<EnginePool>,
     outstanding: AtomicU64,
     /// What the engine itself last reported as extra load (see `engine_load`): 0 when unknown.

@@ -131,6 +131,85 @@ async fn a_request_without_max_tokens_fits_the_models_context() {
     assert!(body["usage"]["completion_tokens"].as_i64().unwrap() > 0);
 }
 
+/// vLLM's `/tokenize` and `/detokenize` for the key's model: answered by the engine, counted as requests but free
+/// of tokens (a subscription out of tokens for the minute still counts its prompts), metered with zero tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokenize_and_detokenize_reach_the_engine_and_cost_no_tokens() {
+    let engine = sim(fast_sim()).await;
+    let k = key(
+        3,
+        "sub_tok",
+        MODEL,
+        Limits {
+            requests_per_minute: Some(3),
+            tokens_per_minute: Some(1),
+            ..Limits::default()
+        },
+    );
+    let g = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
+    let post = |path: &'static str, body: Value| {
+        client()
+            .post(g.url(path))
+            .header("authorization", bearer(&k))
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/tokenize",
+        json!({"model": MODEL, "prompt": "Hello there, world"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    let t: Value = r.json().await.unwrap();
+    let tokens = t["tokens"].as_array().unwrap().clone();
+    assert!(
+        !tokens.is_empty() && t["count"] == json!(tokens.len()),
+        "{t}"
+    );
+    let r = post(
+        "/tokenize",
+        json!({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "return_token_strs": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let back: Value = post("/detokenize", json!({"model": MODEL, "tokens": tokens}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(back["prompt"].as_str().unwrap().contains("Hello"), "{back}");
+    // Refusals in OpenAI's shape: another model, a field for another endpoint, nothing to tokenize.
+    let r = post("/tokenize", json!({"model": "gpt-4", "prompt": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = post("/detokenize", json!({"model": MODEL, "prompt": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "tokens", "{e}");
+    // The fourth admitted request of the minute is one too many (refusals above were never admitted): requests
+    // count, tokens do not (one token a minute would have refused the second).
+    let r = post("/tokenize", json!({"model": MODEL, "prompt": "again"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let records = g.records().await;
+    let ok: Vec<_> = records.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(ok.len(), 3, "{records:?}");
+    assert!(ok
+        .iter()
+        .all(|r| (r.prompt_tokens, r.completion_tokens) == (0, 0)));
+    let endpoints: Vec<&str> = ok.iter().map(|r| r.endpoint.as_str()).collect();
+    assert_eq!(endpoints.iter().filter(|e| **e == "tokenize").count(), 2);
+    assert!(endpoints.contains(&"detokenize"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_drop_the_usage_the_client_did_not_ask_for_and_are_metered_exactly() {
     let engine = sim(fast_sim()).await;
