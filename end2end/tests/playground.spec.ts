@@ -168,6 +168,32 @@ test('a developer chats with streaming replies, stops one, compares two models a
   await page.getByTestId('send').click();
   await expect(reply(page, 0)).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
   await expect(reply(page, 0).getByTestId('reply-text')).not.toBeEmpty();
+
+  // A model that is still starting: the gateway answers 503 with Retry-After (its exact body, as
+  // server/gateway/src/error.rs writes it for a starting model, given once by the browser's network layer here);
+  // the page says it is warming up, counts down, retries by itself and then shows the answer.
+  let held = 0;
+  await page.route('**/playground/api/completions*', async (route) => {
+    if (held++ > 0) return route.continue();
+    await route.fulfill({
+      status: 503,
+      headers: { 'content-type': 'application/json', 'retry-after': '2' },
+      body: JSON.stringify({ error: {
+        message: 'The model `granite-3.1-2b-base` is starting; retry in a few seconds.',
+        type: 'service_unavailable', param: null, code: 'no_replica' } }),
+    });
+  });
+  await page.fill('#message', 'Twice upon a time');
+  await page.getByTestId('send').click();
+  const warming = reply(page, 0);
+  await expect(warming.getByTestId('reply-note')).toContainText(/warming up; retrying in [12] s/);
+  await shot(page, 'playground-07-warming-up');
+  await expect(warming).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
+  await expect(warming.getByTestId('reply-text')).not.toBeEmpty();
+  await expect(warming.getByTestId('reply-note')).toHaveCount(0);
+  expect(held).toBe(2);
+  await page.unroute('**/playground/api/completions*');
+
   await page.selectOption('#model-0', { label: 'BGE-M3 · Playground · Starter plan' });
   await expect(page.locator('label[for="message"]')).toHaveText('Text to embed');
   await page.fill('#message', 'vector search');

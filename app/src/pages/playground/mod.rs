@@ -329,6 +329,10 @@ async fn call(ctx: Ctx, side: usize, upto: usize, choice: PlaygroundChoice, body
             r.stats.requests_left = head.requests_left.clone();
             r.stats.tokens_left = head.tokens_left.clone();
             r.stats.month_left = head.month_left.clone();
+            if head.status == 200 {
+                // A retry got through: what the wait said is over.
+                r.note.clear();
+            }
         });
         if head.status != 200 {
             let text = net::body_text(&response).await.unwrap_or_default();
