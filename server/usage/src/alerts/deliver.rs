@@ -113,12 +113,12 @@ impl Alerts {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|e| format!("webhook: {}", without_url(&e)))?;
+                    .map_err(|e| without_url(&e))?;
                 let status = answer.status();
                 if status.is_success() {
                     Ok(())
                 } else {
-                    Err(format!("webhook answered HTTP {}", status.as_u16()))
+                    Err(format!("answered HTTP {}", status.as_u16()))
                 }
             }
             other => Err(format!("unknown channel {other:?}")),
@@ -152,8 +152,15 @@ fn without_url(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{kind}: {cause}"),
+    // The innermost cause says what happened ("Connection refused (os error 111)"); the outer ones repeat it.
+    let mut cause = std::error::Error::source(e);
+    let mut innermost = None;
+    while let Some(c) = cause {
+        innermost = Some(c);
+        cause = c.source();
+    }
+    match innermost {
+        Some(c) => format!("{kind}: {c}"),
         None => kind.to_string(),
     }
 }

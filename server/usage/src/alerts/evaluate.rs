@@ -71,9 +71,12 @@ impl Alerts {
             for s in &subs {
                 let used = month.get(&s.id).map(Sums::tokens).unwrap_or_default();
                 let quota = monthly_tokens(&plans, &overrides, &s.plan_id, &s.model_id);
-                for t in quota
+                // Recorded a millisecond apart in threshold order, so the newest-first list reads 100, 90, 50.
+                for (i, t) in quota
                     .map(|q| crossed_thresholds(used, q))
                     .unwrap_or_default()
+                    .into_iter()
+                    .enumerate()
                 {
                     let facts = Fired {
                         kind: AlertKind::Quota,
@@ -82,7 +85,7 @@ impl Alerts {
                         used,
                         refusals: 0,
                     };
-                    recorded += usize::from(self.fire(s, &facts, at, &fired).await?);
+                    recorded += usize::from(self.fire(s, &facts, at, i as i64, &fired).await?);
                 }
                 let refusals = window.get(&s.id).map_or(0, |x| x.rate_limited);
                 if rate_limited_repeatedly(refusals, self.settings.rate_limited_at_least) {
@@ -93,7 +96,7 @@ impl Alerts {
                         used,
                         refusals,
                     };
-                    recorded += usize::from(self.fire(s, &facts, at, &fired).await?);
+                    recorded += usize::from(self.fire(s, &facts, at, 0, &fired).await?);
                 }
             }
             if subs.len() < PAGE as usize {
@@ -128,12 +131,14 @@ impl Alerts {
             .collect())
     }
 
-    /// Records one alert with a delivery per configured channel, unless `fired` already holds its key.
+    /// Records one alert with a delivery per configured channel, unless `fired` already holds its key. Its period
+    /// is `at`'s; it is recorded `order` milliseconds after `at`.
     async fn fire(
         &self,
         s: &AlertSubscriptionRow,
         f: &Fired,
         at: Millis,
+        order: i64,
         fired: &HashSet<Key>,
     ) -> Result<bool, StoreError> {
         let period = f.kind.period(at);
@@ -183,7 +188,7 @@ impl Alerts {
                     quota_tokens: f.quota.map(clamp),
                     used_tokens: clamp(f.used),
                     refusals: clamp(f.refusals),
-                    at: at.0,
+                    at: at.0 + order,
                 },
                 &deliveries,
             )
