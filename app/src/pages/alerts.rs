@@ -84,10 +84,7 @@ fn deliveries(list: &[AlertDeliveryView]) -> String {
                 "delivered" => "delivered".to_string(),
                 "pending" if d.attempts == 0 => "sending".to_string(),
                 "pending" => format!("will retry ({})", d.last_error),
-                _ => format!(
-                    "failed after {} attempts ({})",
-                    d.attempts, d.last_error
-                ),
+                _ => format!("failed after {} attempts ({})", d.attempts, d.last_error),
             };
             format!("{}: {status}", d.channel)
         })

@@ -66,9 +66,12 @@ pub async fn get_webhook(
     State(s): State<AppState>,
 ) -> ApiResult<Json<WebhookView>> {
     let tenant = caller.tenant()?;
-    Ok(Json(s.usage.webhook(&caller.0, &tenant).await?.ok_or_else(
-        || tollgate_domain::DomainError::not_found("webhook"),
-    )?))
+    Ok(Json(
+        s.usage
+            .webhook(&caller.0, &tenant)
+            .await?
+            .ok_or_else(|| tollgate_domain::DomainError::not_found("webhook"))?,
+    ))
 }
 
 /// Set the tenant's alert webhook URL (tenant admins). A new webhook's signing secret is in this answer only;
@@ -98,10 +101,7 @@ pub async fn rotate_webhook(
 
 /// Remove the tenant's alert webhook (tenant admins).
 #[utoipa::path(delete, path = "/alerts/webhook", tag = "usage", responses((status = 204)))]
-pub async fn delete_webhook(
-    caller: ApiCaller,
-    State(s): State<AppState>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_webhook(caller: ApiCaller, State(s): State<AppState>) -> ApiResult<StatusCode> {
     let tenant = caller.tenant()?;
     s.usage.delete_webhook(&caller.0, &tenant).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -91,7 +91,8 @@ pub struct WebhookRow {
     pub updated_at: i64,
 }
 
-const ALERT_COLUMNS: &str = "id, tenant_id, team_id, subscription_id, kind, threshold, period, team_name, model,
+const ALERT_COLUMNS: &str =
+    "id, tenant_id, team_id, subscription_id, kind, threshold, period, team_name, model,
     quota_tokens, used_tokens, refusals, created_at";
 const DELIVERY_COLUMNS: &str =
     "id, alert_id, tenant_id, channel, target, attempts, next_attempt_at, last_error, delivered_at";
@@ -216,7 +217,9 @@ impl Store {
         }
         if q.before.is_some() {
             let (a, b, c) = (next(), next(), next());
-            clauses.push(format!("(created_at < {a} OR (created_at = {b} AND id < {c}))"));
+            clauses.push(format!(
+                "(created_at < {a} OR (created_at = {b} AND id < {c}))"
+            ));
         }
         let filter = if clauses.is_empty() {
             String::new()
@@ -354,28 +357,31 @@ impl Store {
         secret: Option<&str>,
         now: i64,
     ) -> Result<bool> {
-        let done = match secret {
-            Some(secret) => sqlx::query(
-                "INSERT INTO tenant_webhooks (tenant_id, url, secret, created_at, updated_at)
+        let done =
+            match secret {
+                Some(secret) => sqlx::query(
+                    "INSERT INTO tenant_webhooks (tenant_id, url, secret, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $4)
                  ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, secret = excluded.secret,
                     updated_at = excluded.updated_at",
-            )
-            .bind(tenant_id)
-            .bind(url)
-            .bind(secret)
-            .bind(now)
-            .execute(&self.pool)
-            .await?,
-            None => sqlx::query(
-                "UPDATE tenant_webhooks SET url = $2, updated_at = $3 WHERE tenant_id = $1",
-            )
-            .bind(tenant_id)
-            .bind(url)
-            .bind(now)
-            .execute(&self.pool)
-            .await?,
-        };
+                )
+                .bind(tenant_id)
+                .bind(url)
+                .bind(secret)
+                .bind(now)
+                .execute(&self.pool)
+                .await?,
+                None => {
+                    sqlx::query(
+                        "UPDATE tenant_webhooks SET url = $2, updated_at = $3 WHERE tenant_id = $1",
+                    )
+                    .bind(tenant_id)
+                    .bind(url)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                }
+            };
         Ok(done.rows_affected() == 1)
     }
 

@@ -230,7 +230,9 @@ async fn suite(flavor: Flavor) {
     // Deliveries: due at once; one claim wins; failure puts off, success ends, giving up ends without delivery.
     let due = store.due_deliveries(5000, 10).await.unwrap();
     assert_eq!(due.len(), 3, "two for the 50 % alert, one for the 90 %");
-    assert!(due.iter().all(|(d, a)| d.alert_id == a.id && d.attempts == 0));
+    assert!(due
+        .iter()
+        .all(|(d, a)| d.alert_id == a.id && d.attempts == 0));
     let (d, _) = due.iter().find(|(d, _)| d.channel == "webhook").unwrap();
     let seen = d.next_attempt_at.unwrap();
     let (c1, c2) = tokio::join!(
@@ -256,7 +258,10 @@ async fn suite(flavor: Flavor) {
     assert_eq!(d2.attempts, 1);
     assert_eq!(d2.last_error, "HTTP 500");
     assert!(store.claim_delivery(&d.id, 7000, 70_000).await.unwrap());
-    store.finish_delivery(&d.id, 7100, None, None).await.unwrap();
+    store
+        .finish_delivery(&d.id, 7100, None, None)
+        .await
+        .unwrap();
     let (e, _) = again.iter().find(|(x, _)| x.channel == "email").unwrap();
     assert!(store
         .claim_delivery(&e.id, e.next_attempt_at.unwrap(), 70_000)
@@ -267,7 +272,7 @@ async fn suite(flavor: Flavor) {
         .await
         .unwrap();
     let all = store
-        .deliveries_of_alerts(&[d.alert_id.clone()])
+        .deliveries_of_alerts(std::slice::from_ref(&d.alert_id))
         .await
         .unwrap();
     let webhook = all.iter().find(|x| x.id == d.id).unwrap();
@@ -303,7 +308,12 @@ async fn suite(flavor: Flavor) {
         .unwrap());
     let hook = store.tenant_webhook(&w.tenant).await.unwrap().unwrap();
     assert_eq!(
-        (hook.url.as_str(), hook.secret.as_str(), hook.created_at, hook.updated_at),
+        (
+            hook.url.as_str(),
+            hook.secret.as_str(),
+            hook.created_at,
+            hook.updated_at
+        ),
         ("http://b/", "s1", 1, 2)
     );
     assert!(store

@@ -10,9 +10,7 @@ use tollgate_domain::{
     DomainError,
 };
 use tollgate_identity::{internal, Caller};
-use tollgate_store::{
-    Dimension, Grouping, PlanModelRow, PlanRow, RollupQuery, SubscriptionQuery,
-};
+use tollgate_store::{Dimension, Grouping, PlanModelRow, PlanRow, RollupQuery, SubscriptionQuery};
 
 /// The most subscriptions one quota list shows.
 const MAX_SUBSCRIPTIONS: i64 = 500;

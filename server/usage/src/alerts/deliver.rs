@@ -26,7 +26,11 @@ impl Alerts {
             let Some(seen) = d.next_attempt_at else {
                 continue;
             };
-            if !self.store.claim_delivery(&d.id, seen, now + CLAIM_MS).await? {
+            if !self
+                .store
+                .claim_delivery(&d.id, seen, now + CLAIM_MS)
+                .await?
+            {
                 continue; // another server has it
             }
             let attempts = u32::try_from(d.attempts + 1).unwrap_or(u32::MAX);
@@ -38,8 +42,8 @@ impl Alerts {
                     delivered += 1;
                 }
                 Err(e) => {
-                    let first = i64::try_from(self.settings.retry_first.as_millis())
-                        .unwrap_or(i64::MAX);
+                    let first =
+                        i64::try_from(self.settings.retry_first.as_millis()).unwrap_or(i64::MAX);
                     let retry_at = retry_delay_ms(attempts, first).map(|ms| done + ms);
                     let mut e = e;
                     if e.len() > MAX_ERROR {
@@ -109,7 +113,10 @@ impl Alerts {
                     .http
                     .post(&hook.url)
                     .header("content-type", "application/json")
-                    .header(SIGNATURE_HEADER, signature(&hook.secret, unix, body.as_bytes()))
+                    .header(
+                        SIGNATURE_HEADER,
+                        signature(&hook.secret, unix, body.as_bytes()),
+                    )
                     .body(body)
                     .send()
                     .await

@@ -11,7 +11,9 @@ use tollgate_domain::{
     access::Action,
     time::Millis,
     usage::{
-        alerts::{check_webhook_url, AlertDeliveryView, AlertKind, AlertPage, AlertView, WebhookView},
+        alerts::{
+            check_webhook_url, AlertDeliveryView, AlertKind, AlertPage, AlertView, WebhookView,
+        },
         cursor, parse_cursor,
     },
     DomainError,
@@ -34,7 +36,8 @@ impl Usage {
         let scope = self.scope(caller, tenant_id).await?;
         let before = match after.map(str::trim).filter(|c| !c.is_empty()) {
             Some(raw) => Some(
-                parse_cursor(raw).ok_or_else(|| DomainError::invalid("The page cursor is not valid."))?,
+                parse_cursor(raw)
+                    .ok_or_else(|| DomainError::invalid("The page cursor is not valid."))?,
             ),
             None => None,
         };
@@ -53,7 +56,12 @@ impl Usage {
         rows.truncate(limit as usize);
         let ids: Vec<String> = rows.iter().map(|a| a.id.clone()).collect();
         let mut deliveries: HashMap<String, Vec<AlertDeliveryView>> = HashMap::new();
-        for d in self.store.deliveries_of_alerts(&ids).await.map_err(internal)? {
+        for d in self
+            .store
+            .deliveries_of_alerts(&ids)
+            .await
+            .map_err(internal)?
+        {
             deliveries
                 .entry(d.alert_id.clone())
                 .or_default()
@@ -170,7 +178,11 @@ impl Usage {
     }
 
     /// Removes the tenant's webhook; deliveries still due to it fail ("removed") and are retried, then given up.
-    pub async fn delete_webhook(&self, caller: &Caller, tenant_id: &str) -> Result<(), DomainError> {
+    pub async fn delete_webhook(
+        &self,
+        caller: &Caller,
+        tenant_id: &str,
+    ) -> Result<(), DomainError> {
         self.identity
             .authorize(caller, tenant_id, Action::ManageAlerts)
             .await?;
@@ -186,7 +198,11 @@ impl Usage {
         }
     }
 
-    async fn read_back(&self, tenant_id: &str, with_secret: bool) -> Result<WebhookView, DomainError> {
+    async fn read_back(
+        &self,
+        tenant_id: &str,
+        with_secret: bool,
+    ) -> Result<WebhookView, DomainError> {
         self.store
             .tenant_webhook(tenant_id)
             .await
