@@ -9,6 +9,7 @@ use rand::RngCore;
 use std::collections::HashMap;
 use tollgate_domain::{
     access::Action,
+    audit::AuditAction,
     time::Millis,
     usage::{
         alerts::{
@@ -140,14 +141,22 @@ impl Usage {
             .set_tenant_webhook(tenant_id, url, None, now)
             .await
             .map_err(internal)?;
-        if changed {
-            return self.read_back(tenant_id, false).await;
+        if !changed {
+            self.store
+                .set_tenant_webhook(tenant_id, url, Some(&new_secret()), now)
+                .await
+                .map_err(internal)?;
         }
-        self.store
-            .set_tenant_webhook(tenant_id, url, Some(&new_secret()), now)
-            .await
-            .map_err(internal)?;
-        self.read_back(tenant_id, true).await
+        let detail = if changed {
+            "url changed to "
+        } else {
+            "created for "
+        };
+        // The query may carry a receiver's token: the log keeps the URL without it.
+        let shown = url.split(['?', '#']).next().unwrap_or_default();
+        self.audit_webhook(caller, tenant_id, &format!("{detail}{shown}"))
+            .await;
+        self.read_back(tenant_id, !changed).await
     }
 
     /// Gives the tenant's webhook a new secret, returned this once; the old one stops signing at once.
@@ -174,6 +183,8 @@ impl Usage {
             )
             .await
             .map_err(internal)?;
+        self.audit_webhook(caller, tenant_id, "secret rotated")
+            .await;
         self.read_back(tenant_id, true).await
     }
 
@@ -192,10 +203,24 @@ impl Usage {
             .await
             .map_err(internal)?
         {
+            self.audit_webhook(caller, tenant_id, "removed").await;
             Ok(())
         } else {
             Err(DomainError::not_found("webhook"))
         }
+    }
+
+    async fn audit_webhook(&self, caller: &Caller, tenant_id: &str, detail: &str) {
+        self.identity
+            .audit(
+                caller,
+                Some(tenant_id),
+                AuditAction::AlertWebhookChanged,
+                "alert_webhook",
+                tenant_id,
+                detail,
+            )
+            .await;
     }
 
     async fn read_back(
