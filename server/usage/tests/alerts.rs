@@ -205,6 +205,40 @@ async fn suite(flavor: Flavor) {
         "given up deliveries are never due again"
     );
 
+    // A developer of the tenant outside the team sees none of its alerts; the webhook is not theirs to read.
+    let dev = testing::user(
+        &store,
+        "dev@acme.test",
+        Some((&tenant, TenantRole::Developer)),
+        false,
+    )
+    .await;
+    assert!(usage
+        .alerts(&dev, Some(&tenant), None, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(usage.webhook(&dev, &tenant).await.is_err());
+    assert!(usage
+        .set_webhook(&dev, &tenant, "https://x.test/")
+        .await
+        .is_err());
+    store
+        .add_team_member(&tenant, &team, &dev.user_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage
+            .alerts(&dev, Some(&tenant), None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4,
+        "once in the team, its alerts"
+    );
+
     // Another tenant's member sees none of it.
     let other = store.create_tenant("other", "Other").await.unwrap().id;
     let stranger = testing::user(
