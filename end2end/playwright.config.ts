@@ -3,7 +3,8 @@ import * as path from 'path';
 
 // The server under test: the debug build of `tollgate` over a fresh SQLite file, on its own port.
 const root = path.resolve(__dirname, '..');
-const port = 3210;
+// TOLLGATE_E2E_PORT: another port, for running beside another checkout's tests on the same machine.
+const port = Number(process.env.TOLLGATE_E2E_PORT ?? 3210);
 const bin = process.env.TOLLGATE_BIN ?? path.join(root, 'target', 'debug', 'tollgate');
 
 export default defineConfig({
@@ -49,6 +50,8 @@ export default defineConfig({
       // Replies that stream for seconds (60 ms a token, at least 60 tokens), so the playground's test can watch
       // one grow and stop it midway.
       TOLLGATE_FLEET_SIM_ARGS: '--sim-load-time-s 2 --sim-decode-ms 60 --sim-min-output-tokens 60',
+      // Usage alerts are evaluated every second, so alerts.spec.ts sees them at once.
+      TOLLGATE_ALERTS_INTERVAL_S: '1',
       RUST_LOG: 'warn',
     },
   },

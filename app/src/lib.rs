@@ -56,6 +56,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/subscriptions/:id") view=pages::subscription::SubscriptionPage />
                     <Route path=path!("/approvals") view=pages::approvals::ApprovalsPage />
                     <Route path=path!("/usage") view=pages::usage::UsagePage />
+                    <Route path=path!("/usage/alerts") view=pages::alerts::AlertsPage />
                     <Route path=path!("/teams") view=pages::teams::TeamsPage />
                     <Route path=path!("/teams/:id") view=pages::team::TeamPage />
                     <Route path=path!("/members") view=pages::members::MembersPage />

@@ -337,6 +337,37 @@ pub struct Settings {
     #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Usage")]
     pub usage_retention_days: u32,
 
+    /// The SMTP relay usage alerts are emailed through, as smtp://host[:port] (plain SMTP, for a relay on the local network); empty: no email, alerts still go to tenants' webhooks and the portal.
+    #[arg(
+        long,
+        env = "TOLLGATE_SMTP_URL",
+        default_value = "",
+        help_heading = "Alerts"
+    )]
+    pub smtp_url: String,
+    /// The sender of alert emails, an address or `Name <address>`.
+    #[arg(
+        long,
+        env = "TOLLGATE_SMTP_FROM",
+        default_value = "Tollgate <tollgate@localhost>",
+        help_heading = "Alerts"
+    )]
+    pub smtp_from: String,
+    /// How often usage alerts (quota thresholds, repeated rate-limit refusals) are evaluated and due deliveries sent, in seconds.
+    #[arg(long, env = "TOLLGATE_ALERTS_INTERVAL_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Alerts")]
+    pub alerts_interval_s: u64,
+    /// The wait before a failed alert delivery (email or webhook) is tried again, in seconds; doubled each time, up to an hour, 8 attempts in all.
+    #[arg(long, env = "TOLLGATE_ALERTS_RETRY_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Alerts")]
+    pub alerts_retry_s: u64,
+    /// Requests of a subscription refused by a rate limit (429) within 10 minutes that raise a "rate-limited repeatedly" alert, at most one an hour; 0 turns these alerts off.
+    #[arg(
+        long,
+        env = "TOLLGATE_ALERTS_RATE_LIMITED_COUNT",
+        default_value_t = 20,
+        help_heading = "Alerts"
+    )]
+    pub alerts_rate_limited_count: u64,
+
     /// Where engine replicas run: simulator (in this process, no GPU needed), local (vLLM processes on this machine's GPUs), kubernetes (a Pod per replica on a cluster's GPU nodes) or none (only the engines in TOLLGATE_ENGINES).
     #[arg(long, env = "TOLLGATE_FLEET_DRIVER", default_value = "simulator", value_parser = ["simulator", "local", "kubernetes", "none"], help_heading = "Fleet")]
     pub fleet_driver: String,

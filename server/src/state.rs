@@ -253,7 +253,25 @@ impl AppState {
             config.usage_retention_days,
             Duration::from_secs(3600),
         );
+        // Usage alerts: evaluated from the rollups and delivered (email, webhooks) every interval.
+        let mailer = (!config.smtp_url.trim().is_empty())
+            .then(|| tollgate_usage::alerts::Mailer::from_url(&config.smtp_url, &config.smtp_from))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let alerts = tollgate_usage::alerts::Alerts::new(
+            store.clone(),
+            tollgate_usage::alerts::AlertSettings {
+                interval: Duration::from_secs(config.alerts_interval_s),
+                retry_first: Duration::from_secs(config.alerts_retry_s),
+                rate_limited_at_least: config.alerts_rate_limited_count,
+                webhook_timeout: Duration::from_secs(10),
+            },
+            mailer,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?
+        .spawn();
         let mut tasks = vec![
+            alerts,
             refresher,
             load_poller,
             heartbeat,

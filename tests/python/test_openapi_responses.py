@@ -113,7 +113,7 @@ def platform():
     sims = start_engines({MODEL: ("ibm-granite/granite-3.1-2b-base", 1, ["--sim-zero-latency"])})
     # The fleet's simulator driver runs the deployment this test makes (engines load at once, passes every 200 ms).
     p = start_platform(sims=sims, extra_env={"TOLLGATE_FLEET_SIM_ARGS": "--sim-zero-latency",
-                                             "TOLLGATE_FLEET_TICK_MS": "200"})
+                                             "TOLLGATE_FLEET_TICK_MS": "200", "TOLLGATE_ALERTS_INTERVAL_S": "1"})
     yield p
     p.stop()
     for replicas in sims.values():
@@ -176,6 +176,25 @@ def test_every_operation_answers_as_documented(platform: Platform):
     c.call("GET", "/usage/summary?range=fortnight", 400)
     quota = next(q for q in c.call("GET", "/usage/quotas", 200).json() if q["subscription_id"] == sub["id"])
     assert quota["used_tokens"] > 0
+    # Alerts: the tenant's webhook (its secret shown once), then a quota of one token, which the request above
+    # has used up: its alerts are listed with their (failing) webhook deliveries.
+    c.call("GET", "/alerts/webhook", 404)
+    hook = c.call("PUT", "/alerts/webhook", 200, json={"url": "http://127.0.0.1:9/hook"}).json()
+    assert hook["secret"].startswith("whsec_")
+    assert c.call("GET", "/alerts/webhook", 200).json()["secret"] is None
+    c.call("PUT", "/alerts/webhook", 400, json={"url": "ftp://example.test/hook"})
+    c.call("PUT", f"/plans/{other['id']}/models/{MODEL}", 200, json={"monthly_tokens": 1})
+    deadline = time.monotonic() + 20
+    while len(c.call("GET", "/usage/alerts?limit=5", 200).json()["items"]) < 3:
+        assert time.monotonic() < deadline, "the quota alerts never fired"
+        time.sleep(0.3)
+    alerts = c.call("GET", "/usage/alerts?limit=2", 200).json()
+    assert alerts["next"] and all(a["deliveries"][0]["channel"] == "webhook" for a in alerts["items"])
+    c.call("GET", f"/usage/alerts?limit=2&after={alerts['next']}", 200)
+    c.call("GET", "/usage/alerts?after=nonsense", 400)
+    assert c.call("POST", "/alerts/webhook/rotate", 200).json()["secret"] != hook["secret"]
+    c.call("DELETE", "/alerts/webhook", 204)
+    c.call("POST", "/alerts/webhook/rotate", 404)
     csv_rows = c.call("GET", f"/usage/export.csv?range=day&subscription_id={sub['id']}", 200).text.splitlines()
     assert csv_rows[0].startswith("at_ms,request_id,") and len(csv_rows) == 2, csv_rows
     c.call("GET", "/platform/viewers", 200)

@@ -2,6 +2,7 @@
 //! session, call one `Identity` or `Catalog` operation, return its result. No rule lives here.
 
 pub mod account;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod catalog;

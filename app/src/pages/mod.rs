@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admin_fleet;
 pub mod admin_models;
 pub mod admin_plans;
+pub mod alerts;
 pub mod approvals;
 pub mod audit;
 pub mod catalog;

@@ -158,6 +158,7 @@ fn Dashboard(d: UsageDashboard, p: UsageParams) -> impl IntoView {
     let tenants = d.tenants.clone();
     view! {
         <PageHeader title="Usage" subtitle=subtitle />
+        <p class="-mt-4 mb-4 text-sm"><a class="underline" href="/usage/alerts" data-testid="usage-alerts-link">"Alerts: quota thresholds and rate limits →"</a></p>
         <form method="get" class="mb-6 grid gap-3 sm:grid-cols-2 lg:grid-cols-4" data-testid="usage-filters">
             <div>
                 <label class=LABEL for="range">"Time range"</label>

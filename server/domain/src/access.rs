@@ -35,6 +35,8 @@ pub enum Action {
     ViewAllUsage,
     /// Platform-wide: grant or withdraw the platform viewer role.
     ManagePlatformRoles,
+    /// The tenant's alert webhook: set, rotate its secret, remove (tenant admins).
+    ManageAlerts,
 }
 
 impl Action {
@@ -59,6 +61,7 @@ impl Action {
             Self::ViewUsage => "view usage",
             Self::ViewAllUsage => "view every tenant's usage",
             Self::ManagePlatformRoles => "grant platform roles",
+            Self::ManageAlerts => "manage the tenant's alert webhook",
         }
     }
 
@@ -75,7 +78,8 @@ impl Action {
             | Self::ChangeRoles
             | Self::RemoveMembers
             | Self::ViewAudit
-            | Self::DecideSubscriptions => Some(TenantRole::Admin),
+            | Self::DecideSubscriptions
+            | Self::ManageAlerts => Some(TenantRole::Admin),
             // Platform actions: no tenant role is enough.
             Self::ManageTenants
             | Self::ViewAllAudit
@@ -157,7 +161,8 @@ pub fn usage_reach(who: Principal) -> Result<UsageReach, DomainError> {
 mod tests {
     use super::*;
 
-    const TENANT_ACTIONS: [Action; 11] = [
+    const TENANT_ACTIONS: [Action; 12] = [
+        Action::ManageAlerts,
         Action::ViewSubscriptions,
         Action::UseModels,
         Action::DecideSubscriptions,

@@ -47,10 +47,12 @@ pub enum AuditAction {
     PlatformViewerChanged,
     /// Single sign-on granted or withdrew the platform viewer role per the provider's group.
     PlatformViewerSynced,
+    /// A tenant admin set, re-pointed, rotated the secret of, or removed the tenant's alert webhook.
+    AlertWebhookChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 38] = [
+    pub const ALL: [AuditAction; 39] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -89,6 +91,7 @@ impl AuditAction {
         Self::LastAdminKept,
         Self::PlatformViewerChanged,
         Self::PlatformViewerSynced,
+        Self::AlertWebhookChanged,
     ];
 
     /// The stored name. NEVER change one: stored events and saved filters use them.
@@ -132,6 +135,7 @@ impl AuditAction {
             Self::LastAdminKept => "member.last_admin_kept",
             Self::PlatformViewerChanged => "platform.viewer_changed",
             Self::PlatformViewerSynced => "platform.viewer_synced",
+            Self::AlertWebhookChanged => "alerts.webhook_changed",
         }
     }
 

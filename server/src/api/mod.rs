@@ -2,6 +2,7 @@
 //! tools. Handlers are thin: authenticate (`auth`), call the same `Identity` / `Catalog` method the portal calls,
 //! map errors in one place (`error`). The OpenAPI document (`openapi`) lists every route here.
 
+mod alerts;
 mod auth;
 mod catalog;
 mod error;
@@ -70,6 +71,13 @@ pub(crate) fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::series))
         .routes(routes!(usage::quotas))
         .routes(routes!(usage::export_csv))
+        .routes(routes!(alerts::list))
+        .routes(routes!(
+            alerts::get_webhook,
+            alerts::set_webhook,
+            alerts::delete_webhook
+        ))
+        .routes(routes!(alerts::rotate_webhook))
         .routes(routes!(fleet::nodes))
         .routes(routes!(fleet::list, fleet::create))
         .routes(routes!(fleet::get, fleet::update, fleet::delete))

@@ -3,6 +3,7 @@
 //! run on both. Each module holds the queries of one table group, as `impl Store` blocks.
 
 mod access_tokens;
+mod alerts;
 mod api_keys;
 mod audit;
 mod connect;
@@ -25,6 +26,9 @@ mod usage;
 mod users;
 
 pub use access_tokens::{AccessTokenRow, NewAccessToken};
+pub use alerts::{
+    AlertQuery, AlertRow, AlertSubscriptionRow, DeliveryRow, NewAlert, NewDelivery, WebhookRow,
+};
 pub use api_keys::{ApiKeyRow, GatewayKeyRow, GatewaySubscriptionRow, NewApiKey};
 pub use audit::{AuditQuery, AuditRow, NewAuditEvent};
 pub use connect::{Backend, Store};

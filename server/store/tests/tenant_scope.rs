@@ -24,6 +24,9 @@ const TENANT_OWNED: &[&str] = &[
     "usage_rollup_hour",
     "usage_rollup_day",
     "audit_events",
+    "usage_alerts",
+    "alert_deliveries",
+    "tenant_webhooks",
 ];
 
 /// Store functions that touch tenant-owned tables without taking one tenant, and why that is right.
@@ -95,6 +98,34 @@ const CROSS_TENANT: &[(&str, &str)] = &[
     (
         "list_tenants",
         "platform admins' list of tenants, with member and team counts",
+    ),
+    (
+        "alert_keys_since",
+        "the alert evaluator checks every subscription; it reads only the keys of alerts already fired",
+    ),
+    (
+        "active_subscriptions_for_alerts",
+        "the alert evaluator checks every tenant's active subscriptions; each row carries its tenant",
+    ),
+    (
+        "list_alerts",
+        "AlertQuery.tenant_id is None only for platform-wide readers (as tollgate-usage decides)",
+    ),
+    (
+        "deliveries_of_alerts",
+        "the deliveries of alerts that list_alerts read under the caller's scope",
+    ),
+    (
+        "due_deliveries",
+        "the alert dispatcher delivers every tenant's alerts; each row carries its tenant, and its alert is read within it",
+    ),
+    (
+        "claim_delivery",
+        "the alert dispatcher, on a row due_deliveries returned",
+    ),
+    (
+        "finish_delivery",
+        "the alert dispatcher, on a row it claimed",
     ),
 ];
 

@@ -6,6 +6,7 @@
 //! `Identity::authorize` and `tollgate_domain::access`, and only then reads through `tollgate_store` (the only
 //! SQL). The portal's server functions and the management API call these same methods.
 
+pub mod alerts;
 mod chart;
 mod dashboard;
 pub mod export;

@@ -10,10 +10,24 @@ use tollgate_domain::{
     DomainError,
 };
 use tollgate_identity::{internal, Caller};
-use tollgate_store::{Dimension, Grouping, RollupQuery, SubscriptionQuery};
+use tollgate_store::{Dimension, Grouping, PlanModelRow, PlanRow, RollupQuery, SubscriptionQuery};
 
 /// The most subscriptions one quota list shows.
 const MAX_SUBSCRIPTIONS: i64 = 500;
+
+/// A subscription's monthly token quota: its plan's override for the model, else the plan's; None: no quota.
+pub(crate) fn monthly_tokens(
+    plans: &HashMap<String, PlanRow>,
+    overrides: &HashMap<(String, String), PlanModelRow>,
+    plan_id: &str,
+    model_id: &str,
+) -> Option<u64> {
+    overrides
+        .get(&(plan_id.to_string(), model_id.to_string()))
+        .and_then(|o| o.monthly_tokens)
+        .or_else(|| plans.get(plan_id).and_then(|p| p.monthly_tokens))
+        .and_then(|v| u64::try_from(v).ok())
+}
 
 impl Usage {
     /// The quotas of the subscriptions `caller` sees in `tenant_id` (developers: their teams'), live ones first.
@@ -94,7 +108,6 @@ impl Usage {
         let minute = Grain::Minute.floor(now.0);
         let month = sums(now.month_start().0, minute + Grain::Minute.millis()).await?;
         let this_minute = sums(minute, minute + Grain::Minute.millis()).await?;
-        let unsigned = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
         let small = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
         Ok(subs
             .into_iter()
@@ -105,10 +118,7 @@ impl Usage {
                 let used = month.get(&s.id).copied().unwrap_or_default();
                 let minute_use = this_minute.get(&s.id).copied().unwrap_or_default();
                 QuotaView {
-                    monthly_tokens: unsigned(limit(
-                        o.and_then(|o| o.monthly_tokens),
-                        plan.and_then(|p| p.monthly_tokens),
-                    )),
+                    monthly_tokens: monthly_tokens(&plans, &overrides, &s.plan_id, &s.model_id),
                     requests_per_minute: small(limit(
                         o.and_then(|o| o.requests_per_minute),
                         plan.and_then(|p| p.requests_per_minute),

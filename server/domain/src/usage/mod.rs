@@ -1,5 +1,6 @@
 //! Usage records as the portal and the management API read them: one per gateway request.
 
+pub mod alerts;
 pub mod rollup;
 
 use crate::time::Millis;

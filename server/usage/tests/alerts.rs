@@ -1,0 +1,275 @@
+//! The alert task against a real store, on SQLite and PostgreSQL: two evaluators running at once (two servers)
+//! record each threshold once; more use crosses the next one only; repeated 429s raise one rate-limit alert; a
+//! webhook that cannot be reached is retried with backoff and given up after the last attempt, the reason kept,
+//! and the list says so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
+
+use std::time::Duration;
+use tollgate_domain::usage::alerts::{AlertKind, MAX_ATTEMPTS};
+use tollgate_domain::TenantRole;
+use tollgate_identity::testing;
+use tollgate_store::testing::{Flavor, TestDatabase};
+use tollgate_store::{NewUsage, Store};
+use tollgate_usage::alerts::{AlertSettings, Alerts};
+use tollgate_usage::Usage;
+
+fn record<'a>(
+    id: &'a str,
+    tenant: &'a str,
+    team: &'a str,
+    sub: &'a str,
+    status: i64,
+    tokens: i64,
+    at: i64,
+) -> NewUsage<'a> {
+    NewUsage {
+        id,
+        request_id: id,
+        at,
+        tenant_id: tenant,
+        team_id: team,
+        subscription_id: sub,
+        key_id: Some("key"),
+        model: "alert-model",
+        replica: "",
+        endpoint: "chat",
+        status,
+        prompt_tokens: tokens,
+        completion_tokens: 0,
+        latency_ms: 10,
+        ttft_ms: None,
+        streamed: false,
+        client_disconnected: false,
+        source: "key",
+    }
+}
+
+fn alerts(store: &Store) -> Alerts {
+    Alerts::new(
+        store.clone(),
+        AlertSettings {
+            interval: Duration::from_secs(1),
+            retry_first: Duration::from_millis(1),
+            rate_limited_at_least: 3,
+            webhook_timeout: Duration::from_secs(2),
+        },
+        None,
+    )
+    .unwrap()
+}
+
+async fn suite(flavor: Flavor) {
+    let db = TestDatabase::new(flavor).await.unwrap();
+    let store = db.store().await.unwrap();
+    let identity = testing::identity(&store);
+    let usage = Usage::new(store.clone(), identity.clone());
+
+    let tenant = store.create_tenant("acme", "Acme").await.unwrap().id;
+    let caller = testing::user(
+        &store,
+        "admin@acme.test",
+        Some((&tenant, TenantRole::Admin)),
+        false,
+    )
+    .await;
+    let team = store.create_team(&tenant, "Search", "").await.unwrap().id;
+    let model = tollgate_domain::catalog::ModelInput {
+        id: "alert-model".into(),
+        display_name: "Alert model".into(),
+        family: "Test".into(),
+        provider: "Tollgate".into(),
+        context_length: 4096,
+        task: "chat".into(),
+        status: "available".into(),
+        visibility: "open".into(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    store.insert_model(&model).await.unwrap();
+    let plan = store
+        .create_plan(
+            &tollgate_domain::plan::PlanInput {
+                name: "Thousand".into(),
+                monthly_tokens: "1000".into(),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let sub = store
+        .create_subscription(tollgate_store::NewSubscription {
+            tenant_id: &tenant,
+            team_id: &team,
+            model_id: "alert-model",
+            plan_id: &plan,
+            state: "active",
+            note: "",
+            requested_by: &caller.user_id,
+        })
+        .await
+        .unwrap();
+    // Nothing listens on port 1: every delivery fails to connect.
+    store
+        .set_tenant_webhook(&tenant, "http://127.0.0.1:1/hook", Some("s"), 0)
+        .await
+        .unwrap();
+
+    let now = tollgate_store::now_millis();
+    store
+        .insert_usage_batch(&[record("r1", &tenant, &team, &sub, 200, 950, now)])
+        .await
+        .unwrap();
+    // Two servers evaluating at the same instant: 50 % and 90 % are recorded once in all.
+    let (a, b) = (alerts(&store), alerts(&store));
+    let (x, y) = tokio::join!(a.evaluate(now), b.evaluate(now));
+    assert_eq!(x.unwrap() + y.unwrap(), 2);
+    assert_eq!(a.evaluate(now).await.unwrap(), 0, "nothing fires twice");
+
+    // More use crosses 100 %; three 429s in the window raise one rate-limit alert.
+    store
+        .insert_usage_batch(&[
+            record("r2", &tenant, &team, &sub, 200, 60, now),
+            record("r3", &tenant, &team, &sub, 429, 0, now),
+            record("r4", &tenant, &team, &sub, 429, 0, now),
+            record("r5", &tenant, &team, &sub, 429, 0, now),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(a.evaluate(now).await.unwrap(), 2);
+    assert_eq!(b.evaluate(now + 1000).await.unwrap(), 0);
+
+    let page = usage
+        .alerts(&caller, Some(&tenant), None, 10)
+        .await
+        .unwrap();
+    let mut kinds: Vec<(AlertKind, u8)> =
+        page.items.iter().map(|a| (a.kind, a.threshold)).collect();
+    kinds.sort_by_key(|(k, t)| (k.as_str(), *t));
+    assert_eq!(
+        kinds,
+        vec![
+            (AlertKind::Quota, 50),
+            (AlertKind::Quota, 90),
+            (AlertKind::Quota, 100),
+            (AlertKind::RateLimited, 0),
+        ]
+    );
+    let limited = page
+        .items
+        .iter()
+        .find(|a| a.kind == AlertKind::RateLimited)
+        .unwrap();
+    assert_eq!(limited.refusals, 3);
+    assert!(page.items.iter().all(|a| a.deliveries.len() == 1
+        && a.deliveries[0].channel == "webhook"
+        && a.deliveries[0].status == "pending"));
+
+    // The unreachable webhook: retried with backoff (1, 2, 4 ... ms here), then given up with the reason.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        a.deliver_due(tollgate_store::now_millis()).await.unwrap();
+        let page = usage
+            .alerts(&caller, Some(&tenant), None, 10)
+            .await
+            .unwrap();
+        if page
+            .items
+            .iter()
+            .all(|a| a.deliveries[0].status == "failed")
+        {
+            for alert in &page.items {
+                let d = &alert.deliveries[0];
+                assert_eq!(d.attempts, MAX_ATTEMPTS);
+                assert!(
+                    d.last_error.contains("could not connect"),
+                    "{}",
+                    d.last_error
+                );
+                assert_eq!(d.delivered_at, None);
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never given up: {page:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        store.due_deliveries(i64::MAX, 10).await.unwrap().len(),
+        0,
+        "given up deliveries are never due again"
+    );
+
+    // A developer of the tenant outside the team sees none of its alerts; the webhook is not theirs to read.
+    let dev = testing::user(
+        &store,
+        "dev@acme.test",
+        Some((&tenant, TenantRole::Developer)),
+        false,
+    )
+    .await;
+    assert!(usage
+        .alerts(&dev, Some(&tenant), None, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(usage.webhook(&dev, &tenant).await.is_err());
+    assert!(usage
+        .set_webhook(&dev, &tenant, "https://x.test/")
+        .await
+        .is_err());
+    store
+        .add_team_member(&tenant, &team, &dev.user_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage
+            .alerts(&dev, Some(&tenant), None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4,
+        "once in the team, its alerts"
+    );
+
+    // Another tenant's member sees none of it.
+    let other = store.create_tenant("other", "Other").await.unwrap().id;
+    let stranger = testing::user(
+        &store,
+        "admin@other.test",
+        Some((&other, TenantRole::Admin)),
+        false,
+    )
+    .await;
+    assert!(usage
+        .alerts(&stranger, Some(&tenant), None, 10)
+        .await
+        .is_err());
+    assert!(usage
+        .alerts(&stranger, Some(&other), None, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(usage.webhook(&stranger, &tenant).await.is_err());
+
+    store.close().await;
+    db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn alerts_on_sqlite() {
+    suite(Flavor::Sqlite).await;
+}
+
+#[tokio::test]
+async fn alerts_on_postgres() {
+    suite(Flavor::Postgres).await;
+}
