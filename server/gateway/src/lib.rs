@@ -58,6 +58,9 @@ pub fn router(gw: Gateway) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
+        .route("/v1/rerank", post(rerank))
+        .route("/v2/rerank", post(rerank))
+        .route("/v1/score", post(score))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::one))
         .with_state(gw)
@@ -86,6 +89,14 @@ async fn tokenize(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> 
 
 async fn detokenize(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
     proxy::handle(gw, Endpoint::Detokenize, headers, body).await
+}
+
+async fn rerank(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(gw, Endpoint::Rerank, headers, body).await
+}
+
+async fn score(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(gw, Endpoint::Score, headers, body).await
 }
 
 async fn metrics(State(gw): State<Gateway>) -> Response {

@@ -260,7 +260,7 @@ async fn forward(
     inflight.streamed = req.stream;
     inflight.stream_wishes = (req.wants_usage_chunk, req.wants_continuous_usage);
     // The engine is held to the completion tokens reserved, so a request never uses more than it was admitted for.
-    let generates = !matches!(endpoint, Endpoint::Embeddings) && !endpoint.is_free();
+    let generates = matches!(endpoint, Endpoint::Chat | Endpoint::Completions);
     let budget =
         generates.then(|| window::completion_budget(reserve, prompt_estimate, req.choices));
     // vLLM's scheduling priority means nothing to a request that is not scheduled.

@@ -25,16 +25,22 @@ pub enum Endpoint {
     Tokenize,
     /// vLLM's `POST /detokenize` (token ids back to text).
     Detokenize,
+    /// vLLM's `POST /v1/rerank` (reranker models: documents ordered by relevance to a query; also `/v2/rerank`).
+    Rerank,
+    /// vLLM's `POST /v1/score` (cross-encoder scores of text pairs).
+    Score,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order, so `ALL[e as usize] == e` (tables indexed by endpoint rely on it).
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 7] = [
         Self::Chat,
         Self::Completions,
         Self::Embeddings,
         Self::Tokenize,
         Self::Detokenize,
+        Self::Rerank,
+        Self::Score,
     ];
 
     pub fn path(self) -> &'static str {
@@ -44,6 +50,8 @@ impl Endpoint {
             Self::Embeddings => "/v1/embeddings",
             Self::Tokenize => "/tokenize",
             Self::Detokenize => "/detokenize",
+            Self::Rerank => "/v1/rerank",
+            Self::Score => "/v1/score",
         }
     }
 
@@ -59,6 +67,8 @@ impl Endpoint {
         match self {
             Self::Tokenize => field == "return_token_strs",
             Self::Detokenize => field == "tokens",
+            Self::Rerank => matches!(field, "query" | "documents" | "top_n" | "return_documents"),
+            Self::Score => matches!(field, "text_1" | "text_2"),
             _ => false,
         }
     }
@@ -71,6 +81,8 @@ impl Endpoint {
             Self::Embeddings => "embeddings",
             Self::Tokenize => "tokenize",
             Self::Detokenize => "detokenize",
+            Self::Rerank => "rerank",
+            Self::Score => "score",
         }
     }
 
@@ -82,6 +94,8 @@ impl Endpoint {
             Self::Completions | Self::Tokenize => "prompt",
             Self::Embeddings => "input",
             Self::Detokenize => "tokens",
+            Self::Rerank => "documents",
+            Self::Score => "text_2",
         }
     }
 }
@@ -245,7 +259,11 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ClientRequest<'_>, Inval
         },
     };
     let stream = match endpoint {
-        Endpoint::Embeddings | Endpoint::Tokenize | Endpoint::Detokenize => false,
+        Endpoint::Embeddings
+        | Endpoint::Tokenize
+        | Endpoint::Detokenize
+        | Endpoint::Rerank
+        | Endpoint::Score => false,
         _ => optional::<bool>(get("stream"), "stream", "`stream` must be a boolean.")?
             .unwrap_or(false),
     };

@@ -210,6 +210,78 @@ async fn tokenize_and_detokenize_reach_the_engine_and_cost_no_tokens() {
     assert!(endpoints.contains(&"detokenize"));
 }
 
+/// vLLM's rerank and score APIs for reranker models: passed through and metered from the engine's usage (a
+/// rerank answer carries only `total_tokens`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerank_and_score_are_passed_through_and_metered() {
+    let engine = sim(fast_sim()).await;
+    let k = key(4, "sub_rank", MODEL, Limits::default());
+    let g = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
+    let post = |path: &'static str, body: Value| {
+        client()
+            .post(g.url(path))
+            .header("authorization", bearer(&k))
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/v1/rerank",
+        json!({"model": MODEL, "query": "gpu inference", "top_n": 2,
+               "documents": ["soup recipes", "fast gpu inference servers", {"text": "gpu prices"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["model"], MODEL, "the client's model name comes back");
+    let order: Vec<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(order, vec![1, 2], "{body}");
+    let rerank_tokens = body["usage"]["total_tokens"].as_i64().unwrap();
+    let r = post(
+        "/v2/rerank",
+        json!({"model": MODEL, "query": "q", "documents": ["a"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post(
+        "/v1/score",
+        json!({"model": MODEL, "text_1": "gpu inference", "text_2": ["gpu inference", "soup"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"][0]["score"], 1.0, "{body}");
+    assert_eq!(body["data"][1]["score"], 0.0, "{body}");
+    let score_tokens = body["usage"]["prompt_tokens"].as_i64().unwrap();
+    let r = post(
+        "/v1/score",
+        json!({"model": MODEL, "text_1": "x", "query": "y"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400, "a rerank field on the score endpoint");
+
+    let records = g.records().await;
+    let of = |endpoint: &str| {
+        records
+            .iter()
+            .filter(|r| r.endpoint == endpoint && r.status == 200)
+            .map(|r| (r.prompt_tokens, r.completion_tokens))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("rerank").len(), 2);
+    assert!(of("rerank").contains(&(rerank_tokens, 0)), "{records:?}");
+    assert!(rerank_tokens > 0);
+    assert_eq!(of("score"), vec![(score_tokens, 0)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_drop_the_usage_the_client_did_not_ask_for_and_are_metered_exactly() {
     let engine = sim(fast_sim()).await;

@@ -51,6 +51,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/embeddings", post(openai::embeddings::embeddings))
         .route("/tokenize", post(openai::tokenize::tokenize))
         .route("/detokenize", post(openai::tokenize::detokenize))
+        .route("/v1/rerank", post(openai::score::rerank))
+        .route("/v2/rerank", post(openai::score::rerank))
+        .route("/rerank", post(openai::score::rerank))
+        .route("/v1/score", post(openai::score::score))
+        .route("/score", post(openai::score::score))
         .route("/v1/load_lora_adapter", post(openai::models::load_lora))
         .route("/v1/unload_lora_adapter", post(openai::models::unload_lora))
         .route(

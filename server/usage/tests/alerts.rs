@@ -260,6 +260,38 @@ async fn suite(flavor: Flavor) {
         .is_empty());
     assert!(usage.webhook(&stranger, &tenant).await.is_err());
 
+    // Once the tenant removes its webhook, a delivery waiting for it is given up at its first attempt (retrying
+    // cannot help), the reason kept.
+    assert!(store.delete_tenant_webhook(&tenant).await.unwrap());
+    let late = tollgate_store::NewAlert {
+        tenant_id: &tenant,
+        team_id: &team,
+        subscription_id: &sub,
+        kind: "quota",
+        threshold: 50,
+        period: "1999-01",
+        team_name: "Team",
+        model: "m",
+        quota_tokens: Some(1000),
+        used_tokens: 500,
+        refusals: 0,
+        at: tollgate_store::now_millis(),
+    };
+    let hook = tollgate_store::NewDelivery {
+        channel: "webhook",
+        target: "webhook",
+    };
+    assert!(store.record_alert(&late, &[hook]).await.unwrap());
+    a.deliver_due(tollgate_store::now_millis()).await.unwrap();
+    let page = usage
+        .alerts(&caller, Some(&tenant), None, 10)
+        .await
+        .unwrap();
+    let late = page.items.iter().find(|a| a.period == "1999-01").unwrap();
+    let d = &late.deliveries[0];
+    assert_eq!((d.status.as_str(), d.attempts), ("failed", 1), "{d:?}");
+    assert!(d.last_error.contains("removed"), "{}", d.last_error);
+
     store.close().await;
     db.cleanup().await.unwrap();
 }

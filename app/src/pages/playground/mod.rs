@@ -231,8 +231,18 @@ impl Ctx {
                     .any(|c| c.usable() && c.subscription_id.as_deref() == Some(pick))
             })
         };
+        let model_of = |pick: &str| {
+            self.choices.with_value(|all| {
+                all.iter()
+                    .find(|c| c.subscription_id.as_deref() == Some(pick))
+                    .map(|c| c.model_id.clone())
+            })
+        };
         for side in 0..2 {
-            if !(keep_pick && side == 0) && usable(&saved.picks[side]) {
+            // A link to a model keeps that model, but the subscription (team) picked for it before stays picked.
+            let same_model =
+                || model_of(&saved.picks[0]) == model_of(&self.picks[0].get_untracked());
+            if (!(keep_pick && side == 0) || same_model()) && usable(&saved.picks[side]) {
                 self.picks[side].set(saved.picks[side].clone());
             }
             self.settings[side].set(saved.settings[side].clone());

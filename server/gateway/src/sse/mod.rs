@@ -30,12 +30,39 @@ mod tests;
 use crate::model_name::ModelRename;
 use serde::Deserialize;
 
-/// Token counts as the engine reports them.
+/// Token counts as the engine reports them. An object with `prompt_tokens`, or (vLLM's rerank answers) only
+/// `total_tokens`, which are then all prompt tokens; anything else is not a usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "RawUsage")]
 pub struct Usage {
     pub prompt_tokens: u64,
-    #[serde(default)]
     pub completion_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct RawUsage {
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: u64,
+    total_tokens: Option<u64>,
+}
+
+impl TryFrom<RawUsage> for Usage {
+    type Error = &'static str;
+
+    fn try_from(r: RawUsage) -> Result<Self, Self::Error> {
+        match (r.prompt_tokens, r.total_tokens) {
+            (Some(prompt_tokens), _) => Ok(Self {
+                prompt_tokens,
+                completion_tokens: r.completion_tokens,
+            }),
+            (None, Some(total)) => Ok(Self {
+                prompt_tokens: total.saturating_sub(r.completion_tokens),
+                completion_tokens: r.completion_tokens,
+            }),
+            (None, None) => Err("a usage object names prompt_tokens or total_tokens"),
+        }
+    }
 }
 
 impl Usage {

@@ -6,6 +6,7 @@ pub mod models;
 pub mod plan;
 pub mod respond;
 pub mod run;
+pub mod score;
 pub mod tokenize;
 pub mod types;
 pub mod wire;

@@ -41,10 +41,12 @@ impl Alerts {
                     self.store.finish_delivery(&d.id, done, None, None).await?;
                     delivered += 1;
                 }
-                Err(e) => {
+                Err(Failure { why: e, permanent }) => {
                     let first =
                         i64::try_from(self.settings.retry_first.as_millis()).unwrap_or(i64::MAX);
-                    let retry_at = retry_delay_ms(attempts, first).map(|ms| done + ms);
+                    let retry_at = retry_delay_ms(attempts, first)
+                        .filter(|_| !permanent)
+                        .map(|ms| done + ms);
                     let mut e = e;
                     if e.len() > MAX_ERROR {
                         let mut cut = MAX_ERROR;
@@ -66,12 +68,14 @@ impl Alerts {
         Ok(delivered)
     }
 
-    async fn send(&self, d: &DeliveryRow, a: &AlertRow) -> Result<(), String> {
+    async fn send(&self, d: &DeliveryRow, a: &AlertRow) -> Result<(), Failure> {
         let message = message(a);
         match d.channel.as_str() {
             "email" => {
                 let Some(mailer) = &self.mailer else {
-                    return Err("email is not configured (TOLLGATE_SMTP_URL)".into());
+                    return Err(Failure::permanent(
+                        "email is not configured (TOLLGATE_SMTP_URL)",
+                    ));
                 };
                 let body = format!(
                     "{message}\n\nPeriod: {}\nSubscription: {}\n\nThis alert is sent once per threshold and period.\n",
@@ -80,6 +84,7 @@ impl Alerts {
                 mailer
                     .send(&d.target, &format!("Tollgate alert: {message}"), body)
                     .await
+                    .map_err(Failure::transient)
             }
             "webhook" => {
                 // The tenant's current webhook: a rotated secret signs, a removed webhook stops deliveries.
@@ -87,8 +92,8 @@ impl Alerts {
                     .store
                     .tenant_webhook(&d.tenant_id)
                     .await
-                    .map_err(|e| format!("could not read the webhook: {e}"))?
-                    .ok_or("the tenant's webhook was removed")?;
+                    .map_err(|e| Failure::transient(format!("could not read the webhook: {e}")))?
+                    .ok_or(Failure::permanent("the tenant's webhook was removed"))?;
                 let body = json!({
                     "type": "usage.alert",
                     "id": a.id,
@@ -120,15 +125,41 @@ impl Alerts {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|e| without_url(&e))?;
+                    .map_err(|e| Failure::transient(without_url(&e)))?;
                 let status = answer.status();
                 if status.is_success() {
                     Ok(())
                 } else {
-                    Err(format!("answered HTTP {}", status.as_u16()))
+                    Err(Failure::transient(format!(
+                        "answered HTTP {}",
+                        status.as_u16()
+                    )))
                 }
             }
-            other => Err(format!("unknown channel {other:?}")),
+            other => Err(Failure::permanent(format!("unknown channel {other:?}"))),
+        }
+    }
+}
+
+/// Why a delivery attempt failed, and whether trying again could help: a removed webhook or email that is not
+/// configured is given up at once instead of retried for hours.
+struct Failure {
+    why: String,
+    permanent: bool,
+}
+
+impl Failure {
+    fn transient(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            permanent: false,
+        }
+    }
+
+    fn permanent(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            permanent: true,
         }
     }
 }
