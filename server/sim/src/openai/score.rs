@@ -188,12 +188,14 @@ async fn run_score(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> 
             .zip(&seconds)
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect(),
-        (n, m) => return Err(ApiError::bad_request(
-            format!(
+        (n, m) => {
+            return Err(ApiError::bad_request(
+                format!(
                 "text_1 ({n} texts) and text_2 ({m} texts) must have one text or the same number."
             ),
-            Some("text_2"),
-        )),
+                Some("text_2"),
+            ))
+        }
     };
     let mut tokens = 0;
     for (a, b) in &pairs {
