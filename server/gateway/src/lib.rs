@@ -1,5 +1,5 @@
-//! Tollgate's OpenAI-compatible gateway: `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and
-//! `GET /v1/models`, authorized by API key from an in-memory snapshot, held to each subscription's limits,
+//! Tollgate's OpenAI-compatible gateway: `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+//! `/v1/rerank`, `/v1/score`, vLLM's `/tokenize` and `/detokenize`, and `GET /v1/models`, authorized by API key from an in-memory snapshot, held to each subscription's limits,
 //! routed over engine replicas, and metered: one usage record per request, written in batches off the request path.
 //!
 //! ```ignore
@@ -44,23 +44,23 @@ pub use routes::{ModelRoute, Routes};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use http::HeaderMap;
 use request::Endpoint;
 
-/// The gateway's routes, with their `/v1` prefix: merge them into the server's router (no session or CSRF layers:
-/// these requests carry API keys, not cookies).
+/// The gateway's routes, with their `/v1` prefix (and vLLM's `/tokenize`, `/detokenize` at the root): merge them into
+/// the server's router (no session or CSRF layers: these requests carry API keys, not cookies).
 pub fn router(gw: Gateway) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/completions", post(completions))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/tokenize", post(tokenize))
-        .route("/detokenize", post(detokenize))
-        .route("/v1/rerank", post(rerank))
-        .route("/v2/rerank", post(rerank))
-        .route("/v1/score", post(score))
+        .route("/v1/chat/completions", proxied(Endpoint::Chat))
+        .route("/v1/completions", proxied(Endpoint::Completions))
+        .route("/v1/embeddings", proxied(Endpoint::Embeddings))
+        .route("/tokenize", proxied(Endpoint::Tokenize))
+        .route("/detokenize", proxied(Endpoint::Detokenize))
+        .route("/v1/rerank", proxied(Endpoint::Rerank))
+        .route("/v2/rerank", proxied(Endpoint::Rerank))
+        .route("/v1/score", proxied(Endpoint::Score))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::one))
         .with_state(gw)
@@ -71,32 +71,13 @@ pub fn metrics_router(gw: Gateway) -> Router {
     Router::new().route("/metrics", get(metrics)).with_state(gw)
 }
 
-async fn chat(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(gw, Endpoint::Chat, headers, body).await
-}
-
-async fn completions(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(gw, Endpoint::Completions, headers, body).await
-}
-
-async fn embeddings(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(gw, Endpoint::Embeddings, headers, body).await
-}
-
-async fn tokenize(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(gw, Endpoint::Tokenize, headers, body).await
-}
-
-async fn detokenize(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(gw, Endpoint::Detokenize, headers, body).await
-}
-
-async fn rerank(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(gw, Endpoint::Rerank, headers, body).await
-}
-
-async fn score(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(gw, Endpoint::Score, headers, body).await
+/// `POST` of a request the gateway proxies to `endpoint` on an engine.
+fn proxied(endpoint: Endpoint) -> MethodRouter<Gateway> {
+    post(
+        move |State(gw): State<Gateway>, headers: HeaderMap, body: Body| {
+            proxy::handle(gw, endpoint, headers, body)
+        },
+    )
 }
 
 async fn metrics(State(gw): State<Gateway>) -> Response {

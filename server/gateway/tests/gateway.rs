@@ -147,13 +147,7 @@ async fn tokenize_and_detokenize_reach_the_engine_and_cost_no_tokens() {
         },
     );
     let g = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
-    let post = |path: &'static str, body: Value| {
-        client()
-            .post(g.url(path))
-            .header("authorization", bearer(&k))
-            .json(&body)
-            .send()
-    };
+    let post = |path: &'static str, body: Value| g.post_json(&k, path, body);
     let r = post(
         "/tokenize",
         json!({"model": MODEL, "prompt": "Hello there, world"}),
@@ -217,13 +211,7 @@ async fn rerank_and_score_are_passed_through_and_metered() {
     let engine = sim(fast_sim()).await;
     let k = key(4, "sub_rank", MODEL, Limits::default());
     let g = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
-    let post = |path: &'static str, body: Value| {
-        client()
-            .post(g.url(path))
-            .header("authorization", bearer(&k))
-            .json(&body)
-            .send()
-    };
+    let post = |path: &'static str, body: Value| g.post_json(&k, path, body);
     let r = post(
         "/v1/rerank",
         json!({"model": MODEL, "query": "gpu inference", "top_n": 2,

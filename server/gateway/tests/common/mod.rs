@@ -118,6 +118,21 @@ impl TestGateway {
         format!("http://{}{path}", self.addr)
     }
 
+    /// POSTs `body` as JSON to `path` with `key`.
+    pub async fn post_json(
+        &self,
+        key: &TestKey,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Result<reqwest::Response> {
+        client()
+            .post(self.url(path))
+            .header("authorization", format!("Bearer {}", key.secret))
+            .json(&body)
+            .send()
+            .await
+    }
+
     /// Every usage record, after flushing the writer.
     pub async fn records(&self) -> Vec<UsageRow> {
         self.gw.flush_usage().await;

@@ -66,6 +66,25 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// What a pooling request (embeddings, rerank, score) does on the engine: fails when a fault says so, else waits
+/// the prefill time of its `tokens` and counts them; nothing is decoded.
+pub(crate) async fn read_prompt(state: &SharedState, tokens: u64) -> Result<(), ApiError> {
+    if state.faults.plan().fail {
+        return Err(ApiError::internal(
+            "Simulated engine failure (tollgate-sim fault injection: error_rate).",
+        ));
+    }
+    let prefill = state.engine.latency().prefill(tokens);
+    if !prefill.is_zero() {
+        tokio::time::sleep(prefill).await;
+    }
+    state
+        .metrics
+        .prompt_tokens
+        .fetch_add(tokens, Ordering::Relaxed);
+    Ok(())
+}
+
 /// The handler.
 pub async fn embeddings(State(state): State<SharedState>, body: Bytes) -> Response {
     match run(&state, &body).await {
@@ -116,19 +135,7 @@ async fn run(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
         }
         prompt_tokens += n;
     }
-    if state.faults.plan().fail {
-        return Err(ApiError::internal(
-            "Simulated engine failure (tollgate-sim fault injection: error_rate).",
-        ));
-    }
-    let prefill = state.engine.latency().prefill(prompt_tokens);
-    if !prefill.is_zero() {
-        tokio::time::sleep(prefill).await;
-    }
-    state
-        .metrics
-        .prompt_tokens
-        .fetch_add(prompt_tokens, Ordering::Relaxed);
+    read_prompt(state, prompt_tokens).await?;
     let data: Vec<Value> = texts
         .iter()
         .enumerate()

@@ -6,7 +6,6 @@
 //! (query plus document), as a cross-encoder reads them; rerank answers carry only `total_tokens`, as vLLM's do.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::openai::embeddings::read_prompt;
 use crate::openai::types::parse_body;
 use crate::openai::wire::now_unix;
 use crate::rng::random_uuid_hex;
@@ -104,24 +104,6 @@ fn check_len(state: &SharedState, tokens: u64, param: &str) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Waits the prefill time of `tokens` and counts them, as the other endpoints do; fails when a fault says so.
-async fn serve(state: &SharedState, tokens: u64) -> Result<(), ApiError> {
-    if state.faults.plan().fail {
-        return Err(ApiError::internal(
-            "Simulated engine failure (tollgate-sim fault injection: error_rate).",
-        ));
-    }
-    let prefill = state.engine.latency().prefill(tokens);
-    if !prefill.is_zero() {
-        tokio::time::sleep(prefill).await;
-    }
-    state
-        .metrics
-        .prompt_tokens
-        .fetch_add(tokens, Ordering::Relaxed);
-    Ok(())
-}
-
 pub async fn rerank(State(state): State<SharedState>, body: Bytes) -> Response {
     match run_rerank(&state, &body).await {
         Ok(v) => Json(v).into_response(),
@@ -138,7 +120,7 @@ async fn run_rerank(state: &SharedState, body: &[u8]) -> Result<Value, ApiError>
         check_len(state, n, "documents")?;
         tokens += n;
     }
-    serve(state, tokens).await?;
+    read_prompt(state, tokens).await?;
     let mut results: Vec<(usize, f64)> = req
         .documents
         .iter()
@@ -203,7 +185,7 @@ async fn run_score(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> 
         check_len(state, n, "text_2")?;
         tokens += n;
     }
-    serve(state, tokens).await?;
+    read_prompt(state, tokens).await?;
     let data: Vec<Value> = pairs
         .iter()
         .enumerate()
