@@ -194,15 +194,22 @@ async fn forward(
         }
     };
     let prompt_estimate = window::estimate_prompt_tokens(req.prompt_bytes);
-    let default_max_tokens = match req.max_tokens {
-        Some(_) => gw.config.default_max_tokens,
-        None => {
+    // What the request may generate: nothing on the pooling endpoints (embeddings, rerank, score); else its
+    // max_tokens, or the default within what the model's context leaves.
+    let max_tokens = match (endpoint.generates(), req.max_tokens) {
+        (false, _) => Some(0),
+        (true, Some(n)) => Some(n),
+        (true, None) => {
             let context = gw
                 .keys
                 .load()
                 .model_card(&grant.model)
                 .map_or(0, |card| card.context_length);
-            window::default_completion(gw.config.default_max_tokens, context, prompt_estimate)
+            Some(window::default_completion(
+                gw.config.default_max_tokens,
+                context,
+                prompt_estimate,
+            ))
         }
     };
     let reserve = if endpoint.is_free() {
@@ -210,9 +217,9 @@ async fn forward(
     } else {
         window::reservation(
             prompt_estimate,
-            req.max_tokens,
+            max_tokens,
             req.choices,
-            default_max_tokens,
+            gw.config.default_max_tokens,
             gw.config.max_completion_reservation,
             &grant.limits,
         )
@@ -260,9 +267,9 @@ async fn forward(
     inflight.streamed = req.stream;
     inflight.stream_wishes = (req.wants_usage_chunk, req.wants_continuous_usage);
     // The engine is held to the completion tokens reserved, so a request never uses more than it was admitted for.
-    let generates = matches!(endpoint, Endpoint::Chat | Endpoint::Completions);
-    let budget =
-        generates.then(|| window::completion_budget(reserve, prompt_estimate, req.choices));
+    let budget = endpoint
+        .generates()
+        .then(|| window::completion_budget(reserve, prompt_estimate, req.choices));
     // vLLM's scheduling priority means nothing to a request that is not scheduled.
     let priority = grant.priority.filter(|_| !endpoint.is_free());
     let upstream_body = Bytes::from(req.upstream_body(&target.served_name, budget, priority));

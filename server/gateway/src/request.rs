@@ -62,6 +62,11 @@ impl Endpoint {
         matches!(self, Self::Tokenize | Self::Detokenize)
     }
 
+    /// Whether the engine generates tokens here (chat and completions); the others only read their input.
+    pub fn generates(self) -> bool {
+        matches!(self, Self::Chat | Self::Completions)
+    }
+
     /// Fields only this endpoint takes, beyond [`client_may_send`]'s.
     fn takes(self, field: &str) -> bool {
         match self {

@@ -209,7 +209,15 @@ async fn tokenize_and_detokenize_reach_the_engine_and_cost_no_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerank_and_score_are_passed_through_and_metered() {
     let engine = sim(fast_sim()).await;
-    let k = key(4, "sub_rank", MODEL, Limits::default());
+    let k = key(
+        4,
+        "sub_rank",
+        MODEL,
+        Limits {
+            tokens_per_minute: Some(10_000),
+            ..Limits::default()
+        },
+    );
     let g = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
     let post = |path: &'static str, body: Value| g.post_json(&k, path, body);
     let r = post(
@@ -220,6 +228,16 @@ async fn rerank_and_score_are_passed_through_and_metered() {
     .await
     .unwrap();
     assert_eq!(r.status(), 200);
+    // Nothing is generated here, so only the input is reserved (not the default 4,096 completion tokens).
+    let left: u64 = r.headers()["x-ratelimit-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        left > 9_900,
+        "{left} of 10000 tokens left after one small rerank"
+    );
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["model"], MODEL, "the client's model name comes back");
     let order: Vec<u64> = body["results"]
