@@ -52,6 +52,7 @@ export default defineConfig({
       TOLLGATE_FLEET_SIM_ARGS: '--sim-load-time-s 2 --sim-decode-ms 60 --sim-min-output-tokens 60',
       // Usage alerts are evaluated every second, so alerts.spec.ts sees them at once.
       TOLLGATE_ALERTS_INTERVAL_S: '1',
+      TOLLGATE_ALERTS_WEBHOOK_PRIVATE: 'true', // alerts.spec.ts names a webhook on loopback
       RUST_LOG: 'warn',
     },
   },

@@ -213,7 +213,7 @@ test('a developer chats with streaming replies, stops one, compares two models a
   await expect(page.getByTestId('turn')).toHaveCount(0);
 
   // Every call was metered under the subscriptions as playground traffic, with no key.
-  const usage = await api(page, 'GET', '/usage?per_page=100');
+  const usage = await api(page, 'GET', '/usage?limit=1000');
   const ours = usage.items.filter((u: { subscription_id: string }) => subscriptions.includes(u.subscription_id));
   expect(ours.length).toBeGreaterThanOrEqual(5);
   const sources = ours.map((u: { key_id: string | null; source: string }) => [u.key_id, u.source]);

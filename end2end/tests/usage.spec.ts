@@ -139,6 +139,22 @@ test('each role reads the usage it may, with filters in the URL and a CSV export
     expect(Number(r.status)).toBe(200);
   }
 
+  // A refusal: a request that asks for more tokens than the plan allows in a minute gets a 429, and the developer
+  // finds it among the view's recent errors, with its reason.
+  await expect(dev.getByTestId('usage-errors-empty')).toBeVisible();
+  const gw = await playwrightRequest.newContext({ baseURL: base });
+  const refused = await gw.post('/v1/chat/completions', {
+    headers: { Authorization: `Bearer ${alpha.key}` },
+    data: { model: ALPHA_MODEL, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 30_000 },
+  });
+  expect(refused.status(), await refused.text()).toBe(429);
+  await expect.poll(async () => {
+    await dev.goto('/usage?range=day');
+    return dev.getByTestId('error-status').allTextContents();
+  }, { timeout: 10_000 }).toEqual(['429']);
+  await expect(dev.getByTestId('usage-errors')).toContainText('too many tokens this minute');
+  await shot(dev, 'usage-04-recent-errors');
+
   // The tenant viewer and the admin: both teams.
   for (const [who, name] of [[viewer, 'viewer'], [page, 'admin']] as const) {
     await who.goto('/usage?range=day');

@@ -68,6 +68,9 @@ pub enum UsageAction {
         /// Spread over this many days, ending now.
         #[arg(long, default_value_t = 30)]
         days: u32,
+        /// Instead of spreading over days: stamp records as live traffic at this many per second, ending now.
+        #[arg(long)]
+        per_second: Option<u64>,
         /// Records per batch insert (the gateway's metering writes up to 512).
         #[arg(long, default_value_t = 512)]
         batch: usize,
@@ -337,14 +340,23 @@ pub struct Settings {
     #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Usage")]
     pub usage_retention_days: u32,
 
-    /// The SMTP relay usage alerts are emailed through, as smtp://host[:port] (plain SMTP, for a relay on the local network); empty: no email, alerts still go to tenants' webhooks and the portal.
+    /// The SMTP server usage alerts are emailed through: smtp://host[:port] (plain, for a relay on the local network), smtp://user:password@host:587?tls=required (STARTTLS and login) or smtps://user:password@host:465 (TLS); empty: no email, alerts still go to tenants' webhooks and the portal.
     #[arg(
         long,
         env = "TOLLGATE_SMTP_URL",
         default_value = "",
+        hide_env_values = true,
         help_heading = "Alerts"
     )]
     pub smtp_url: String,
+    /// A PEM file of the CA that signed the SMTP server's certificate, trusted instead of the public web roots (a server with a private CA); empty: the web roots.
+    #[arg(
+        long,
+        env = "TOLLGATE_SMTP_CA",
+        default_value = "",
+        help_heading = "Alerts"
+    )]
+    pub smtp_ca: String,
     /// The sender of alert emails, an address or `Name <address>`.
     #[arg(
         long,
@@ -367,6 +379,15 @@ pub struct Settings {
         help_heading = "Alerts"
     )]
     pub alerts_rate_limited_count: u64,
+    /// Let tenants' alert webhooks reach private, loopback and link-local addresses (a receiver inside your network); off, the server calls only public addresses, so a tenant admin cannot make it post to internal services.
+    #[arg(
+        long,
+        env = "TOLLGATE_ALERTS_WEBHOOK_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        help_heading = "Alerts"
+    )]
+    pub alerts_webhook_private: bool,
 
     /// Where engine replicas run: simulator (in this process, no GPU needed), local (vLLM processes on this machine's GPUs), kubernetes (a Pod per replica on a cluster's GPU nodes) or none (only the engines in TOLLGATE_ENGINES).
     #[arg(long, env = "TOLLGATE_FLEET_DRIVER", default_value = "simulator", value_parser = ["simulator", "local", "kubernetes", "none"], help_heading = "Fleet")]

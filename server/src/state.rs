@@ -141,7 +141,8 @@ impl AppState {
             }
         }
         let catalog = Catalog::new(store.clone(), identity.clone());
-        let usage = tollgate_usage::Usage::new(store.clone(), identity.clone());
+        let usage = tollgate_usage::Usage::new(store.clone(), identity.clone())
+            .allowing_private_webhooks(config.alerts_webhook_private);
         let limiter: Arc<dyn Limiter> = match &config.redis_url {
             Some(url) => {
                 let redis = RedisLimiter::new(
@@ -254,8 +255,21 @@ impl AppState {
             Duration::from_secs(3600),
         );
         // Usage alerts: evaluated from the rollups and delivered (email, webhooks) every interval.
+        let smtp_ca = match config.smtp_ca.trim() {
+            "" => None,
+            path => Some(
+                std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("TOLLGATE_SMTP_CA: could not read {path}: {e}"))?,
+            ),
+        };
         let mailer = (!config.smtp_url.trim().is_empty())
-            .then(|| tollgate_usage::alerts::Mailer::from_url(&config.smtp_url, &config.smtp_from))
+            .then(|| {
+                tollgate_usage::alerts::Mailer::from_url(
+                    &config.smtp_url,
+                    smtp_ca.as_deref(),
+                    &config.smtp_from,
+                )
+            })
             .transpose()
             .map_err(|e| anyhow::anyhow!(e))?;
         let alerts = tollgate_usage::alerts::Alerts::new(
@@ -265,6 +279,7 @@ impl AppState {
                 retry_first: Duration::from_secs(config.alerts_retry_s),
                 rate_limited_at_least: config.alerts_rate_limited_count,
                 webhook_timeout: Duration::from_secs(10),
+                webhook_private: config.alerts_webhook_private,
             },
             mailer,
         )

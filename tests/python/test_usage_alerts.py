@@ -1,5 +1,8 @@
 """Usage alerts end to end: the real server, a real SMTP server (aiosmtpd) and a real HTTP webhook receiver.
 
+The SMTP server is a submission server as a company runs one: STARTTLS required, with a certificate from a private
+CA (made by `trustme`, trusted through TOLLGATE_SMTP_CA), and a login required after TLS.
+
 Traffic through the gateway (the `openai` client) crosses 50, 90 and 100 % of a small monthly token quota; each
 threshold is emailed once to the team's members and the tenant's admins and posted once to the tenant's webhook,
 signed with the secret the API showed once; the receiver fails the first delivery with a 500, which is retried.
@@ -12,22 +15,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from email import message_from_bytes
 from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
+from urllib.parse import quote
 
 import openai
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tollgate_platform import Platform, free_port, start_platform
 
 MODEL = "granite-3.1-2b-base"
 QUOTA = 400
 RATE_LIMITED_COUNT = 3
+SMTP_USER, SMTP_PASSWORD = "tollgate", "p@ss word/1"  # percent-encoded in TOLLGATE_SMTP_URL
 
 
 class Mailbox:
@@ -35,7 +43,16 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
+        self.logins: list[tuple[str, bool]] = []
         self.lock = threading.Lock()
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        """aiosmtpd's authenticator (called only after STARTTLS: auth_require_tls): the one user and password."""
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            SMTP_USER.encode(), SMTP_PASSWORD.encode())
+        with self.lock:
+            self.logins.append((mechanism, ok))
+        return AuthResult(success=ok)
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
         with self.lock:
@@ -63,12 +80,19 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[tuple[Mailbox, int]]:
+def smtp(tmp_path_factory) -> Iterator[tuple[Mailbox, int, str]]:
+    """(mailbox, port, CA file): STARTTLS with a private CA's certificate for 127.0.0.1, and a login required."""
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    ca_file = tmp_path_factory.mktemp("smtp-ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
     box = Mailbox()
     port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller = Controller(box, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True,
+                            authenticator=box.authenticate, auth_required=True, auth_require_tls=True)
     controller.start()
-    yield box, port
+    yield box, port, str(ca_file)
     controller.stop()
 
 
@@ -83,12 +107,14 @@ def receiver() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def platform(smtp) -> Iterator[Platform]:
-    _, port = smtp
+    _, port, ca_file = smtp
     p = start_platform(extra_env={
-        "TOLLGATE_SMTP_URL": f"smtp://127.0.0.1:{port}",
+        "TOLLGATE_SMTP_URL": f"smtp://{quote(SMTP_USER, safe='')}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}?tls=required",
+        "TOLLGATE_SMTP_CA": ca_file,
         "TOLLGATE_SMTP_FROM": "Tollgate alerts <alerts@tollgate.test>",
         "TOLLGATE_ALERTS_INTERVAL_S": "1",
         "TOLLGATE_ALERTS_RETRY_S": "1",
+        "TOLLGATE_ALERTS_WEBHOOK_PRIVATE": "true",  # the receiver is on loopback
         "TOLLGATE_ALERTS_RATE_LIMITED_COUNT": str(RATE_LIMITED_COUNT),
     })
     yield p
@@ -126,7 +152,7 @@ def quota_alerts(p: Platform, sub: str) -> list[dict]:
 
 
 def test_quota_alerts_are_emailed_and_posted_once_per_threshold(platform: Platform, smtp, receiver: str):
-    box, _ = smtp
+    box, _, _ = smtp
     p = platform
     # The webhook: its secret is shown once, on creation; reading it back never shows it.
     hook = p.call("PUT", "/alerts/webhook", json={"url": receiver})
@@ -193,6 +219,9 @@ def test_quota_alerts_are_emailed_and_posted_once_per_threshold(platform: Platfo
     for to, _, sender in mine:
         assert to == expected_to
         assert "alerts@tollgate.test" in sender
+    # Each came over STARTTLS after a good login (aiosmtpd takes no mail before both), and no login failed.
+    with box.lock:
+        assert box.logins and all(ok for _, ok in box.logins), box.logins
 
     # Webhook: one accepted delivery per threshold, each signed with the secret; the first (refused with a 500)
     # was tried again.
@@ -242,7 +271,7 @@ def test_quota_alerts_are_emailed_and_posted_once_per_threshold(platform: Platfo
 
 
 def test_repeated_rate_limit_refusals_raise_one_alert(platform: Platform, smtp):
-    box, _ = smtp
+    box, _, _ = smtp
     p = platform
     team = p.call("POST", "/teams", json={"name": "Throttled"})["id"]
     plan = p.call("POST", "/plans", json={"name": "Alert tight", "requests_per_minute": 1})["id"]

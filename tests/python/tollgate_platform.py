@@ -104,21 +104,23 @@ class Platform:
         return sub["id"], key["secret"]
 
     def usage(self, **filters) -> list[dict]:
-        return self.call("GET", "/usage", params={"per_page": 100, **filters})["items"]
+        """The newest page of matching records (up to 100, newest first)."""
+        return self.call("GET", "/usage", params={"limit": 100, **filters})["items"]
 
     def all_usage(self, **filters) -> list[dict]:
-        """Every matching record, paging through the API (call it once the records have stopped changing)."""
+        """Every matching record, newest first, walking the API's keyset pages (`after` = the last page's `next`)."""
         records: list[dict] = []
-        page = 1
+        after = None
         while True:
-            body = self.call("GET", "/usage", params={"per_page": 100, "page": page, **filters})
+            params = {"limit": 1000, **filters, **({"after": after} if after else {})}
+            body = self.call("GET", "/usage", params=params)
             records.extend(body["items"])
-            if len(records) >= body["total"] or not body["items"]:
+            after = body["next"]
+            if after is None:
                 return records
-            page += 1
 
     def usage_total(self, **filters) -> int:
-        return self.call("GET", "/usage", params={"per_page": 1, **filters})["total"]
+        return len(self.all_usage(**filters))
 
     def settled_usage_total(self, **filters) -> int:
         """The record count once earlier requests' records are all written (the writer flushes every 500 ms)."""

@@ -11,7 +11,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use tollgate_domain::{
     catalog::Price,
-    usage::{rollup::Grain, Named, UsageDashboard, UsageFigures, UsageGroup},
+    usage::{rollup::Grain, status_reason, Named, UsageDashboard, UsageFigures, UsageGroup},
 };
 
 const RANGES: [(&str, &str); 5] = [
@@ -288,6 +288,37 @@ fn Dashboard(d: UsageDashboard, p: UsageParams) -> impl IntoView {
                                         <td class=TD>{format!("{} of {}", q.tokens_this_minute, limit(q.tokens_per_minute))}</td>
                                     </tr>
                                 }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+
+        <section class=format!("{CARD} mt-6") aria-label="Recent errors and refusals">
+            <h2 class="mb-2 font-semibold">"Recent errors and refusals"</h2>
+            {if d.recent_errors.is_empty() {
+                view! { <p class="text-sm text-slate-500" data-testid="usage-errors-empty">"No errors or refusals in this view."</p> }.into_any()
+            } else {
+                let teams = d.teams.clone();
+                let models = d.models.clone();
+                view! {
+                    <table class=TABLE data-testid="usage-errors">
+                        <thead><tr>
+                            <th class=TH>"Time"</th><th class=TH>"Model"</th><th class=TH>"Team"</th><th class=TH>"Key"</th>
+                            <th class=TH>"Status"</th><th class=TH>"Reason"</th><th class=TH>"Request id"</th>
+                        </tr></thead>
+                        <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                            {d.recent_errors.iter().map(|r| view! {
+                                <tr>
+                                    <td class=TD>{r.at.format_utc()}</td>
+                                    <td class=TD>{name_of(&models, &r.model)}</td>
+                                    <td class=TD>{name_of(&teams, &r.team_id)}</td>
+                                    <td class=TD>{r.key_id.as_ref().map_or("(playground)".to_string(), |k| format!("tg-{k}"))}</td>
+                                    <td class=TD data-testid="error-status">{r.status}</td>
+                                    <td class=TD>{status_reason(r.status, &r.refusal)}</td>
+                                    <td class="px-3 py-2 font-mono text-xs">{r.request_id.clone()}</td>
+                                </tr>
                             }).collect_view()}
                         </tbody>
                     </table>

@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod grant;
 pub mod invitation;
 pub mod membership;
+pub mod net;
 pub mod page;
 pub mod plan;
 pub mod playground;

@@ -3,7 +3,7 @@
 //! and emits its one usage record. Everything happens in `Drop`, so no path can skip it or do it twice.
 
 use crate::gateway::Inner;
-use crate::limits::Ticket;
+use crate::limits::{window::LimitKind, Ticket};
 use crate::metering::{UsageRecord, UsageSource};
 use crate::metrics::ModelMetrics;
 use crate::request::Endpoint;
@@ -44,6 +44,8 @@ pub struct Inflight {
     pub streamed: bool,
     /// What a streaming client asked about usage: (the final usage chunk, usage on every chunk).
     pub stream_wishes: (bool, bool),
+    /// The limit that refused the request, when one did (kept with its usage record).
+    pub refused_by: Option<LimitKind>,
     /// When the limiter last heard this request is still running (see `keep_slot`).
     slot_kept: Instant,
     finished: bool,
@@ -78,6 +80,7 @@ impl Inflight {
             ttft: None,
             streamed: false,
             stream_wishes: (false, false),
+            refused_by: None,
             slot_kept: started,
             finished: false,
         }
@@ -176,6 +179,10 @@ impl Drop for Inflight {
             streamed: self.streamed,
             client_disconnected,
             source,
+            refusal: self
+                .refused_by
+                .map(|k| k.label().to_string())
+                .unwrap_or_default(),
         });
     }
 }

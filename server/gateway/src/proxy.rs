@@ -145,6 +145,7 @@ async fn serve(
         Err(e) => {
             if let GatewayError::RateLimited { kind, .. } = &e {
                 inflight.metrics.rate_limited(*kind);
+                inflight.refused_by = Some(*kind);
             }
             if matches!(
                 e,

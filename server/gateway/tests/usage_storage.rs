@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 
 use tollgate_store::testing::{Flavor, TestDatabase};
-use tollgate_store::{NewUsage, UsageQuery};
+use tollgate_store::{NewUsage, RecordScan, Store, UsageRow};
 
 /// Month-to-date totals come from per-minute rollups, so the records here sit in minutes of their own.
 const MINUTE: i64 = 60_000;
@@ -37,6 +37,30 @@ fn usage<'a>(
         streamed: c > 0,
         client_disconnected: false,
         source: "key",
+        refusal: "",
+    }
+}
+
+/// Every record `scan` reads newest first, walked in pages of `per_page` through the keyset cursor.
+async fn newest_first(store: &Store, scan: RecordScan, per_page: i64) -> Vec<UsageRow> {
+    let scan = RecordScan {
+        newest_first: true,
+        until: if scan.until == 0 {
+            i64::MAX
+        } else {
+            scan.until
+        },
+        ..scan
+    };
+    let mut all: Vec<UsageRow> = Vec::new();
+    loop {
+        let after = all.last().map(|r| (r.at, r.id.as_str()));
+        let page = store.scan_usage(&scan, after, per_page).await.unwrap();
+        let last = (page.len() as i64) < per_page;
+        all.extend(page);
+        if last {
+            return all;
+        }
     }
 }
 
@@ -58,18 +82,16 @@ async fn suite(flavor: Flavor) {
     let replay = [batch[0], usage("u4", "s1", "k1", "llama", 4 * MINUTE, 7, 7)];
     assert_eq!(store.insert_usage_batch(&replay).await.unwrap(), 1);
 
-    let (all, total) = store
-        .list_usage(&UsageQuery {
-            limit: 10,
-            ..UsageQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(total, 4);
+    let all = newest_first(&store, RecordScan::default(), 10).await;
     assert_eq!(
         all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         ["u4", "u3", "u2", "u1"],
         "newest first"
+    );
+    assert_eq!(
+        newest_first(&store, RecordScan::default(), 1).await,
+        all,
+        "pages of one walk the same records in the same order"
     );
     let u1 = all.iter().find(|r| r.id == "u1").unwrap();
     assert_eq!(
@@ -84,69 +106,66 @@ async fn suite(flavor: Flavor) {
     );
     assert_eq!(all.iter().find(|r| r.id == "u2").unwrap().ttft_ms, None);
 
-    let q = |f: fn(&mut UsageQuery)| {
-        let mut q = UsageQuery {
-            limit: 10,
-            ..UsageQuery::default()
-        };
+    let ids = |rows: Vec<UsageRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let scan = |f: fn(&mut RecordScan)| {
+        let mut q = RecordScan::default();
         f(&mut q);
         q
     };
-    let ids =
-        |rows: Vec<tollgate_store::UsageRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(store
-            .list_usage(&q(|q| q.subscription_id = Some("s1".into())))
-            .await
-            .unwrap()
-            .0),
-        ["u4", "u2", "u1"]
-    );
-    assert_eq!(
-        ids(store
-            .list_usage(&q(|q| q.key_id = Some("k1".into())))
-            .await
-            .unwrap()
-            .0),
-        ["u4", "u1"]
-    );
-    assert_eq!(
-        ids(store
-            .list_usage(&q(|q| q.model = Some("qwen".into())))
-            .await
-            .unwrap()
-            .0),
-        ["u3"]
-    );
-    assert_eq!(
-        ids(store
-            .list_usage(&q(|q| {
-                q.from = Some(2 * MINUTE);
-                q.until = Some(4 * MINUTE);
-            }))
-            .await
-            .unwrap()
-            .0),
-        ["u3", "u2"]
-    );
-    assert!(store
-        .list_usage(&q(|q| q.tenant_id = Some("other".into())))
-        .await
-        .unwrap()
-        .0
-        .is_empty());
-    let (page, total) = store
-        .list_usage(&UsageQuery {
-            limit: 2,
-            offset: 2,
-            ..UsageQuery::default()
-        })
+    for (filter, expected) in [
+        (
+            scan(|q| q.subscription_id = Some("s1".into())),
+            vec!["u4", "u2", "u1"],
+        ),
+        (scan(|q| q.key_id = Some("k1".into())), vec!["u4", "u1"]),
+        (
+            scan(|q| {
+                q.tenant_id = Some("tnt".into());
+                q.subscription_id = Some("s1".into());
+            }),
+            vec!["u4", "u2", "u1"],
+        ),
+        (
+            scan(|q| {
+                q.tenant_id = Some("other".into());
+                q.subscription_id = Some("s1".into());
+            }),
+            vec![],
+        ),
+        (scan(|q| q.model = Some("qwen".into())), vec!["u3"]),
+        (
+            scan(|q| {
+                q.from = 2 * MINUTE;
+                q.until = 4 * MINUTE;
+            }),
+            vec!["u3", "u2"],
+        ),
+        (scan(|q| q.tenant_id = Some("other".into())), vec![]),
+        (scan(|q| q.team_ids = Some(vec![])), vec![]),
+        (
+            scan(|q| q.team_ids = Some(vec!["team".into()])),
+            vec!["u4", "u3", "u2", "u1"],
+        ),
+    ] {
+        assert_eq!(
+            ids(newest_first(&store, filter.clone(), 2).await),
+            expected,
+            "{filter:?}"
+        );
+    }
+    // Oldest first (the CSV export's order) after a cursor.
+    let oldest = store
+        .scan_usage(
+            &RecordScan {
+                until: i64::MAX,
+                ..RecordScan::default()
+            },
+            Some((MINUTE, "u1")),
+            2,
+        )
         .await
         .unwrap();
-    assert_eq!(
-        (ids(page), total),
-        (vec!["u2".to_string(), "u1".to_string()], 4)
-    );
+    assert_eq!(ids(oldest), ["u2", "u3"]);
 
     let totals = store.usage_tokens_since(2 * MINUTE).await.unwrap();
     assert_eq!(
@@ -164,9 +183,10 @@ async fn suite(flavor: Flavor) {
         .collect();
     assert_eq!(store.insert_usage_batch(&big[..200]).await.unwrap(), 200);
     assert_eq!(store.insert_usage_batch(&big).await.unwrap(), 100);
-    let s3 = |q: &mut UsageQuery| q.subscription_id = Some("s3".into());
-    let (newest, total) = store.list_usage(&q(s3)).await.unwrap();
-    assert_eq!(total, 300);
+    // With the planner's statistics fresh (as the retention task keeps them), the same reads give the same rows.
+    store.refresh_usage_statistics().await.unwrap();
+    let newest = newest_first(&store, scan(|q| q.subscription_id = Some("s3".into())), 128).await;
+    assert_eq!(newest.len(), 300);
     let last = &newest[0];
     assert_eq!(
         (

@@ -1,7 +1,7 @@
 //! /api/v1/usage: usage records, one per gateway request, with the portal's role rules (`Usage::records`), and
 //! the dashboards' figures from the rollups (`/usage/summary`, `/usage/series`, `Usage::figures`).
 
-use super::{auth::ApiCaller, error::ApiResult, PageQuery};
+use super::{auth::ApiCaller, error::ApiResult};
 use crate::state::AppState;
 use axum::{
     extract::{rejection::QueryRejection, Query, State},
@@ -9,11 +9,9 @@ use axum::{
 };
 use serde::Deserialize;
 use tollgate_domain::{
-    page::Page,
     time::Millis,
     usage::{
-        preset_range, rollup::Grain, QuotaView, UsageDimension, UsageFilter, UsageGroupPage,
-        UsageView,
+        preset_range, rollup::Grain, QuotaView, UsageDimension, UsageGroupPage, UsageRecordPage,
     },
     DomainError,
 };
@@ -34,17 +32,23 @@ pub struct UsageQuery {
     /// One team.
     #[serde(default)]
     pub team_id: String,
+    /// `key` or `playground`.
+    #[serde(default)]
+    pub source: String,
+    /// Only errors and refusals (status 400 or more).
+    #[serde(default)]
+    pub errors_only: bool,
     /// `YYYY-MM-DD` or epoch milliseconds.
     pub from: Option<String>,
     /// `YYYY-MM-DD` (inclusive) or epoch milliseconds (exclusive).
     pub until: Option<String>,
-    /// Platform admins: every tenant instead of the current one.
+    /// Platform admins and platform viewers: every tenant instead of the current one.
     #[serde(default)]
     pub all_tenants: bool,
-    /// 1-based page number.
-    pub page: Option<u32>,
-    /// Items per page, 1 to 100 (default 20).
-    pub per_page: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+    /// Records per page, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
 }
 
 fn instant(raw: &Option<String>, end_of_day: bool) -> Result<Option<Millis>, DomainError> {
@@ -62,35 +66,39 @@ fn instant(raw: &Option<String>, end_of_day: bool) -> Result<Option<Millis>, Dom
     Ok(Some(if end_of_day { day.plus_hours(24) } else { day }))
 }
 
-/// Usage records, one per gateway request, newest first.
-#[utoipa::path(get, path = "/usage", tag = "usage", params(UsageQuery), responses((status = 200, body = Page<UsageView>)))]
+/// Usage records, one per gateway request, newest first, a page at a time (`after` = the previous page's `next`).
+/// Developers read their teams' records, tenant admins and viewers the tenant's.
+#[utoipa::path(get, path = "/usage", tag = "usage", params(UsageQuery), responses((status = 200, body = UsageRecordPage)))]
 pub async fn list(
     caller: ApiCaller,
     State(s): State<AppState>,
     query: Result<Query<UsageQuery>, QueryRejection>,
-) -> ApiResult<Json<Page<UsageView>>> {
+) -> ApiResult<Json<UsageRecordPage>> {
     let Query(q) = query?;
-    let filter = UsageFilter {
+    let sel = Selection {
+        from: instant(&q.from, false)?.unwrap_or(Millis(0)),
+        until: instant(&q.until, true)?.unwrap_or(Millis(i64::MAX)),
+        team_id: q.team_id,
         subscription_id: q.subscription_id,
         key_id: q.key_id,
         model: q.model,
-        team_id: q.team_id,
-        from: instant(&q.from, false)?,
-        until: instant(&q.until, true)?,
+        source: q.source,
     };
     let tenant = if q.all_tenants {
         None
     } else {
         Some(caller.tenant()?)
     };
-    let page = PageQuery {
-        page: q.page,
-        per_page: q.per_page,
-    }
-    .request();
     Ok(Json(
         s.usage
-            .records(&caller.0, tenant.as_deref(), &filter, page)
+            .records(
+                &caller.0,
+                tenant.as_deref(),
+                &sel,
+                q.errors_only,
+                q.after.as_deref(),
+                q.limit.unwrap_or(100),
+            )
             .await?,
     ))
 }

@@ -46,9 +46,7 @@ pub use teams::{TeamMemberRow, TeamRow};
 pub use tenants::{
     MemberRow, MembershipSources, SsoRoleChange, TenantRow, TenantSummaryRow, UserTenantRow,
 };
-pub use usage::{
-    Dimension, Grouping, NewUsage, RecordScan, RollupQuery, RollupRow, UsageQuery, UsageRow,
-};
+pub use usage::{Dimension, Grouping, NewUsage, RecordScan, RollupQuery, RollupRow, UsageRow};
 pub use users::{NewUser, UserRow};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -52,10 +52,6 @@ const CROSS_TENANT: &[(&str, &str)] = &[
         "SubscriptionQuery.tenant_id is None only for platform admins' cross-tenant approval queue",
     ),
     (
-        "list_usage",
-        "UsageQuery.tenant_id is None only for platform admins",
-    ),
-    (
         "sum_rollups",
         "RollupQuery.tenant_id is None only for platform-wide readers (platform admins, as tollgate-usage decides) and for usage_tokens_since, which rebuilds every subscription's monthly counter (keyed by subscription)",
     ),
@@ -70,6 +66,10 @@ const CROSS_TENANT: &[(&str, &str)] = &[
     (
         "subscriptions_created_per_bucket",
         "tenant_id is None only for platform-wide readers (adoption across tenants, as tollgate-usage decides)",
+    ),
+    (
+        "refresh_usage_statistics",
+        "planner statistics of whole tables, which read or return no tenant's rows",
     ),
     (
         "prune_usage_records",

@@ -31,6 +31,31 @@ pub struct Selection {
     pub source: String,
 }
 
+impl Selection {
+    /// The raw records of this selection in `scope`, in (at, id) order (`newest_first` reverses it);
+    /// `errors_only`: answers with a status of 400 or more only.
+    pub(crate) fn records_in(
+        &self,
+        scope: Scope,
+        newest_first: bool,
+        errors_only: bool,
+    ) -> tollgate_store::RecordScan {
+        tollgate_store::RecordScan {
+            from: self.from.0,
+            until: self.until.0,
+            newest_first,
+            errors_only,
+            tenant_id: scope.tenant_id,
+            team_ids: scope.team_ids,
+            team_id: non_empty(&self.team_id),
+            subscription_id: non_empty(&self.subscription_id),
+            key_id: non_empty(&self.key_id),
+            model: non_empty(&self.model),
+            source: non_empty(&self.source),
+        }
+    }
+}
+
 /// Whose usage a caller reads, resolved once per call: a tenant (or every tenant), and for developers their teams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
@@ -138,16 +163,17 @@ impl Usage {
     ) -> Result<UsageGroupPage, DomainError> {
         let scope = scope.clone();
         let limit = limit.clamp(1, MAX_GROUPS);
+        let records = sel.records_in(scope, false, false);
         let q = RollupQuery {
-            from: sel.from.0,
-            until: sel.until.0,
-            tenant_id: scope.tenant_id,
-            team_ids: scope.team_ids,
-            team_id: non_empty(&sel.team_id),
-            subscription_id: non_empty(&sel.subscription_id),
-            key_id: non_empty(&sel.key_id),
-            model: non_empty(&sel.model),
-            source: non_empty(&sel.source),
+            from: records.from,
+            until: records.until,
+            tenant_id: records.tenant_id,
+            team_ids: records.team_ids,
+            team_id: records.team_id,
+            subscription_id: records.subscription_id,
+            key_id: records.key_id,
+            model: records.model,
+            source: records.source,
         };
         let rows = self
             .store

@@ -2,7 +2,7 @@
 //! [`PAGE`] rows (`Store::scan_usage`, oldest first) and each page becomes one chunk of the response body, so ten
 //! million rows export in constant memory. The scope and filters are the dashboard's, under the same role rules.
 
-use crate::{dashboard::non_empty, Selection, Usage};
+use crate::{Selection, Usage};
 use futures_util::stream::{self, Stream};
 use tollgate_domain::DomainError;
 use tollgate_identity::{internal, Caller};
@@ -13,7 +13,7 @@ pub const PAGE: i64 = 2_000;
 
 pub const HEADER: &str =
     "at_ms,request_id,tenant_id,team_id,subscription_id,key_id,source,model,endpoint,status,\
-prompt_tokens,completion_tokens,latency_ms,ttft_ms,streamed,client_disconnected\n";
+prompt_tokens,completion_tokens,latency_ms,ttft_ms,streamed,client_disconnected,refusal\n";
 
 /// One CSV field: quoted when it holds a comma, a quote or a line break (RFC 4180).
 fn field(out: &mut String, v: &str) {
@@ -43,9 +43,9 @@ pub fn line(out: &mut String, r: &UsageRow) {
         field(out, v);
         out.push(',');
     }
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},",
         r.status,
         r.prompt_tokens,
         r.completion_tokens,
@@ -54,6 +54,8 @@ pub fn line(out: &mut String, r: &UsageRow) {
         r.streamed,
         r.client_disconnected
     );
+    field(out, &r.refusal);
+    out.push('\n');
 }
 
 struct Cursor {
@@ -74,17 +76,7 @@ impl Usage {
         sel: &Selection,
     ) -> Result<impl Stream<Item = Result<String, DomainError>> + Send + 'static, DomainError> {
         let scope = self.scope(caller, tenant_id).await?;
-        let scan = RecordScan {
-            from: sel.from.0,
-            until: sel.until.0,
-            tenant_id: scope.tenant_id,
-            team_ids: scope.team_ids,
-            team_id: non_empty(&sel.team_id),
-            subscription_id: non_empty(&sel.subscription_id),
-            key_id: non_empty(&sel.key_id),
-            model: non_empty(&sel.model),
-            source: non_empty(&sel.source),
-        };
+        let scan = sel.records_in(scope, false, false);
         let start = Cursor {
             store: self.store.clone(),
             scan,

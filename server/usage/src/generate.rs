@@ -30,6 +30,9 @@ pub struct Spec {
     pub records: u64,
     pub tenants: u32,
     pub days: u32,
+    /// Live traffic instead: records stamped as if they arrived at this many per second, ending at `now` (the
+    /// rate the gateway's metering must keep up with), rather than spread over `days`.
+    pub per_second: Option<u64>,
     /// Records per `insert_usage_batch` (the gateway's default is 512).
     pub batch: usize,
     /// The same seed makes the same records (ids included, so a second run inserts nothing new).
@@ -96,6 +99,7 @@ struct Owned {
     completion: i64,
     latency: i64,
     ttft: Option<i64>,
+    refusal: &'static str,
 }
 
 /// Busier in working hours: the chance that a uniformly drawn instant is kept.
@@ -142,7 +146,14 @@ fn one(rng: &mut StdRng, subs: &[Sub], i: u64, seed: u64, from: i64, span: i64) 
     } else {
         ttft.unwrap_or(0) + completion * rng.gen_range(8..30) + rng.gen_range(5..200)
     };
+    // Refusals: mostly per-minute limits, some the monthly quota.
+    let refusal = if status == 429 {
+        ["requests", "tokens", "tokens", "monthly_tokens"][rng.gen_range(0..4)]
+    } else {
+        ""
+    };
     Owned {
+        refusal,
         id: format!("gen-{seed}-{i}"),
         at,
         sub,
@@ -164,7 +175,12 @@ pub async fn generate(
 ) -> Result<Generated, StoreError> {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let subs = world(&mut rng, spec.tenants);
-    let span = i64::from(spec.days.max(1)) * 86_400_000;
+    let span = match spec.per_second {
+        Some(rate) => i64::try_from(spec.records.saturating_mul(1_000) / rate.max(1))
+            .unwrap_or(i64::MAX)
+            .max(1),
+        None => i64::from(spec.days.max(1)) * 86_400_000,
+    };
     let from = spec.now - span;
     let batch = spec.batch.max(1) as u64;
     let batches = spec.records.div_ceil(batch);
@@ -210,6 +226,7 @@ pub async fn generate(
                     streamed: o.ttft.is_some(),
                     client_disconnected: o.status == 499,
                     source: if o.key.is_some() { "key" } else { "playground" },
+                    refusal: o.refusal,
                 }
             })
             .collect();

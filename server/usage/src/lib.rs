@@ -27,10 +27,24 @@ use tollgate_store::Store;
 pub struct Usage {
     store: Store,
     identity: Identity,
+    /// Whether tenants' alert webhooks may point at internal addresses (`TOLLGATE_ALERTS_WEBHOOK_PRIVATE`).
+    private_webhooks: bool,
 }
 
 impl Usage {
     pub fn new(store: Store, identity: Identity) -> Self {
-        Self { store, identity }
+        Self {
+            store,
+            identity,
+            private_webhooks: false,
+        }
+    }
+
+    /// Lets tenant admins name webhooks on internal addresses (receivers inside the network).
+    pub fn allowing_private_webhooks(self, allowed: bool) -> Self {
+        Self {
+            private_webhooks: allowed,
+            ..self
+        }
     }
 }

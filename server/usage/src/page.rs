@@ -15,6 +15,9 @@ use tollgate_identity::{internal, Caller};
 /// Rows per breakdown table (the biggest first).
 const TOP: usize = 20;
 
+/// The newest errors and refusals the page lists.
+const RECENT_ERRORS: u32 = 10;
+
 /// Which tenant a page shows: the caller's current one, every tenant, or one named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantChoice {
@@ -239,6 +242,10 @@ impl Usage {
                     .new_subscriptions = u64::try_from(n).unwrap_or(0);
             }
         }
+        let recent_errors = self
+            .records_in(caller, &scope, sel, true, None, RECENT_ERRORS)
+            .await?
+            .items;
         let keys = by_key
             .iter()
             .map(|g| g.value.clone())
@@ -263,6 +270,7 @@ impl Usage {
             by_tenant,
             by_source,
             quotas,
+            recent_errors,
             deprecated_in_use,
             adoption: adoption.into_values().collect(),
         })

@@ -1,20 +1,17 @@
-//! Reading usage records, with the portal's role rules: anyone in a tenant reads its usage; platform admins read
-//! any tenant's, or all of them.
+//! Reading usage records, one per gateway request, under the dashboards' role rules (`Usage::scope`): developers
+//! their teams', tenant admins and viewers their tenant's, platform admins and viewers any tenant's or all.
 
-use crate::Usage;
+use crate::{Scope, Selection, Usage};
 use tollgate_domain::{
-    access::Action,
-    page::{Page, PageRequest},
     time::Millis,
-    usage::{UsageFilter, UsageView},
+    usage::{cursor, page_cursor, UsageRecordPage, UsageView},
     DomainError,
 };
 use tollgate_identity::{internal, Caller};
-use tollgate_store::{UsageQuery, UsageRow};
+use tollgate_store::UsageRow;
 
-fn non_empty(s: &str) -> Option<String> {
-    Some(s.trim().to_string()).filter(|s| !s.is_empty())
-}
+/// The most records one page holds.
+pub const MAX_RECORDS_PAGE: u32 = 1_000;
 
 /// A record as `caller` may see it: the engine that answered is an internal address, shown to platform admins
 /// only (tenants get an empty `replica`).
@@ -43,44 +40,59 @@ fn view(r: UsageRow, caller: &Caller) -> UsageView {
             String::new()
         },
         endpoint: r.endpoint,
+        refusal: r.refusal,
     }
 }
 
 impl Usage {
-    /// Usage records of `tenant_id` (None: every tenant, platform admins only), newest first.
+    /// One page of the usage records `caller` may read in `tenant_id` (None: every tenant, platform-wide readers
+    /// only), newest first, after the cursor `after`: the same scope as the dashboards (developers their teams').
+    /// `errors_only`: answers with a status of 400 or more only.
     pub async fn records(
         &self,
         caller: &Caller,
         tenant_id: Option<&str>,
-        filter: &UsageFilter,
-        page: PageRequest,
-    ) -> Result<Page<UsageView>, DomainError> {
-        match tenant_id {
-            Some(t) => {
-                self.identity
-                    .authorize(caller, t, Action::ViewSubscriptions)
-                    .await?;
-            }
-            None if caller.platform_admin => {}
-            None => return Err(DomainError::not_found("tenant")),
-        }
-        let q = UsageQuery {
-            tenant_id: tenant_id.map(str::to_string),
-            team_id: non_empty(&filter.team_id),
-            subscription_id: non_empty(&filter.subscription_id),
-            key_id: non_empty(&filter.key_id),
-            model: non_empty(&filter.model),
-            from: filter.from.map(|m| m.0),
-            until: filter.until.map(|m| m.0),
-            offset: page.offset(),
-            limit: page.limit(),
-        };
-        let (rows, total) = self.store.list_usage(&q).await.map_err(internal)?;
-        Ok(Page {
+        sel: &Selection,
+        errors_only: bool,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<UsageRecordPage, DomainError> {
+        let scope = self.scope(caller, tenant_id).await?;
+        self.records_in(caller, &scope, sel, errors_only, after, limit)
+            .await
+    }
+
+    /// `records` in a scope already resolved for `caller`.
+    pub(crate) async fn records_in(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        sel: &Selection,
+        errors_only: bool,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<UsageRecordPage, DomainError> {
+        let after = page_cursor(after)?;
+        let limit = limit.clamp(1, MAX_RECORDS_PAGE);
+        let scan = sel.records_in(scope.clone(), true, errors_only);
+        // One more than asked, to know whether a next page exists.
+        let mut rows = self
+            .store
+            .scan_usage(
+                &scan,
+                after.as_ref().map(|(at, id)| (*at, id.as_str())),
+                i64::from(limit) + 1,
+            )
+            .await
+            .map_err(internal)?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = more
+            .then(|| rows.last().map(|r| cursor(r.at, &r.id)))
+            .flatten();
+        Ok(UsageRecordPage {
             items: rows.into_iter().map(|r| view(r, caller)).collect(),
-            total: u64::try_from(total).unwrap_or(0),
-            page: page.page,
-            per_page: page.per_page,
+            next,
         })
     }
 }
@@ -109,6 +121,7 @@ mod tests {
             streamed: 0,
             client_disconnected: 0,
             source: "key".into(),
+            refusal: String::new(),
         }
     }
 

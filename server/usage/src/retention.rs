@@ -23,7 +23,8 @@ pub async fn prune(store: &Store, days: u32, now: i64) -> Result<u64, tollgate_s
     }
 }
 
-/// Prunes every `every` (the first time at once), logging what went and any failure.
+/// Prunes every `every` (the first time at once) and refreshes the planner's statistics of the usage tables,
+/// logging what went and any failure.
 pub fn spawn(store: Store, days: u32, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -38,6 +39,9 @@ pub fn spawn(store: Store, days: u32, every: Duration) -> tokio::task::JoinHandl
                     "pruned usage records past their retention"
                 ),
                 Err(e) => tracing::warn!(error = %e, "could not prune old usage records"),
+            }
+            if let Err(e) = store.refresh_usage_statistics().await {
+                tracing::warn!(error = %e, "could not refresh the usage tables' statistics");
             }
         }
     })

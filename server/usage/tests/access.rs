@@ -37,6 +37,7 @@ fn record<'a>(id: &'a str, tenant: &'a str, team: &'a str, tokens: i64) -> NewUs
         streamed: false,
         client_disconnected: false,
         source: "key",
+        refusal: "",
     }
 }
 
@@ -258,6 +259,95 @@ async fn suite(flavor: Flavor) {
             .await,
         Err(DomainError::Invalid(_))
     ));
+
+    // Raw records follow the same reach, a keyset page at a time, newest first.
+    let ids = |page: tollgate_domain::usage::UsageRecordPage| {
+        page.items.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(usage
+            .records(&dev, Some(&a), &day(), false, None, 10)
+            .await
+            .unwrap()),
+        ["r1"],
+        "a developer reads their team's records only"
+    );
+    assert_eq!(
+        ids(usage
+            .records(&dev, Some(&a), &blue_only, false, None, 10)
+            .await
+            .unwrap()),
+        Vec::<String>::new(),
+        "filtering by another team does not widen the reach"
+    );
+    assert!(ids(usage
+        .records(&loner, Some(&a), &day(), false, None, 10)
+        .await
+        .unwrap())
+    .is_empty());
+    assert_eq!(
+        usage.records(&dev, None, &day(), false, None, 10).await,
+        Err(DomainError::not_found("tenant"))
+    );
+    assert_eq!(
+        usage
+            .records(&viewer, Some(&b), &day(), false, None, 10)
+            .await,
+        Err(DomainError::not_found("tenant"))
+    );
+    let first = usage
+        .records(&viewer, Some(&a), &day(), false, None, 1)
+        .await
+        .unwrap();
+    let next = first.next.clone().expect("a second page");
+    let second = usage
+        .records(&viewer, Some(&a), &day(), false, Some(&next), 1)
+        .await
+        .unwrap();
+    let mut both = [ids(first), ids(second.clone())].concat();
+    both.sort();
+    assert_eq!(
+        both,
+        ["r1", "r2"],
+        "a tenant viewer pages through the tenant"
+    );
+    assert_eq!(second.next, None);
+    let mut everyone = ids(usage
+        .records(&owner, None, &day(), false, None, 10)
+        .await
+        .unwrap());
+    everyone.sort();
+    assert_eq!(
+        everyone,
+        ["r1", "r2", "r3"],
+        "a platform viewer reads every tenant"
+    );
+    assert!(matches!(
+        usage
+            .records(&owner, None, &day(), false, Some("garbage"), 1)
+            .await,
+        Err(DomainError::Invalid(_))
+    ));
+    // Errors only: a refusal in the red team, seen by its developer, not by another tenant's reader.
+    store
+        .insert_usage_batch(&[NewUsage {
+            status: 429,
+            ..record("r4", &a, &red, 0)
+        }])
+        .await
+        .unwrap();
+    for who in [&dev, &viewer, &owner] {
+        let errors = usage
+            .records(who, Some(&a), &day(), true, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(errors), ["r4"], "{}", who.email);
+    }
+    assert!(ids(usage
+        .records(&owner, Some(&b), &day(), true, None, 10)
+        .await
+        .unwrap())
+    .is_empty());
 
     store.close().await;
     db.cleanup().await.unwrap();

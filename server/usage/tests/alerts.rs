@@ -5,8 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tollgate_domain::usage::alerts::PRIVATE_WEBHOOK;
 use tollgate_domain::usage::alerts::{AlertKind, MAX_ATTEMPTS};
+use tollgate_domain::DomainError;
 use tollgate_domain::TenantRole;
 use tollgate_identity::testing;
 use tollgate_store::testing::{Flavor, TestDatabase};
@@ -42,10 +47,12 @@ fn record<'a>(
         streamed: false,
         client_disconnected: false,
         source: "key",
+        refusal: if status == 429 { "requests" } else { "" },
     }
 }
 
-fn alerts(store: &Store) -> Alerts {
+/// The alert task; `private`: webhooks may reach internal addresses (these tests' receivers are on loopback).
+fn alerts_with(store: &Store, private: bool) -> Alerts {
     Alerts::new(
         store.clone(),
         AlertSettings {
@@ -53,10 +60,36 @@ fn alerts(store: &Store) -> Alerts {
             retry_first: Duration::from_millis(1),
             rate_limited_at_least: 3,
             webhook_timeout: Duration::from_secs(2),
+            webhook_private: private,
         },
         None,
     )
     .unwrap()
+}
+
+fn alerts(store: &Store) -> Alerts {
+    alerts_with(store, true)
+}
+
+/// A webhook receiver on loopback that answers 200 to anything and counts the connections it accepted.
+async fn receiver() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (port, connections)
 }
 
 async fn suite(flavor: Flavor) {
@@ -263,7 +296,7 @@ async fn suite(flavor: Flavor) {
     // Once the tenant removes its webhook, a delivery waiting for it is given up at its first attempt (retrying
     // cannot help), the reason kept.
     assert!(store.delete_tenant_webhook(&tenant).await.unwrap());
-    let late = tollgate_store::NewAlert {
+    let late_alert = tollgate_store::NewAlert {
         tenant_id: &tenant,
         team_id: &team,
         subscription_id: &sub,
@@ -281,7 +314,7 @@ async fn suite(flavor: Flavor) {
         channel: "webhook",
         target: "webhook",
     };
-    assert!(store.record_alert(&late, &[hook]).await.unwrap());
+    assert!(store.record_alert(&late_alert, &[hook]).await.unwrap());
     a.deliver_due(tollgate_store::now_millis()).await.unwrap();
     let page = usage
         .alerts(&caller, Some(&tenant), None, 10)
@@ -291,6 +324,71 @@ async fn suite(flavor: Flavor) {
     let d = &late.deliveries[0];
     assert_eq!((d.status.as_str(), d.attempts), ("failed", 1), "{d:?}");
     assert!(d.last_error.contains("removed"), "{}", d.last_error);
+
+    // Internal addresses, unless the setting allows them: a webhook on one is refused when it is saved, and a
+    // delivery to one (saved before the rule, or spelt so that a URL parser reads it as an address) is given up at
+    // its first attempt without a connection.
+    let (port, connections) = receiver().await;
+    for url in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+        format!("http://0x7f.0.0.1:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+    ] {
+        assert!(
+            matches!(
+                usage.set_webhook(&caller, &tenant, &url).await,
+                Err(DomainError::Invalid(ref why)) if why == PRIVATE_WEBHOOK
+            ),
+            "{url}"
+        );
+    }
+    let trusting = Usage::new(store.clone(), identity.clone()).allowing_private_webhooks(true);
+    trusting
+        .set_webhook(&caller, &tenant, &format!("http://0x7f.0.0.1:{port}/hook"))
+        .await
+        .unwrap();
+    let strict = alerts_with(&store, false);
+    let fire = |period: &'static str| {
+        let alert = tollgate_store::NewAlert {
+            period,
+            at: tollgate_store::now_millis(),
+            ..late_alert.clone()
+        };
+        let store = store.clone();
+        async move {
+            assert!(store.record_alert(&alert, &[hook]).await.unwrap());
+        }
+    };
+    // The one delivery of the alert of `period`, once `task` has sent what is due.
+    let delivered_by = |task: Alerts, period: &'static str| {
+        let (usage, caller, tenant) = (usage.clone(), caller.clone(), tenant.clone());
+        async move {
+            task.deliver_due(tollgate_store::now_millis())
+                .await
+                .unwrap();
+            let page = usage
+                .alerts(&caller, Some(&tenant), None, 10)
+                .await
+                .unwrap();
+            let alert = page.items.into_iter().find(|a| a.period == period);
+            alert.unwrap().deliveries.remove(0)
+        }
+    };
+    fire("1999-02").await;
+    let d = &delivered_by(strict, "1999-02").await;
+    assert_eq!((d.status.as_str(), d.attempts), ("failed", 1), "{d:?}");
+    assert_eq!(d.last_error, PRIVATE_WEBHOOK);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "no connection was made"
+    );
+    // Allowed, the same webhook is called.
+    fire("1999-03").await;
+    let d = &delivered_by(a.clone(), "1999-03").await;
+    assert_eq!(d.status, "delivered", "{d:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
 
     store.close().await;
     db.cleanup().await.unwrap();

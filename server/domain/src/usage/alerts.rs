@@ -73,6 +73,20 @@ pub fn crossed_thresholds(used: u64, quota: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The quota thresholds a subscription has reached: those `used` tokens have crossed, and 100 % when the quota is
+/// spent in practice: at least 90 % used and the gateway refusing requests for the quota
+/// (`quota_refusals` in the last [`RATE_LIMIT_WINDOW_MINUTES`]). The gateway refuses a request whose reservation
+/// would pass the quota, so the tokens used rarely reach it exactly; below 90 %, a refusal only says that one
+/// request asked for more than was left.
+pub fn reached_thresholds(used: u64, quota: u64, quota_refusals: u64) -> Vec<u8> {
+    let mut reached = crossed_thresholds(used, quota);
+    let nearly = u128::from(used) * 10 >= u128::from(quota) * 9;
+    if quota > 0 && quota_refusals > 0 && nearly && !reached.contains(&100) {
+        reached.push(100);
+    }
+    reached
+}
+
 /// Whether `refusals` in the last [`RATE_LIMIT_WINDOW_MINUTES`] are "repeatedly" (`at_least` of them; 0 never).
 pub fn rate_limited_repeatedly(refusals: u64, at_least: u64) -> bool {
     at_least > 0 && refusals >= at_least
@@ -106,7 +120,17 @@ pub struct AlertFacts<'a> {
 impl AlertFacts<'_> {
     /// The alert in plain words: the email's subject, the portal's line, the webhook's `message`.
     pub fn message(&self) -> String {
+        let quota = self.quota_tokens.unwrap_or_default();
         match self.kind {
+            // 100 % reached by the gateway's refusals before the count: said as it is.
+            AlertKind::Quota if self.threshold >= 100 && self.used_tokens < quota => format!(
+                "Team {} used 100 % of its {} monthly tokens on model {} in practice: {} used, and what is left \
+                 no longer covers a request, which the gateway refuses.",
+                self.team_name,
+                thousands(quota),
+                self.model,
+                thousands(self.used_tokens),
+            ),
             AlertKind::Quota => format!(
                 "Team {} used {} % of its {} monthly tokens on model {} ({} used).",
                 self.team_name,
@@ -201,8 +225,10 @@ fn hex_lower(bytes: &[u8]) -> String {
     })
 }
 
-/// Why a webhook URL is refused, in words; `Ok` for an absolute http(s) URL with a host and no credentials.
-pub fn check_webhook_url(url: &str) -> Result<(), String> {
+/// Why a webhook URL is refused, in words; `Ok` for an absolute http(s) URL with a host and no credentials. Unless
+/// `private` allows it, a host that is an internal address (`crate::net::is_public`) or `localhost` is refused too;
+/// names that resolve to internal addresses are refused when a delivery resolves them.
+pub fn check_webhook_url(url: &str, private: bool) -> Result<(), String> {
     let url = url.trim();
     let rest = url
         .strip_prefix("https://")
@@ -218,7 +244,47 @@ pub fn check_webhook_url(url: &str) -> Result<(), String> {
     if url.len() > 2048 || url.chars().any(char::is_whitespace) {
         return Err("The webhook URL is too long or contains spaces.".into());
     }
+    if !private && webhook_host_is_internal(url) {
+        return Err(PRIVATE_WEBHOOK.into());
+    }
     Ok(())
+}
+
+/// Why a webhook to an internal address is refused.
+pub const PRIVATE_WEBHOOK: &str = "The webhook URL points at a private, loopback or link-local address, which \
+    this server does not call (TOLLGATE_ALERTS_WEBHOOK_PRIVATE=true allows receivers inside your network).";
+
+/// True when a webhook URL's host is an internal address literal or `localhost` (the URL is one that
+/// `check_webhook_url` accepts).
+pub fn webhook_host_is_internal(url: &str) -> bool {
+    let rest = url.trim().split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host_is_internal(host)
+}
+
+/// True when `host` (a URL's host, IPv6 with or without brackets) is `localhost`, an internal address, or a
+/// number that URL parsers read as an IPv4 address (`2130706433`, `0x7f.0.0.1`, `127.1`) unless it is a plain
+/// public dotted one: those spellings exist to slip past checks like this one.
+pub fn host_is_internal(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return !crate::net::is_public(ip);
+    }
+    // The WHATWG URL standard parses a host whose last label is a number as IPv4, in decimal, octal or hex.
+    let last = host.rsplit('.').next().unwrap_or_default();
+    !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit())
+            || last
+                .strip_prefix("0x")
+                .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())))
 }
 
 /// One channel's delivery of an alert, as the portal and the API show it.
@@ -307,6 +373,13 @@ mod tests {
         assert_eq!(crossed_thresholds(u64::MAX, u64::MAX), vec![50, 90, 100]);
         // 1/3 of the quota is not 50 %, rounding never crosses early.
         assert_eq!(crossed_thresholds(1, 3), Vec::<u8>::new());
+        // Refused by the quota at 90 % or more: spent in practice. Below, one request asked for too much.
+        assert_eq!(reached_thresholds(950, 1000, 1), vec![50, 90, 100]);
+        assert_eq!(reached_thresholds(900, 1000, 2), vec![50, 90, 100]);
+        assert_eq!(reached_thresholds(899, 1000, 5), vec![50]);
+        assert_eq!(reached_thresholds(950, 1000, 0), vec![50, 90]);
+        assert_eq!(reached_thresholds(1200, 1000, 3), vec![50, 90, 100]);
+        assert_eq!(reached_thresholds(0, 0, 3), Vec::<u8>::new());
         assert_eq!(crossed_thresholds(2, 3), vec![50]);
     }
 
@@ -348,6 +421,16 @@ mod tests {
         assert_eq!(
             facts.message(),
             "Team Search used 90 % of its 1,000,000 monthly tokens on model llama-3-8b (900,512 used)."
+        );
+        let spent = AlertFacts {
+            threshold: 100,
+            used_tokens: 968_001,
+            ..facts.clone()
+        };
+        assert_eq!(
+            spent.message(),
+            "Team Search used 100 % of its 1,000,000 monthly tokens on model llama-3-8b in practice: 968,001 used, \
+             and what is left no longer covers a request, which the gateway refuses."
         );
         let facts = AlertFacts {
             kind: AlertKind::RateLimited,
@@ -430,13 +513,50 @@ mod tests {
 
     #[test]
     fn webhook_urls_must_be_plain_http_or_https() {
-        assert!(check_webhook_url("https://hooks.example.com/tollgate").is_ok());
-        assert!(check_webhook_url("http://10.0.0.5:8080/x?y=1").is_ok());
-        assert!(check_webhook_url("ftp://example.com").is_err());
-        assert!(check_webhook_url("file:///etc/passwd").is_err());
-        assert!(check_webhook_url("https://").is_err());
-        assert!(check_webhook_url("https://user:pw@example.com/").is_err());
-        assert!(check_webhook_url("https://exa mple.com/").is_err());
+        for private in [false, true] {
+            assert!(check_webhook_url("https://hooks.example.com/tollgate", private).is_ok());
+            assert!(check_webhook_url("http://203.0.113.7:8080/x?y=1", true).is_ok());
+            assert!(check_webhook_url("ftp://example.com", private).is_err());
+            assert!(check_webhook_url("file:///etc/passwd", private).is_err());
+            assert!(check_webhook_url("https://", private).is_err());
+            assert!(check_webhook_url("https://user:pw@example.com/", private).is_err());
+            assert!(check_webhook_url("https://exa mple.com/", private).is_err());
+        }
+    }
+
+    #[test]
+    fn webhooks_to_internal_addresses_need_the_setting() {
+        for url in [
+            "http://10.0.0.5:8080/x?y=1",
+            "http://127.0.0.1:9/hook",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]:8080/",
+            "http://[fe80::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://localhost:3000/",
+            "http://LOCALHOST./",
+            "http://api.localhost/",
+            "https://192.168.0.10",
+            "http://2130706433/",
+            "http://0x7f.0.0.1/",
+            "http://127.1/",
+            "http://017700000001:80/",
+        ] {
+            assert_eq!(
+                check_webhook_url(url, false),
+                Err(PRIVATE_WEBHOOK.to_string()),
+                "{url}"
+            );
+            assert_eq!(check_webhook_url(url, true), Ok(()), "{url}");
+        }
+        for url in [
+            "https://hooks.example.com/",
+            "http://8.8.8.8/",
+            "http://[2606:4700:4700::1111]:443/",
+            "https://localhost.example.com/",
+        ] {
+            assert!(!webhook_host_is_internal(url), "{url}");
+        }
     }
 
     #[test]

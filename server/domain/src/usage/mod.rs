@@ -30,34 +30,66 @@ pub struct UsageView {
     pub ttft_ms: Option<u64>,
     pub streamed: bool,
     pub client_disconnected: bool,
+    /// Which limit refused a 429: `requests`, `tokens` or `concurrency` (per minute), or `monthly_tokens`; empty
+    /// otherwise.
+    pub refusal: String,
 }
 
-/// Filters for usage lists; empty strings match everything.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct UsageFilter {
-    #[serde(default)]
-    pub subscription_id: String,
-    #[serde(default)]
-    pub key_id: String,
-    #[serde(default)]
-    pub model: String,
-    #[serde(default)]
-    pub team_id: String,
-    pub from: Option<Millis>,
-    pub until: Option<Millis>,
+/// What an answer's status means, in words, for the list of recent errors; `refusal` names the limit of a 429.
+pub fn status_reason(status: u16, refusal: &str) -> &'static str {
+    match (status, refusal) {
+        (429, rollup::MONTHLY_REFUSAL) => return "the monthly token quota is used up",
+        (429, "requests") => return "too many requests this minute (the plan's limit)",
+        (429, "tokens") => return "too many tokens this minute (the plan's limit)",
+        (429, "concurrency") => return "too many requests at once (the plan's limit)",
+        _ => {}
+    }
+    match status {
+        400 => "bad request (the request was malformed or asked for too much)",
+        401 => "the API key was not accepted",
+        403 => "not allowed",
+        404 => "unknown model or path",
+        408 => "the request timed out",
+        413 => "the request body was too large",
+        429 => "refused by a rate limit or the monthly token quota",
+        499 => "the client went away before the answer was complete",
+        500 => "the engine failed",
+        502 => "the engine could not be reached or answered badly",
+        503 => "no replica of the model was ready",
+        504 => "the engine took too long",
+        s if s >= 500 => "server error",
+        s if s >= 400 => "client error",
+        _ => "",
+    }
+}
+
+/// A page of usage records, newest first. `next` is the cursor of the following page (`after=`, the last
+/// record's `<at>:<id>`); none at the end. Keyset paging: no count over the whole table.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecordPage {
+    pub items: Vec<UsageView>,
+    pub next: Option<String>,
 }
 
 /// The ranges a dashboard offers, ending now: `hour`, `day`, `7d`, `30d`. None for anything else (a custom range
 /// names its own from and until).
+///
+/// Ranges end with the current bucket of their chart and start on a bucket's edge: the last hour to the minute, the
+/// last 24 hours as whole hours (this one included), the last 7 or 30 days as whole UTC days (today included).
+/// Whole buckets are what the rollups hold, so a month reads about 30 day rows per group instead of the hours and
+/// minutes at its edges; the part of the current bucket still ahead holds no usage yet.
 pub fn preset_range(name: &str, now: Millis) -> Option<(Millis, Millis)> {
-    let hours = match name {
-        "hour" => 1,
-        "day" => 24,
-        "7d" => 24 * 7,
-        "30d" => 24 * 30,
+    use rollup::Grain;
+    let (grain, buckets) = match name {
+        "hour" => return Some((Millis(now.0 - rollup::HOUR_MS), now)),
+        "day" => (Grain::Hour, 24),
+        "7d" => (Grain::Day, 7),
+        "30d" => (Grain::Day, 30),
         _ => return None,
     };
-    Some((Millis(now.0 - hours * rollup::HOUR_MS), now))
+    let until = grain.floor(now.0) + grain.millis();
+    Some((Millis(until - buckets * grain.millis()), Millis(until)))
 }
 
 /// What usage figures can be grouped by.
@@ -189,6 +221,16 @@ pub fn cursor(bucket: i64, value: &str) -> String {
     format!("{bucket}:{value}")
 }
 
+/// The cursor a caller sent with `after=`: none when absent or blank, an error in words when it is not one.
+pub fn page_cursor(after: Option<&str>) -> Result<Option<(i64, String)>, crate::DomainError> {
+    match after.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(raw) => parse_cursor(raw)
+            .map(Some)
+            .ok_or_else(|| crate::DomainError::invalid("The page cursor is not valid.")),
+        None => Ok(None),
+    }
+}
+
 /// The (bucket, value) a cursor names; None when it is not one.
 pub fn parse_cursor(raw: &str) -> Option<(i64, String)> {
     let (bucket, value) = raw.split_once(':')?;
@@ -200,6 +242,40 @@ mod figures_tests {
     use super::*;
 
     #[test]
+    fn preset_ranges_are_whole_buckets_ending_with_the_current_one() {
+        use rollup::{cover, Grain, DAY_MS, HOUR_MS};
+        let now = Millis(20_000 * DAY_MS + 13 * HOUR_MS + 25 * 60_000 + 7_000);
+        let today = 20_000 * DAY_MS;
+        assert_eq!(
+            preset_range("hour", now),
+            Some((Millis(now.0 - HOUR_MS), now))
+        );
+        let day = preset_range("day", now).unwrap_or_default();
+        assert_eq!(
+            day,
+            (
+                Millis(today + 14 * HOUR_MS - DAY_MS),
+                Millis(today + 14 * HOUR_MS)
+            )
+        );
+        let month = preset_range("30d", now).unwrap_or_default();
+        assert_eq!(month, (Millis(today - 29 * DAY_MS), Millis(today + DAY_MS)));
+        assert_eq!(
+            preset_range("7d", now).map(|(f, u)| (u.0 - f.0) / DAY_MS),
+            Some(7)
+        );
+        assert!(month.0 .0 <= now.0 - 29 * DAY_MS && now.0 < month.1 .0);
+        // A month reads day rows only; a day, hour rows and at most one day row.
+        assert!(cover(month.0 .0, month.1 .0)
+            .iter()
+            .all(|s| s.grain == Grain::Day));
+        assert!(cover(day.0 .0, day.1 .0)
+            .iter()
+            .all(|s| s.grain != Grain::Minute));
+        assert_eq!(preset_range("year", now), None);
+    }
+
+    #[test]
     fn cost_is_tokens_times_price_per_million() {
         // 2M prompt tokens at $0.20 and 500k completion tokens at $0.60: $0.40 + $0.30.
         assert_eq!(cost_micros(2_000_000, 500_000, 200_000, 600_000), 700_000);
@@ -208,6 +284,17 @@ mod figures_tests {
             cost_micros(u64::MAX, u64::MAX, i64::MAX, i64::MAX),
             i64::MAX
         );
+    }
+
+    #[test]
+    fn statuses_read_as_reasons() {
+        assert!(status_reason(429, "").contains("rate limit"));
+        assert!(status_reason(429, "monthly_tokens").contains("monthly token quota"));
+        assert!(status_reason(429, "tokens").contains("tokens this minute"));
+        assert!(status_reason(503, "").contains("no replica"));
+        assert_eq!(status_reason(418, ""), "client error");
+        assert_eq!(status_reason(507, ""), "server error");
+        assert_eq!(status_reason(200, ""), "");
     }
 
     #[test]
@@ -223,8 +310,8 @@ mod figures_tests {
     #[test]
     fn figures_rate_errors_and_average_latency() {
         let mut s = rollup::Sums::default();
-        s.record(200, 1, 2, 100, Some(10));
-        s.record(429, 1, 0, 300, None);
+        s.record(200, "", 1, 2, 100, Some(10));
+        s.record(429, "requests", 1, 0, 300, None);
         let f = UsageFigures::of(&s);
         assert_eq!(
             (f.requests, f.errors, f.rate_limited, f.tokens()),
@@ -313,6 +400,8 @@ pub struct UsageDashboard {
     pub by_source: Vec<UsageGroup>,
     /// The current tenant's subscriptions (developers: their teams'): monthly quota and this minute's use.
     pub quotas: Vec<QuotaView>,
+    /// The view's newest errors and refusals (status 400 or more), with their time and reason.
+    pub recent_errors: Vec<UsageView>,
     /// Deprecated or retired models still called in this view, and by whom (teams, or tenants across tenants).
     pub deprecated_in_use: Vec<DeprecatedUse>,
     /// Per chart bucket: teams with usage and subscriptions created (model adoption over time).

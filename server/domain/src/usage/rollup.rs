@@ -184,6 +184,9 @@ impl Histogram {
     }
 }
 
+/// The refusal of a 429 by the monthly token quota, as usage records name it (the gateway's limit label).
+pub const MONTHLY_REFUSAL: &str = "monthly_tokens";
+
 /// What one rollup row sums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Sums {
@@ -192,6 +195,9 @@ pub struct Sums {
     pub errors: u64,
     /// Answers refused by a rate limit or quota (429).
     pub rate_limited: u64,
+    /// Of those, the ones refused by the monthly token quota.
+    #[serde(default)]
+    pub quota_refused: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub latency_ms: u64,
@@ -202,10 +208,12 @@ pub struct Sums {
 }
 
 impl Sums {
-    /// Adds one request.
+    /// Adds one request; `refusal` names the limit that refused a 429 (`MONTHLY_REFUSAL` for the monthly quota).
+    #[allow(clippy::too_many_arguments)] // one request's facts, each its own column
     pub fn record(
         &mut self,
         status: u16,
+        refusal: &str,
         prompt_tokens: u64,
         completion_tokens: u64,
         latency_ms: u64,
@@ -214,6 +222,7 @@ impl Sums {
         self.requests += 1;
         self.errors += u64::from(status >= 400);
         self.rate_limited += u64::from(status == 429);
+        self.quota_refused += u64::from(status == 429 && refusal == MONTHLY_REFUSAL);
         self.prompt_tokens += prompt_tokens;
         self.completion_tokens += completion_tokens;
         self.latency_ms += latency_ms;
@@ -228,6 +237,7 @@ impl Sums {
         self.requests += o.requests;
         self.errors += o.errors;
         self.rate_limited += o.rate_limited;
+        self.quota_refused += o.quota_refused;
         self.prompt_tokens += o.prompt_tokens;
         self.completion_tokens += o.completion_tokens;
         self.latency_ms += o.latency_ms;
@@ -300,15 +310,22 @@ mod tests {
     #[test]
     fn sums_count_errors_and_429s_and_ttft_only_when_present() {
         let mut s = Sums::default();
-        s.record(200, 10, 5, 120, Some(30));
-        s.record(429, 3, 0, 2, None);
-        s.record(503, 4, 0, 9, None);
+        s.record(200, "", 10, 5, 120, Some(30));
+        s.record(429, "requests", 3, 0, 2, None);
+        s.record(503, "", 4, 0, 9, None);
+        s.record(429, MONTHLY_REFUSAL, 1, 0, 1, None);
         assert_eq!(
-            (s.requests, s.errors, s.rate_limited, s.tokens()),
-            (3, 2, 1, 22)
+            (
+                s.requests,
+                s.errors,
+                s.rate_limited,
+                s.quota_refused,
+                s.tokens()
+            ),
+            (4, 3, 2, 1, 23)
         );
-        assert_eq!((s.latency_ms, s.ttft_ms), (131, 30));
-        assert_eq!((s.latency.count(), s.ttft.count()), (3, 1));
+        assert_eq!((s.latency_ms, s.ttft_ms), (132, 30));
+        assert_eq!((s.latency.count(), s.ttft.count()), (4, 1));
     }
 
     #[test]

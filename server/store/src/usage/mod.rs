@@ -7,7 +7,7 @@ mod rollups;
 
 pub use rollups::{Dimension, Grouping, RollupQuery, RollupRow};
 
-use crate::{filter::Filter, Backend, Result, Store};
+use crate::{Backend, Result, Store};
 use std::collections::HashSet;
 
 /// One record to insert, borrowed from the gateway's own record type.
@@ -31,6 +31,8 @@ pub struct NewUsage<'a> {
     pub streamed: bool,
     pub client_disconnected: bool,
     pub source: &'a str,
+    /// Which limit refused a 429 (`requests`, `tokens`, `concurrency`, `monthly_tokens`); '' otherwise.
+    pub refusal: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -53,29 +55,16 @@ pub struct UsageRow {
     pub streamed: i64,
     pub client_disconnected: i64,
     pub source: String,
-}
-
-/// Filters for reading records; an empty or absent filter matches everything. `tenant_id: None` means every
-/// tenant, which only platform admins may ask (the caller decides).
-#[derive(Debug, Clone, Default)]
-pub struct UsageQuery {
-    pub tenant_id: Option<String>,
-    pub team_id: Option<String>,
-    pub subscription_id: Option<String>,
-    pub key_id: Option<String>,
-    pub model: Option<String>,
-    pub from: Option<i64>,
-    pub until: Option<i64>,
-    pub offset: i64,
-    pub limit: i64,
+    pub refusal: String,
 }
 
 const USAGE_COLUMNS: &str = "id, request_id, at, tenant_id, team_id, subscription_id, key_id, model, replica,
-    endpoint, status, prompt_tokens, completion_tokens, latency_ms, ttft_ms, streamed, client_disconnected, source";
+    endpoint, status, prompt_tokens, completion_tokens, latency_ms, ttft_ms, streamed, client_disconnected, source,
+    refusal";
 
-/// Rows per INSERT: 18 parameters each, far below SQLite's (32,766) and PostgreSQL's (65,535) limits.
+/// Rows per INSERT: 19 parameters each, far below SQLite's (32,766) and PostgreSQL's (65,535) limits.
 const ROWS_PER_INSERT: usize = 64;
-const USAGE_COLUMN_COUNT: usize = 18;
+const USAGE_COLUMN_COUNT: usize = 19;
 
 /// `INSERT ... VALUES (p, ..., p), (p, ...) ON CONFLICT (id) DO NOTHING RETURNING id` for `rows` rows. PostgreSQL numbers its
 /// parameters (`$1`); SQLite gets anonymous `?`, bound by position: looking up a numbered parameter by name costs
@@ -128,7 +117,8 @@ impl Store {
                     .bind(r.ttft_ms)
                     .bind(i64::from(r.streamed))
                     .bind(i64::from(r.client_disconnected))
-                    .bind(r.source);
+                    .bind(r.source)
+                    .bind(r.refusal);
             }
             added.extend(query.fetch_all(&mut *tx).await?);
         }
@@ -154,25 +144,14 @@ impl Store {
         Ok(inserted)
     }
 
-    /// Records matching `q`, newest first, and how many match in all.
-    pub async fn list_usage(&self, q: &UsageQuery) -> Result<(Vec<UsageRow>, i64)> {
-        let f = usage_filter(q);
-        Ok(f.page(
-            &self.pool,
-            "usage_records",
-            USAGE_COLUMNS,
-            q.limit,
-            q.offset,
-        )
-        .await?)
-    }
-
     /// Prompt plus completion tokens per subscription since `since` (the start of the month, for monthly quotas
     /// loaded when a gateway starts), from the rollups: about 30 day rows per subscription instead of every record
     /// of the month. `since` counts from the start of its minute (rollups are per minute).
     pub async fn usage_tokens_since(&self, since: i64) -> Result<Vec<(String, i64)>> {
-        // Up to the end of the next minute: a record stamped a little ahead of this clock still counts.
-        let until = crate::now_millis().max(since) + 2 * 60_000;
+        // Up to the end of the next hour: a record stamped a little ahead of this clock still counts, and a range of
+        // whole hours reads no minute rows (the future holds none).
+        let hour = tollgate_domain::usage::rollup::HOUR_MS;
+        let until = (crate::now_millis().max(since) + 2 * 60_000).div_euclid(hour) * hour + hour;
         let rows = self
             .sum_rollups(
                 &RollupQuery {
@@ -192,6 +171,30 @@ impl Store {
             .collect())
     }
 
+    /// Refreshes the query planner's statistics of the usage tables, so that it knows, say, that a subscription's
+    /// records are far fewer than its tenant's. PostgreSQL's autovacuum does this after enough writes on its own;
+    /// SQLite only when asked, here with a bounded sample per index (`analysis_limit`) so it stays quick on
+    /// millions of rows. Called by the retention task every hour.
+    pub async fn refresh_usage_statistics(&self) -> Result<()> {
+        match self.backend() {
+            Backend::Sqlite => {
+                let mut conn = self.pool.acquire().await?;
+                sqlx::query("PRAGMA analysis_limit = 1000")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("ANALYZE").execute(&mut *conn).await?;
+            }
+            Backend::Postgres => {
+                sqlx::query(
+                    "ANALYZE usage_records, usage_rollup_minute, usage_rollup_hour, usage_rollup_day",
+                )
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes up to `limit` records older than `before` (rollups are kept) and returns how many went; callers
     /// repeat until it returns less than `limit`, so no statement holds the table for long.
     pub async fn prune_usage_records(&self, before: i64, limit: i64) -> Result<u64> {
@@ -207,12 +210,16 @@ impl Store {
     }
 }
 
-/// Records to read in order, oldest first (`Store::scan_usage`): a range, the reader's scope (a tenant or every
+/// Records to read in (at, id) order (`Store::scan_usage`): a range, the reader's scope (a tenant or every
 /// tenant; `team_ids: Some` restricts to those teams, an empty list to none) and filters (absent ones match all).
 #[derive(Debug, Clone, Default)]
 pub struct RecordScan {
     pub from: i64,
     pub until: i64,
+    /// Newest first (the API's pages) instead of oldest first (the CSV export).
+    pub newest_first: bool,
+    /// Only answers with a status of 400 or more (errors and refusals), read through their own partial indexes.
+    pub errors_only: bool,
     pub tenant_id: Option<String>,
     pub team_ids: Option<Vec<String>>,
     pub team_id: Option<String>,
@@ -223,8 +230,9 @@ pub struct RecordScan {
 }
 
 impl Store {
-    /// Up to `limit` records of `q` after the (at, id) cursor, oldest first: keyset paging, so a reader walks
-    /// millions of records in pages without a count or an offset (the CSV export streams them this way).
+    /// Up to `limit` records of `q` after the (at, id) cursor in `q`'s order: keyset paging, so a reader walks
+    /// millions of records in pages without a count or an offset (the CSV export streams them this way, the API
+    /// pages them newest first).
     pub async fn scan_usage(
         &self,
         q: &RecordScan,
@@ -243,8 +251,21 @@ impl Store {
             format!("at >= {}", mark(None, q.from)),
             format!("at < {}", mark(None, q.until)),
         ];
+        if q.errors_only {
+            // A literal, not a parameter: the partial indexes' condition must be seen to hold.
+            cond.push("status >= 400".to_string());
+        }
+        // With a subscription, its index (subscription_id, at) is the one to read: a subscription is one team's
+        // in one tenant, far fewer rows than the tenant's. Without statistics (SQLite has none until ANALYZE) a
+        // planner may pick (tenant_id, at) instead and walk the whole tenant, so the tenant test is written so
+        // that no index serves it; it still filters every row.
+        let tenant_column = if q.subscription_id.is_some() {
+            "(tenant_id || '')"
+        } else {
+            "tenant_id"
+        };
         for (column, v) in [
-            ("tenant_id", &q.tenant_id),
+            (tenant_column, &q.tenant_id),
             ("team_id", &q.team_id),
             ("subscription_id", &q.subscription_id),
             ("key_id", &q.key_id),
@@ -259,13 +280,22 @@ impl Store {
             let list: Vec<String> = teams.iter().map(|t| mark(Some(t), 0)).collect();
             cond.push(format!("team_id IN ({})", list.join(", ")));
         }
+        let (past, order) = if q.newest_first {
+            ("<", "at DESC, id DESC")
+        } else {
+            (">", "at, id")
+        };
         if let Some((at, id)) = after {
+            // `at <= a AND (at < a OR id < c)`: the same rows as `at < a OR (at = a AND id < c)`, with a range on
+            // `at` that an index on (..., at) can seek to instead of reading from the first row.
             let (a, b, c) = (mark(None, at), mark(None, at), mark(Some(id), 0));
-            cond.push(format!("(at > {a} OR (at = {b} AND id > {c}))"));
+            cond.push(format!(
+                "at {past}= {a} AND (at {past} {b} OR id {past} {c})"
+            ));
         }
         let limit_mark = mark(None, limit);
         let sql = format!(
-            "SELECT {USAGE_COLUMNS} FROM usage_records WHERE {} ORDER BY at, id LIMIT {limit_mark}",
+            "SELECT {USAGE_COLUMNS} FROM usage_records WHERE {} ORDER BY {order} LIMIT {limit_mark}",
             cond.join(" AND ")
         );
         let mut query = sqlx::query_as::<_, UsageRow>(&sql);
@@ -278,16 +308,4 @@ impl Store {
         }
         Ok(query.fetch_all(&self.pool).await?)
     }
-}
-
-/// `q`'s filters: only those given (an empty or absent one is left out), so each can use its index.
-fn usage_filter(q: &UsageQuery) -> Filter {
-    Filter::new()
-        .text("tenant_id =", q.tenant_id.as_deref())
-        .text("team_id =", q.team_id.as_deref())
-        .text("subscription_id =", q.subscription_id.as_deref())
-        .text("key_id =", q.key_id.as_deref())
-        .text("model =", q.model.as_deref())
-        .int("at >=", q.from)
-        .int("at <", q.until)
 }

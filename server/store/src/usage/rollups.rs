@@ -26,6 +26,7 @@ fn sum_columns() -> Vec<String> {
         "requests",
         "errors",
         "rate_limited",
+        "quota_refused",
         "prompt_tokens",
         "completion_tokens",
         "latency_ms",
@@ -51,7 +52,7 @@ struct Key<'a> {
     source: &'a str,
 }
 
-/// Rows per upsert statement: 38 parameters each.
+/// Rows per upsert statement: 39 parameters each.
 const ROWS_PER_UPSERT: usize = 32;
 
 fn clamp(v: u64) -> i64 {
@@ -114,6 +115,7 @@ pub(super) async fn add(
             };
             sums.entry(key).or_default().record(
                 u16::try_from(r.status).unwrap_or(u16::MAX),
+                r.refusal,
                 unsigned(r.prompt_tokens),
                 unsigned(r.completion_tokens),
                 unsigned(r.latency_ms),
@@ -137,6 +139,7 @@ pub(super) async fn add(
                     s.requests,
                     s.errors,
                     s.rate_limited,
+                    s.quota_refused,
                     s.prompt_tokens,
                     s.completion_tokens,
                     s.latency_ms,
@@ -384,8 +387,8 @@ fn row_sums(row: &AnyRow) -> Result<RollupRow> {
     let mut latency = Histogram::default();
     let mut ttft = Histogram::default();
     for i in 0..BUCKETS {
-        latency.0[i] = get(9 + i)?;
-        ttft.0[i] = get(9 + BUCKETS + i)?;
+        latency.0[i] = get(10 + i)?;
+        ttft.0[i] = get(10 + BUCKETS + i)?;
     }
     Ok(RollupRow {
         bucket: row.try_get::<i64, _>(0)?,
@@ -394,10 +397,11 @@ fn row_sums(row: &AnyRow) -> Result<RollupRow> {
             requests: get(2)?,
             errors: get(3)?,
             rate_limited: get(4)?,
-            prompt_tokens: get(5)?,
-            completion_tokens: get(6)?,
-            latency_ms: get(7)?,
-            ttft_ms: get(8)?,
+            quota_refused: get(5)?,
+            prompt_tokens: get(6)?,
+            completion_tokens: get(7)?,
+            latency_ms: get(8)?,
+            ttft_ms: get(9)?,
             latency,
             ttft,
         },

@@ -5,7 +5,8 @@
 use super::Alerts;
 use serde_json::json;
 use tollgate_domain::usage::alerts::{
-    retry_delay_ms, signature, AlertFacts, AlertKind, SIGNATURE_HEADER,
+    host_is_internal, retry_delay_ms, signature, AlertFacts, AlertKind, PRIVATE_WEBHOOK,
+    SIGNATURE_HEADER,
 };
 use tollgate_store::{AlertRow, DeliveryRow, StoreError};
 
@@ -94,6 +95,17 @@ impl Alerts {
                     .await
                     .map_err(|e| Failure::transient(format!("could not read the webhook: {e}")))?
                     .ok_or(Failure::permanent("the tenant's webhook was removed"))?;
+                // An address literal is not resolved, so the resolver cannot refuse it: checked here (a webhook
+                // saved while the setting allowed it, or written before the rule).
+                // The host as the client will read it (`0x7f.0.0.1` is 127.0.0.1 to a URL parser).
+                let url = reqwest::Url::parse(&hook.url).map_err(|e| {
+                    Failure::permanent(format!("the webhook URL is not valid: {e}"))
+                })?;
+                if !self.settings.webhook_private
+                    && host_is_internal(url.host_str().unwrap_or_default())
+                {
+                    return Err(Failure::permanent(PRIVATE_WEBHOOK));
+                }
                 let body = json!({
                     "type": "usage.alert",
                     "id": a.id,
@@ -116,7 +128,7 @@ impl Alerts {
                 let unix = tollgate_store::now_millis() / 1000;
                 let answer = self
                     .http
-                    .post(&hook.url)
+                    .post(url)
                     .header("content-type", "application/json")
                     .header(
                         SIGNATURE_HEADER,

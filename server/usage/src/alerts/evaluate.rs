@@ -10,7 +10,7 @@ use tollgate_domain::{
     time::Millis,
     usage::{
         alerts::{
-            crossed_thresholds, rate_limited_repeatedly, AlertKind, RATE_LIMIT_WINDOW_MINUTES,
+            rate_limited_repeatedly, reached_thresholds, AlertKind, RATE_LIMIT_WINDOW_MINUTES,
         },
         rollup::{Grain, Sums},
     },
@@ -72,8 +72,9 @@ impl Alerts {
                 let used = month.get(&s.id).map(Sums::tokens).unwrap_or_default();
                 let quota = monthly_tokens(&plans, &overrides, &s.plan_id, &s.model_id);
                 // Recorded a millisecond apart in threshold order, so the newest-first list reads 100, 90, 50.
+                let quota_refusals = window.get(&s.id).map_or(0, |x| x.quota_refused);
                 for (i, t) in quota
-                    .map(|q| crossed_thresholds(used, q))
+                    .map(|q| reached_thresholds(used, q, quota_refusals))
                     .unwrap_or_default()
                     .into_iter()
                     .enumerate()

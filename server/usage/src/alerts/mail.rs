@@ -1,31 +1,92 @@
-//! Email by SMTP (`lettre`): a plain `smtp://host[:port]` relay, as `TOLLGATE_SMTP_URL` names it. No TLS in this
-//! build: the relay is expected on the local network or the same host (a mail relay that forwards with TLS).
+//! Email by SMTP (`lettre`), as `TOLLGATE_SMTP_URL` names the server:
+//! - `smtp://host[:port]`: plain SMTP (port 25), for a relay on the local network or the same host;
+//! - `smtp://user:password@host[:port]?tls=required`: STARTTLS (port 587), then login;
+//! - `smtps://user:password@host[:port]`: TLS from the first byte (port 465), then login.
+//!
+//! User and password are percent-encoded in the URL. TLS checks the server's certificate against the bundled web
+//! roots (webpki-roots), or against the CA in `TOLLGATE_SMTP_CA` (a PEM file) for a server with a private CA.
 
 use lettre::{
     message::{header::ContentType, Mailbox},
+    transport::smtp::client::{Certificate, Tls, TlsParameters},
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use std::time::Duration;
 
-/// An SMTP relay and the sender's address.
+/// An SMTP server and the sender's address.
 #[derive(Clone)]
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
 }
 
+/// How a URL asks for TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    None,
+    StartTls,
+    Opportunistic,
+    Wrapper,
+}
+
+/// The URL's TLS mode, or why it is refused, in words.
+fn tls_mode(url: &str) -> Result<TlsMode, String> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| format!("TOLLGATE_SMTP_URL is not a URL ({e}): smtp://host:port, smtp://user:password@host:587?tls=required or smtps://user:password@host:465"))?;
+    let tls = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.to_string());
+    match (parsed.scheme(), tls.as_deref()) {
+        ("smtp", None) => Ok(TlsMode::None),
+        ("smtp", Some("required")) => Ok(TlsMode::StartTls),
+        ("smtp", Some("opportunistic")) => Ok(TlsMode::Opportunistic),
+        ("smtps", None) => Ok(TlsMode::Wrapper),
+        (scheme, tls) => Err(format!(
+            "TOLLGATE_SMTP_URL: scheme {scheme:?} with tls={tls:?} is not one of smtp://, smtp://...?tls=required, smtp://...?tls=opportunistic or smtps://"
+        )),
+    }
+}
+
 impl Mailer {
-    /// From `smtp://host[:port]` (port 25 by default) and a sender address; an error in words otherwise.
-    pub fn from_url(url: &str, from: &str) -> Result<Self, String> {
-        let (host, port) = parse_smtp_url(url)?;
+    /// From the server URL (see the module), the PEM of a CA to trust instead of the web roots (None: the web
+    /// roots), and a sender address; an error in words otherwise.
+    pub fn from_url(url: &str, ca_pem: Option<&[u8]>, from: &str) -> Result<Self, String> {
+        let mode = tls_mode(url)?;
         let from: Mailbox = from
             .parse()
             .map_err(|e| format!("TOLLGATE_SMTP_FROM is not an email address ({from}): {e}"))?;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(port)
-            .timeout(Some(Duration::from_secs(10)))
-            .build();
-        Ok(Self { transport, from })
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.trim())
+            .map_err(|e| format!("TOLLGATE_SMTP_URL: {e}"))?
+            .timeout(Some(Duration::from_secs(10)));
+        if let Some(pem) = ca_pem {
+            if mode == TlsMode::None {
+                return Err("TOLLGATE_SMTP_CA is set but TOLLGATE_SMTP_URL asks for no TLS".into());
+            }
+            let host = reqwest::Url::parse(url.trim())
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            // An input without a certificate would parse as none at all, and trust nothing.
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err("TOLLGATE_SMTP_CA holds no PEM certificate".into());
+            }
+            let ca = Certificate::from_pem(pem)
+                .map_err(|e| format!("TOLLGATE_SMTP_CA is not a PEM certificate: {e}"))?;
+            let params = TlsParameters::builder(host)
+                .add_root_certificate(ca)
+                .build_rustls()
+                .map_err(|e| format!("TOLLGATE_SMTP_CA: {e}"))?;
+            builder = builder.tls(match mode {
+                TlsMode::Wrapper => Tls::Wrapper(params),
+                TlsMode::Opportunistic => Tls::Opportunistic(params),
+                TlsMode::StartTls | TlsMode::None => Tls::Required(params),
+            });
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
     }
 
     /// Sends one message to `to` (comma-separated addresses); the error in words.
@@ -56,46 +117,41 @@ impl Mailer {
     }
 }
 
-/// `smtp://host[:port]` as (host, port).
-fn parse_smtp_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url.trim().strip_prefix("smtp://").ok_or_else(|| {
-        format!("TOLLGATE_SMTP_URL must look like smtp://host:port (got {url:?}); TLS relays are not supported")
-    })?;
-    let authority = rest.trim_end_matches('/');
-    if authority.is_empty() || authority.contains(['/', '@', '?']) {
-        return Err(format!(
-            "TOLLGATE_SMTP_URL must be smtp://host[:port], without user, path or query (got {url:?})"
-        ));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => port
-            .parse()
-            .map(|p| (host.trim_matches(['[', ']']).to_string(), p))
-            .map_err(|_| format!("TOLLGATE_SMTP_URL has a bad port: {port:?}")),
-        Some(_) => Err(format!("TOLLGATE_SMTP_URL has no host (got {url:?})")),
-        None => Ok((authority.to_string(), 25)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn smtp_urls_are_plain_relays() {
+    fn smtp_urls_name_plain_starttls_or_tls_servers() {
+        assert_eq!(tls_mode("smtp://127.0.0.1:2525"), Ok(TlsMode::None));
+        assert_eq!(tls_mode("smtp://mail.internal"), Ok(TlsMode::None));
         assert_eq!(
-            parse_smtp_url("smtp://127.0.0.1:2525"),
-            Ok(("127.0.0.1".into(), 2525))
+            tls_mode("smtp://u:p%40ss@mail:587?tls=required"),
+            Ok(TlsMode::StartTls)
         );
         assert_eq!(
-            parse_smtp_url("smtp://mail.internal"),
-            Ok(("mail.internal".into(), 25))
+            tls_mode("smtp://mail?tls=opportunistic"),
+            Ok(TlsMode::Opportunistic)
         );
-        assert!(parse_smtp_url("smtps://mail:465").is_err());
-        assert!(parse_smtp_url("smtp://user:pw@mail:25").is_err());
-        assert!(parse_smtp_url("smtp://mail:notaport").is_err());
-        assert!(parse_smtp_url("smtp://").is_err());
-        assert!(Mailer::from_url("smtp://127.0.0.1:25", "not an address").is_err());
-        assert!(Mailer::from_url("smtp://127.0.0.1:25", "Tollgate <alerts@example.com>").is_ok());
+        assert_eq!(tls_mode("smtps://u:p@mail"), Ok(TlsMode::Wrapper));
+        for bad in [
+            "http://mail:25",
+            "smtp://mail?tls=sometimes",
+            "smtps://mail?tls=required",
+            "not a url",
+        ] {
+            assert!(tls_mode(bad).is_err(), "{bad}");
+        }
+        let sender = "Tollgate <alerts@example.com>";
+        assert!(Mailer::from_url("smtp://127.0.0.1:25", None, "not an address").is_err());
+        assert!(Mailer::from_url("smtp://127.0.0.1:25", None, sender).is_ok());
+        assert!(Mailer::from_url("smtps://u:p@mail.example.com", None, sender).is_ok());
+        assert!(Mailer::from_url("smtp://mail:notaport", None, sender).is_err());
+        assert!(Mailer::from_url("smtp://", None, sender).is_err());
+        assert!(
+            Mailer::from_url("smtp://127.0.0.1:25", Some(b"x"), sender).is_err(),
+            "a CA for a server without TLS"
+        );
+        assert!(Mailer::from_url("smtps://mail.example.com", Some(b"not a pem"), sender).is_err());
     }
 }

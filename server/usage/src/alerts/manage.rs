@@ -15,7 +15,7 @@ use tollgate_domain::{
         alerts::{
             check_webhook_url, AlertDeliveryView, AlertKind, AlertPage, AlertView, WebhookView,
         },
-        cursor, parse_cursor,
+        cursor, page_cursor,
     },
     DomainError,
 };
@@ -35,13 +35,7 @@ impl Usage {
         limit: u32,
     ) -> Result<AlertPage, DomainError> {
         let scope = self.scope(caller, tenant_id).await?;
-        let before = match after.map(str::trim).filter(|c| !c.is_empty()) {
-            Some(raw) => Some(
-                parse_cursor(raw)
-                    .ok_or_else(|| DomainError::invalid("The page cursor is not valid."))?,
-            ),
-            None => None,
-        };
+        let before = page_cursor(after)?;
         let limit = limit.clamp(1, MAX_ALERTS_PAGE);
         let mut rows = self
             .store
@@ -134,7 +128,7 @@ impl Usage {
             .authorize(caller, tenant_id, Action::ManageAlerts)
             .await?;
         let url = url.trim();
-        check_webhook_url(url).map_err(DomainError::invalid)?;
+        check_webhook_url(url, self.private_webhooks).map_err(DomainError::invalid)?;
         let now = tollgate_store::now_millis();
         let changed = self
             .store

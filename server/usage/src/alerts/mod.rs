@@ -6,6 +6,7 @@
 //! `tollgate_domain::usage::alerts`, the SQL in `tollgate_store` (`alerts.rs`).
 
 mod deliver;
+mod egress;
 mod evaluate;
 mod mail;
 mod manage;
@@ -26,6 +27,8 @@ pub struct AlertSettings {
     pub rate_limited_at_least: u64,
     /// The longest a webhook delivery may take.
     pub webhook_timeout: Duration,
+    /// Whether webhooks may reach internal addresses (loopback, private, link-local); otherwise only public ones.
+    pub webhook_private: bool,
 }
 
 /// The alert task: evaluator and dispatcher. Cheap to clone.
@@ -44,10 +47,14 @@ impl Alerts {
         settings: AlertSettings,
         mailer: Option<Mailer>,
     ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.webhook_timeout)
-            .user_agent("tollgate-alerts")
+            .user_agent("tollgate-alerts");
+        if !settings.webhook_private {
+            http = http.dns_resolver(std::sync::Arc::new(egress::PublicOnly));
+        }
+        let http = http
             .build()
             .map_err(|e| format!("could not build the webhook client: {e}"))?;
         Ok(Self {
