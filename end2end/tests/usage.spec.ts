@@ -143,11 +143,11 @@ test('each role reads the usage it may, with filters in the URL and a CSV export
   // finds it among the view's recent errors, with its reason.
   await expect(dev.getByTestId('usage-errors-empty')).toBeVisible();
   const gw = await playwrightRequest.newContext({ baseURL: base });
-  const refused = await gw.post('/v1/chat/completions', {
+  const tooBig = await gw.post('/v1/chat/completions', {
     headers: { Authorization: `Bearer ${alpha.key}` },
     data: { model: ALPHA_MODEL, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 30_000 },
   });
-  expect(refused.status(), await refused.text()).toBe(429);
+  expect(tooBig.status(), await tooBig.text()).toBe(429);
   await expect.poll(async () => {
     await dev.goto('/usage?range=day');
     return dev.getByTestId('error-status').allTextContents();
@@ -160,6 +160,9 @@ test('each role reads the usage it may, with filters in the URL and a CSV export
     await who.goto('/usage?range=day');
     await expect(who.getByTestId('usage-by-team').locator(`tr[data-value="${alpha.team}"]`)).toBeVisible();
     await expect(who.getByTestId('usage-by-team').locator(`tr[data-value="${beta.team}"] [data-testid="requests"]`)).toHaveText('2');
+    // Both teams are on the Starter plan: the plan's row has their usage and a cost.
+    await expect(who.getByTestId('usage-by-plan').locator(`tr[data-value="${starter.id}"]`)).toContainText('Starter');
+    await expect(who.getByTestId('usage-by-plan').locator(`tr[data-value="${starter.id}"] [data-testid="cost"]`)).toContainText('$');
     await shot(who, `usage-02-${name}`);
   }
   await viewer.goto(`/usage?range=day&team=${beta.team}`);

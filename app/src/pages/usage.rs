@@ -156,6 +156,7 @@ fn Dashboard(d: UsageDashboard, p: UsageParams) -> impl IntoView {
     let teams = d.teams.clone();
     let models = d.models.clone();
     let tenants = d.tenants.clone();
+    let plans = d.plans.clone();
     view! {
         <PageHeader title="Usage" subtitle=subtitle />
         <p class="-mt-4 mb-4 text-sm"><a class="underline" href="/usage/alerts" data-testid="usage-alerts-link">"Alerts: quota thresholds and rate limits →"</a></p>
@@ -217,6 +218,7 @@ fn Dashboard(d: UsageDashboard, p: UsageParams) -> impl IntoView {
             <Breakdown title="Top teams" testid="usage-by-team" first="Team" rows=d.by_team.clone() label=move |g: &UsageGroup| name_of(&teams, &g.value) show_cost=false />
             <Breakdown title="Top keys" testid="usage-by-key" first="Key" rows=d.by_key.clone() label=|g: &UsageGroup| if g.value.is_empty() { "(playground)".to_string() } else { format!("tg-{}", g.value) } show_cost=false />
             <Breakdown title="By source" testid="usage-by-source" first="Source" rows=d.by_source.clone() label=|g: &UsageGroup| g.value.clone() show_cost=false />
+            <Breakdown title="By plan" testid="usage-by-plan" first="Plan" rows=d.by_plan.clone() label=move |g: &UsageGroup| name_of(&plans, &g.value) show_cost=true />
         </div>
 
         {(!d.deprecated_in_use.is_empty()).then(|| {

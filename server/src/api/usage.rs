@@ -112,7 +112,8 @@ pub struct FiguresQuery {
     pub from: Option<String>,
     /// `YYYY-MM-DD` (inclusive) or epoch milliseconds (exclusive).
     pub until: Option<String>,
-    /// `tenant`, `team`, `subscription`, `key`, `model` or `source`; absent: one total (or one per bucket).
+    /// `tenant`, `team`, `subscription`, `key`, `model`, `source` or `plan` (the subscriptions' current plans, with
+    /// their cost; not per bucket); absent: one total (or one per bucket).
     pub group_by: Option<String>,
     /// Series only: `minute`, `hour` or `day` buckets; absent: chosen from the range's length.
     pub grain: Option<String>,

@@ -63,6 +63,28 @@ fn select(now: &str) -> String {
 }
 
 impl Store {
+    /// The (subscription, plan, model) of each of `ids` that exists, for summing usage by plan. The ids come
+    /// from rollups already read within the caller's scope.
+    pub async fn plans_of_subscriptions(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, String, String)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, plan_id, model_id FROM subscriptions WHERE id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, (String, String, String)>(&sql);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
     pub async fn create_subscription(&self, s: NewSubscription<'_>) -> Result<String> {
         let mut tx = self.begin_write().await?;
         let id = new_id("sub");

@@ -68,6 +68,10 @@ const CROSS_TENANT: &[(&str, &str)] = &[
         "tenant_id is None only for platform-wide readers (adoption across tenants, as tollgate-usage decides)",
     ),
     (
+        "plans_of_subscriptions",
+        "the ids come from usage rollups already read within the caller's scope; only plan and model ids return",
+    ),
+    (
         "refresh_usage_statistics",
         "planner statistics of whole tables, which read or return no tenant's rows",
     ),

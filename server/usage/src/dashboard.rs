@@ -8,8 +8,9 @@ use tollgate_domain::{
     access::{decide, usage_reach, Action, Principal, UsageReach},
     time::Millis,
     usage::{
-        cost_micros, cursor, parse_cursor, rollup::Grain, UsageDimension, UsageFigures, UsageGroup,
-        UsageGroupPage,
+        cost_micros, cursor, parse_cursor,
+        rollup::{Grain, Sums},
+        UsageDimension, UsageFigures, UsageGroup, UsageGroupPage,
     },
     DomainError,
 };
@@ -63,15 +64,17 @@ pub struct Scope {
     pub team_ids: Option<Vec<String>>,
 }
 
-fn dimension(d: UsageDimension) -> Dimension {
-    match d {
+/// The rollups' own dimension; None for the plan, which rollups do not hold (a subscription's plan can change).
+fn dimension(d: UsageDimension) -> Option<Dimension> {
+    Some(match d {
         UsageDimension::Tenant => Dimension::Tenant,
         UsageDimension::Team => Dimension::Team,
         UsageDimension::Subscription => Dimension::Subscription,
         UsageDimension::Key => Dimension::Key,
         UsageDimension::Model => Dimension::Model,
         UsageDimension::Source => Dimension::Source,
-    }
+        UsageDimension::Plan => return None,
+    })
 }
 
 pub(crate) fn non_empty(s: &str) -> Option<String> {
@@ -163,6 +166,9 @@ impl Usage {
     ) -> Result<UsageGroupPage, DomainError> {
         let scope = scope.clone();
         let limit = limit.clamp(1, MAX_GROUPS);
+        if by == Some(UsageDimension::Plan) {
+            return self.figures_by_plan(&scope, sel, every, after, limit).await;
+        }
         let records = sel.records_in(scope, false, false);
         let q = RollupQuery {
             from: records.from,
@@ -180,7 +186,7 @@ impl Usage {
             .sum_rollups(
                 &q,
                 &Grouping {
-                    by: by.map(dimension),
+                    by: by.and_then(dimension),
                     every,
                     after,
                     // One more than asked, to know whether a next page exists.
@@ -222,6 +228,93 @@ impl Usage {
         } else {
             None
         };
+        Ok(UsageGroupPage { items, next })
+    }
+
+    /// Figures per plan: every subscription's sums in the view, each added to its plan's (the plan it is on now),
+    /// with the cost at each subscription's model's list prices; keyset-paged by plan id.
+    async fn figures_by_plan(
+        &self,
+        scope: &Scope,
+        sel: &Selection,
+        every: Option<Grain>,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> Result<UsageGroupPage, DomainError> {
+        if every.is_some() {
+            return Err(DomainError::invalid(
+                "usage by plan is a breakdown, not a series: leave out grain",
+            ));
+        }
+        let records = sel.records_in(scope.clone(), false, false);
+        let q = RollupQuery {
+            from: records.from,
+            until: records.until,
+            tenant_id: records.tenant_id,
+            team_ids: records.team_ids,
+            team_id: records.team_id,
+            subscription_id: records.subscription_id,
+            key_id: records.key_id,
+            model: records.model,
+            source: records.source,
+        };
+        let subscriptions = self
+            .store
+            .sum_rollups(
+                &q,
+                &Grouping {
+                    by: Some(Dimension::Subscription),
+                    ..Grouping::default()
+                },
+            )
+            .await
+            .map_err(internal)?;
+        let ids: Vec<String> = subscriptions.iter().map(|r| r.value.clone()).collect();
+        let of: HashMap<String, (String, String)> = self
+            .store
+            .plans_of_subscriptions(&ids)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|(sub, plan, model)| (sub, (plan, model)))
+            .collect();
+        let prices = self.prices().await?;
+        let mut plans: std::collections::BTreeMap<String, (Sums, i64)> = Default::default();
+        for r in subscriptions {
+            let Some((plan, model)) = of.get(&r.value) else {
+                continue; // a subscription since deleted
+            };
+            let cost = prices.get(model).map_or(0, |(input, output)| {
+                cost_micros(
+                    r.sums.prompt_tokens,
+                    r.sums.completion_tokens,
+                    *input,
+                    *output,
+                )
+            });
+            let entry = plans.entry(plan.clone()).or_default();
+            entry.0.merge(&r.sums);
+            entry.1 += cost;
+        }
+        let start = after.map(|(_, plan)| plan);
+        let mut items: Vec<UsageGroup> = plans
+            .into_iter()
+            .filter(|(plan, _)| start.as_ref().is_none_or(|s| plan > s))
+            .take(limit as usize + 1)
+            .map(|(plan, (sums, cost))| UsageGroup {
+                bucket: None,
+                value: plan,
+                figures: UsageFigures {
+                    cost_micros: Some(cost),
+                    ..UsageFigures::of(&sums)
+                },
+            })
+            .collect();
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next = more
+            .then(|| items.last().map(|g| cursor(0, &g.value)))
+            .flatten();
         Ok(UsageGroupPage { items, next })
     }
 

@@ -180,6 +180,18 @@ impl Usage {
         let by_team = top(group(Some(UsageDimension::Team), None).await?);
         let by_key = top(group(Some(UsageDimension::Key), None).await?);
         let by_source = group(Some(UsageDimension::Source), None).await?;
+        let by_plan = top(group(Some(UsageDimension::Plan), None).await?);
+        let plans = self
+            .store
+            .all_plans()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|p| Named {
+                id: p.id,
+                name: p.name,
+            })
+            .collect();
         let by_tenant = if tenant.is_none() {
             top(group(Some(UsageDimension::Tenant), None).await?)
         } else {
@@ -269,6 +281,8 @@ impl Usage {
             by_key,
             by_tenant,
             by_source,
+            by_plan,
+            plans,
             quotas,
             recent_errors,
             deprecated_in_use,

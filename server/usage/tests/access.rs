@@ -349,6 +349,93 @@ async fn suite(flavor: Flavor) {
         .unwrap())
     .is_empty());
 
+    // By plan: the subscription's plan, with the cost at its model's list prices (2 and 4 per million tokens).
+    let model = tollgate_domain::catalog::ModelInput {
+        id: "priced".into(),
+        display_name: "Priced".into(),
+        family: "Test".into(),
+        provider: "Tollgate".into(),
+        context_length: 4096,
+        task: "chat".into(),
+        status: "available".into(),
+        visibility: "open".into(),
+        input_price: "2".into(),
+        output_price: "4".into(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    store.insert_model(&model).await.unwrap();
+    let gold = store
+        .create_plan(
+            &tollgate_domain::plan::PlanInput {
+                name: "Gold".into(),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let sub = store
+        .create_subscription(tollgate_store::NewSubscription {
+            tenant_id: &a,
+            team_id: &red,
+            model_id: "priced",
+            plan_id: &gold,
+            state: "active",
+            note: "",
+            requested_by: &admin.user_id,
+        })
+        .await
+        .unwrap();
+    store
+        .insert_usage_batch(&[NewUsage {
+            subscription_id: &sub,
+            model: "priced",
+            completion_tokens: 500_000,
+            ..record("r5", &a, &red, 1_000_000)
+        }])
+        .await
+        .unwrap();
+    for who in [&dev, &admin, &owner] {
+        let page = usage
+            .figures(
+                who,
+                Some(&a),
+                &day(),
+                Some(UsageDimension::Plan),
+                None,
+                None,
+                10,
+            )
+            .await
+            .unwrap();
+        let gold_row: Vec<(u64, Option<i64>)> = page
+            .items
+            .iter()
+            .filter(|g| g.value == gold)
+            .map(|g| (g.figures.tokens(), g.figures.cost_micros))
+            .collect();
+        // $2 x 1M prompt + $4 x 0.5M completion = $4.
+        assert_eq!(gold_row, [(1_500_000, Some(4_000_000))], "{}", who.email);
+    }
+    assert!(
+        usage
+            .figures(
+                &admin,
+                Some(&a),
+                &day(),
+                Some(UsageDimension::Plan),
+                Some(Grain::Hour),
+                None,
+                10
+            )
+            .await
+            .is_err(),
+        "by plan is not a series"
+    );
+
     store.close().await;
     db.cleanup().await.unwrap();
 }

@@ -103,16 +103,19 @@ pub enum UsageDimension {
     Key,
     Model,
     Source,
+    /// The subscription's plan now (a subscription moved to another plan counts under its current one).
+    Plan,
 }
 
 impl UsageDimension {
-    pub const ALL: [UsageDimension; 6] = [
+    pub const ALL: [UsageDimension; 7] = [
         Self::Tenant,
         Self::Team,
         Self::Subscription,
         Self::Key,
         Self::Model,
         Self::Source,
+        Self::Plan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +126,7 @@ impl UsageDimension {
             Self::Key => "key",
             Self::Model => "model",
             Self::Source => "source",
+            Self::Plan => "plan",
         }
     }
 
@@ -398,6 +402,9 @@ pub struct UsageDashboard {
     pub by_key: Vec<UsageGroup>,
     pub by_tenant: Vec<UsageGroup>,
     pub by_source: Vec<UsageGroup>,
+    /// By plan, with the cost at list prices: what each plan's subscriptions used.
+    pub by_plan: Vec<UsageGroup>,
+    pub plans: Vec<Named>,
     /// The current tenant's subscriptions (developers: their teams'): monthly quota and this minute's use.
     pub quotas: Vec<QuotaView>,
     /// The view's newest errors and refusals (status 400 or more), with their time and reason.
