@@ -123,3 +123,50 @@ impl Store {
         Ok(())
     }
 }
+
+/// What a test needs subscribed: a catalog model and a plan, and a team of a tenant with an active subscription.
+pub struct Subscribe<'a> {
+    pub tenant_id: &'a str,
+    pub team_id: &'a str,
+    pub requested_by: &'a str,
+    pub model_id: &'a str,
+    /// List prices per million tokens as the catalog writes them (input, output); empty: none.
+    pub prices: (&'a str, &'a str),
+    pub plan: tollgate_domain::plan::PlanInput,
+}
+
+/// Adds a chat model (available, open) and a plan, and subscribes the team to the model under it: returns the
+/// (plan id, subscription id).
+pub async fn subscribe(
+    store: &Store,
+    s: Subscribe<'_>,
+) -> std::result::Result<(String, String), Box<dyn std::error::Error + Send + Sync>> {
+    let model = tollgate_domain::catalog::ModelInput {
+        id: s.model_id.into(),
+        display_name: format!("Model {}", s.model_id),
+        family: "Test".into(),
+        provider: "Tollgate".into(),
+        context_length: 4096,
+        task: "chat".into(),
+        status: "available".into(),
+        visibility: "open".into(),
+        input_price: s.prices.0.into(),
+        output_price: s.prices.1.into(),
+        ..Default::default()
+    }
+    .validate()?;
+    store.insert_model(&model).await?;
+    let plan = store.create_plan(&s.plan.validate()?).await?;
+    let sub = store
+        .create_subscription(crate::NewSubscription {
+            tenant_id: s.tenant_id,
+            team_id: s.team_id,
+            model_id: s.model_id,
+            plan_id: &plan,
+            state: "active",
+            note: "",
+            requested_by: s.requested_by,
+        })
+        .await?;
+    Ok((plan, sub))
+}

@@ -33,6 +33,21 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The rollups of this selection in `scope`.
+    pub(crate) fn rollups_in(&self, scope: Scope) -> RollupQuery {
+        RollupQuery {
+            from: self.from.0,
+            until: self.until.0,
+            tenant_id: scope.tenant_id,
+            team_ids: scope.team_ids,
+            team_id: non_empty(&self.team_id),
+            subscription_id: non_empty(&self.subscription_id),
+            key_id: non_empty(&self.key_id),
+            model: non_empty(&self.model),
+            source: non_empty(&self.source),
+        }
+    }
+
     /// The raw records of this selection in `scope`, in (at, id) order (`newest_first` reverses it);
     /// `errors_only`: answers with a status of 400 or more only.
     pub(crate) fn records_in(
@@ -169,18 +184,7 @@ impl Usage {
         if by == Some(UsageDimension::Plan) {
             return self.figures_by_plan(&scope, sel, every, after, limit).await;
         }
-        let records = sel.records_in(scope, false, false);
-        let q = RollupQuery {
-            from: records.from,
-            until: records.until,
-            tenant_id: records.tenant_id,
-            team_ids: records.team_ids,
-            team_id: records.team_id,
-            subscription_id: records.subscription_id,
-            key_id: records.key_id,
-            model: records.model,
-            source: records.source,
-        };
+        let q = sel.rollups_in(scope);
         let rows = self
             .store
             .sum_rollups(
@@ -246,18 +250,7 @@ impl Usage {
                 "usage by plan is a breakdown, not a series: leave out grain",
             ));
         }
-        let records = sel.records_in(scope.clone(), false, false);
-        let q = RollupQuery {
-            from: records.from,
-            until: records.until,
-            tenant_id: records.tenant_id,
-            team_ids: records.team_ids,
-            team_id: records.team_id,
-            subscription_id: records.subscription_id,
-            key_id: records.key_id,
-            model: records.model,
-            source: records.source,
-        };
+        let q = sel.rollups_in(scope.clone());
         let subscriptions = self
             .store
             .sum_rollups(

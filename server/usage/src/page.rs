@@ -255,7 +255,7 @@ impl Usage {
             }
         }
         let recent_errors = self
-            .records_in(caller, &scope, sel, true, None, RECENT_ERRORS)
+            .record_page_in(caller, &scope, sel, true, None, RECENT_ERRORS)
             .await?
             .items;
         let keys = by_key

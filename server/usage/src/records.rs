@@ -58,12 +58,12 @@ impl Usage {
         limit: u32,
     ) -> Result<UsageRecordPage, DomainError> {
         let scope = self.scope(caller, tenant_id).await?;
-        self.records_in(caller, &scope, sel, errors_only, after, limit)
+        self.record_page_in(caller, &scope, sel, errors_only, after, limit)
             .await
     }
 
     /// `records` in a scope already resolved for `caller`.
-    pub(crate) async fn records_in(
+    pub(crate) async fn record_page_in(
         &self,
         caller: &Caller,
         scope: &Scope,

@@ -11,7 +11,7 @@ use tollgate_domain::{
     DomainError, TenantRole,
 };
 use tollgate_identity::{testing, Caller};
-use tollgate_store::testing::{Flavor, TestDatabase};
+use tollgate_store::testing::{self as testing_store, Flavor, TestDatabase};
 use tollgate_store::NewUsage;
 use tollgate_usage::{Selection, Usage};
 
@@ -350,45 +350,22 @@ async fn suite(flavor: Flavor) {
     .is_empty());
 
     // By plan: the subscription's plan, with the cost at its model's list prices (2 and 4 per million tokens).
-    let model = tollgate_domain::catalog::ModelInput {
-        id: "priced".into(),
-        display_name: "Priced".into(),
-        family: "Test".into(),
-        provider: "Tollgate".into(),
-        context_length: 4096,
-        task: "chat".into(),
-        status: "available".into(),
-        visibility: "open".into(),
-        input_price: "2".into(),
-        output_price: "4".into(),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
-    store.insert_model(&model).await.unwrap();
-    let gold = store
-        .create_plan(
-            &tollgate_domain::plan::PlanInput {
-                name: "Gold".into(),
-                ..Default::default()
-            }
-            .validate()
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let sub = store
-        .create_subscription(tollgate_store::NewSubscription {
+    let (gold, sub) = testing_store::subscribe(
+        &store,
+        testing_store::Subscribe {
             tenant_id: &a,
             team_id: &red,
-            model_id: "priced",
-            plan_id: &gold,
-            state: "active",
-            note: "",
             requested_by: &admin.user_id,
-        })
-        .await
-        .unwrap();
+            model_id: "priced",
+            prices: ("2", "4"),
+            plan: tollgate_domain::plan::PlanInput {
+                name: "Gold".into(),
+                ..Default::default()
+            },
+        },
+    )
+    .await
+    .unwrap();
     store
         .insert_usage_batch(&[NewUsage {
             subscription_id: &sub,

@@ -14,7 +14,7 @@ use tollgate_domain::usage::alerts::{AlertKind, MAX_ATTEMPTS};
 use tollgate_domain::DomainError;
 use tollgate_domain::TenantRole;
 use tollgate_identity::testing;
-use tollgate_store::testing::{Flavor, TestDatabase};
+use tollgate_store::testing::{self as testing_store, Flavor, TestDatabase};
 use tollgate_store::{NewUsage, Store};
 use tollgate_usage::alerts::{AlertSettings, Alerts};
 use tollgate_usage::Usage;
@@ -107,44 +107,23 @@ async fn suite(flavor: Flavor) {
     )
     .await;
     let team = store.create_team(&tenant, "Search", "").await.unwrap().id;
-    let model = tollgate_domain::catalog::ModelInput {
-        id: "alert-model".into(),
-        display_name: "Alert model".into(),
-        family: "Test".into(),
-        provider: "Tollgate".into(),
-        context_length: 4096,
-        task: "chat".into(),
-        status: "available".into(),
-        visibility: "open".into(),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap();
-    store.insert_model(&model).await.unwrap();
-    let plan = store
-        .create_plan(
-            &tollgate_domain::plan::PlanInput {
+    let (_, sub) = testing_store::subscribe(
+        &store,
+        testing_store::Subscribe {
+            tenant_id: &tenant,
+            team_id: &team,
+            requested_by: &caller.user_id,
+            model_id: "alert-model",
+            prices: ("", ""),
+            plan: tollgate_domain::plan::PlanInput {
                 name: "Thousand".into(),
                 monthly_tokens: "1000".into(),
                 ..Default::default()
-            }
-            .validate()
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let sub = store
-        .create_subscription(tollgate_store::NewSubscription {
-            tenant_id: &tenant,
-            team_id: &team,
-            model_id: "alert-model",
-            plan_id: &plan,
-            state: "active",
-            note: "",
-            requested_by: &caller.user_id,
-        })
-        .await
-        .unwrap();
+            },
+        },
+    )
+    .await
+    .unwrap();
     // Nothing listens on port 1: every delivery fails to connect.
     store
         .set_tenant_webhook(&tenant, "http://127.0.0.1:1/hook", Some("s"), 0)

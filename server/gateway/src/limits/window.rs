@@ -35,7 +35,8 @@ impl LimitKind {
             Self::Concurrency => "concurrency",
             Self::Requests => "requests",
             Self::Tokens => "tokens",
-            Self::Monthly => "monthly_tokens",
+            // The name usage records and rollups know the monthly quota's refusals by.
+            Self::Monthly => tollgate_domain::usage::rollup::MONTHLY_REFUSAL,
         }
     }
 }
