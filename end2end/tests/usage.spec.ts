@@ -91,6 +91,15 @@ test('each role reads the usage it may, with filters in the URL and a CSV export
   const po = await join(browser, await invite(globex, { email: 'usage-po@e2e.test', role: 'viewer' }), 'Usage Owner', 'usage-po-password');
   await ok(root.put('/api/v1/platform/viewers/usage-po@e2e.test'));
 
+  // The models' engines may be starting (or woken from zero): a third team waits for them, so that the counted
+  // traffic below never meets a 503 (a refused request is a usage record too, and would count as an error).
+  const warmUp = await ok(admin.post('/api/v1/teams', { data: { name: 'Usage Warm-up', description: 'usage e2e' } }));
+  for (const model of [ALPHA_MODEL, BETA_MODEL]) {
+    const sub = await ok(admin.post('/api/v1/subscriptions', { data: { team_id: warmUp.id, model_id: model, plan_id: starter.id } }));
+    const key = await ok(admin.post(`/api/v1/subscriptions/${sub.id}/keys`, { data: { name: `warm-up ${model}` } }));
+    await chat(base, key.secret, model);
+  }
+
   // Real traffic through the gateway: three requests on Alpha's key, two on Beta's.
   for (let i = 0; i < 3; i++) await chat(base, alpha.key, ALPHA_MODEL);
   for (let i = 0; i < 2; i++) await chat(base, beta.key, BETA_MODEL);

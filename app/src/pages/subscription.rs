@@ -4,7 +4,7 @@
 use crate::{
     api::{
         catalog::list_plans,
-        keys::{CreateKey, RevokeKey, RotateKey},
+        keys::{key_choices, CreateKey, RevokeKey, RotateKey},
         subscriptions::{get_subscription, ChangePlan, DecideSubscription},
     },
     components::{badges::*, layout::is_tenant_admin, ui::*},
@@ -14,7 +14,7 @@ use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use tollgate_domain::{
-    api_key::{KeyCreated, KeyView},
+    api_key::{KeyCoverage, KeyCreated, KeyView},
     subscription::{State, SubscriptionView},
     views::Me,
 };
@@ -31,11 +31,17 @@ pub fn SubscriptionPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match sub.await {
                     Err(e) => view! { <LoadError error=e /> }.into_any(),
-                    Ok((s, _)) => view! {
-                        <Title text=format!("{} · {}", s.model_name, s.team_name) />
-                        <Summary s=s.clone() />
-                        <KeysPanel subscription_id=s.id.clone() active=s.state == State::Active />
-                    }.into_any(),
+                    Ok((s, _)) => {
+                        let active = s.state == State::Active;
+                        // What else a new key may cover: the team's other active subscriptions (none for a caller
+                        // who may not make keys, or when this one is not active).
+                        let choices = if active { key_choices(s.id.clone()).await.unwrap_or_default() } else { Vec::new() };
+                        view! {
+                            <Title text=format!("{} · {}", s.model_name, s.team_name) />
+                            <Summary s=s.clone() />
+                            <KeysPanel subscription_id=s.id.clone() active choices />
+                        }.into_any()
+                    }
                 }
             })}
         </Transition>
@@ -161,7 +167,7 @@ fn PlanChange(id: String, current: String) -> impl IntoView {
 /// The keys of a subscription: the one interactive part of the page (an island), because a created or rotated
 /// key is shown once, in place, and the list refreshes without leaving the page.
 #[island]
-fn KeysPanel(subscription_id: String, active: bool) -> impl IntoView {
+fn KeysPanel(subscription_id: String, active: bool, choices: Vec<KeyCoverage>) -> impl IntoView {
     let create = ServerAction::<CreateKey>::new();
     let rotate = ServerAction::<RotateKey>::new();
     let id = subscription_id.clone();
@@ -176,10 +182,11 @@ fn KeysPanel(subscription_id: String, active: bool) -> impl IntoView {
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys..."</p> }>
             {move || {
                 let subscription_id = subscription_id.clone();
+                let choices = choices.clone();
                 Suspend::new(async move {
                     match keys.await {
                         Err(e) => view! { <LoadError error=e /> }.into_any(),
-                        Ok(keys) => view! { <Keys subscription_id active keys create rotate /> }.into_any(),
+                        Ok(keys) => view! { <Keys subscription_id active keys choices create rotate /> }.into_any(),
                     }
                 })
             }}
@@ -192,6 +199,7 @@ fn Keys(
     subscription_id: String,
     active: bool,
     keys: Vec<KeyView>,
+    choices: Vec<KeyCoverage>,
     create: ServerAction<CreateKey>,
     rotate: ServerAction<RotateKey>,
 ) -> impl IntoView {
@@ -215,7 +223,10 @@ fn Keys(
                                     let (rotate_id, revoke_id, revoke_name) = (k.id.clone(), k.id.clone(), k.name.clone());
                                     view! {
                                         <tr data-key=k.id.clone()>
-                                            <td class=TD>{k.name.clone()}<p class="text-xs text-slate-500">{format!("by {}", k.created_by)}</p></td>
+                                            <td class=TD>
+                                                {k.name.clone()}<p class="text-xs text-slate-500">{format!("by {}", k.created_by)}</p>
+                                                {covers(&k)}
+                                            </td>
                                             <td class=TD><code class="font-mono text-xs" data-testid="key-prefix">{format!("{}…", k.prefix)}</code></td>
                                             <td class=TD><KeyBadge state=k.state /></td>
                                             <td class=TD>{k.created_at.format_utc()}</td>
@@ -258,6 +269,21 @@ fn Keys(
                             <label class=LABEL for="key-name">"Name"</label>
                             <input class=INPUT id="key-name" name="name" required maxlength="60" placeholder="e.g. staging backend" />
                         </div>
+                        {(!choices.is_empty()).then(|| view! {
+                            <fieldset data-testid="key-also">
+                                <legend class=LABEL>"Also covers"</legend>
+                                {choices.into_iter().enumerate().map(|(i, c)| view! {
+                                    <label class="flex items-center gap-2 text-sm">
+                                        <input type="checkbox" name=format!("also[{i}]") value=c.subscription_id />
+                                        <code class="font-mono text-xs">{c.model_id}</code>
+                                    </label>
+                                }).collect_view()}
+                            </fieldset>
+                        })}
+                        <label class="flex items-center gap-2 text-sm">
+                            <input type="checkbox" id="key-team-wide" name="team_wide" value="true" />
+                            "Every model of this team, including future subscriptions"
+                        </label>
                         <div>
                             <label class=LABEL for="key-expiry">"Expires"</label>
                             <select class=INPUT id="key-expiry" name="expiry_days">
@@ -274,6 +300,19 @@ fn Keys(
             })}
         </div>
     }
+}
+
+/// The other models a key covers, under its name.
+fn covers(key_view: &KeyView) -> Option<impl IntoView> {
+    let text = if key_view.team_wide {
+        Some("Also: every model of the team".to_string())
+    } else if key_view.also.is_empty() {
+        None
+    } else {
+        let models: Vec<&str> = key_view.also.iter().map(|c| c.model_id.as_str()).collect();
+        Some(format!("Also: {}", models.join(", ")))
+    };
+    text.map(|t| view! { <p class="text-xs text-indigo-700 dark:text-indigo-300" data-testid="key-covers">{t}</p> })
 }
 
 /// A key just created or rotated: the only time its secret is shown.

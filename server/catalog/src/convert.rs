@@ -2,7 +2,7 @@
 //! value that does not parse means a hand-edited database: it is logged and read as the most cautious value.
 
 use tollgate_domain::{
-    api_key::{KeyState, KeyView},
+    api_key::{KeyCoverage, KeyState, KeyView},
     catalog::{ModelStatus, ModelView, Price, Task, Visibility},
     grant::Limits,
     plan::{LimitOverride, PlanModel, PlanView},
@@ -135,8 +135,11 @@ pub fn subscription_view(r: SubscriptionRow, model_notice: Option<String>) -> Su
     }
 }
 
-pub fn key_view(r: ApiKeyRow, now: Millis) -> KeyView {
+/// A key as lists show it, with the other subscriptions it covers (`also`).
+pub fn key_view(r: ApiKeyRow, also: Vec<KeyCoverage>, now: Millis) -> KeyView {
     KeyView {
+        team_wide: r.team_wide != 0,
+        also,
         state: KeyState::of(
             r.revoked_at.map(Millis),
             r.expires_at.map(Millis),

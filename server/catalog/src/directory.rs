@@ -30,6 +30,7 @@ pub async fn load_snapshot(store: &Store) -> Result<KeySnapshot, StoreError> {
 pub async fn load(store: &Store) -> Result<Published, StoreError> {
     let subscriptions = store.gateway_subscriptions().await?;
     let keys = store.gateway_keys().await?;
+    let links = store.gateway_key_links().await?;
     let plans =
         crate::convert::plan_views(store.all_plans().await?, &store.all_plan_models().await?);
     let models: Vec<ModelView> = store
@@ -43,7 +44,7 @@ pub async fn load(store: &Store) -> Result<Published, StoreError> {
         .filter(|m| m.status != ModelStatus::Retired)
         .map(card_of);
     Ok(Published {
-        keys: snapshot_of(subscriptions, keys, &plans).with_models(cards),
+        keys: snapshot_of(subscriptions, keys, &links, &plans).with_models(cards),
         models,
     })
 }
@@ -76,9 +77,11 @@ fn grant_of(plans: &HashMap<&str, &PlanView>, s: &GatewaySubscriptionRow) -> Arc
     })
 }
 
+/// `links`: (key, subscription) pairs a key covers beyond its home subscription.
 fn snapshot_of(
     subscriptions: Vec<GatewaySubscriptionRow>,
     keys: Vec<GatewayKeyRow>,
+    links: &[(String, String)],
     plans: &[PlanView],
 ) -> KeySnapshot {
     let plans: HashMap<&str, &PlanView> = plans.iter().map(|p| (p.id.as_str(), p)).collect();
@@ -87,12 +90,27 @@ fn snapshot_of(
         .iter()
         .map(|s| (s.id.clone(), grant_of(&plans, s)))
         .collect();
+    // Built once, so a key's other grants are found without a pass over every subscription or link.
+    let mut by_team: HashMap<(&str, &str), Vec<Arc<Grant>>> = HashMap::new();
+    for s in &subscriptions {
+        if let Some(g) = grants.get(&s.id) {
+            by_team
+                .entry((s.tenant_id.as_str(), s.team_id.as_str()))
+                .or_default()
+                .push(g.clone());
+        }
+    }
+    let mut links_of: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (key, sub) in links {
+        links_of.entry(key.as_str()).or_default().push(sub.as_str());
+    }
     let entries = keys.into_iter().filter_map(|k| {
         let Some(hash) = decode_hash(&k.secret_hash) else {
             tracing::warn!(key.id = %k.id, "stored key hash is unreadable; the key is left out");
             return None;
         };
         // A subscription that went live between the two reads has no grant yet: its key row has all it takes.
+        let team_wide = k.team_wide != 0;
         let grant = grants
             .entry(k.subscription_id.clone())
             .or_insert_with(|| {
@@ -109,12 +127,32 @@ fn snapshot_of(
                 )
             })
             .clone();
+        // Other live subscriptions it covers: listed ones, or every one of its team; one per model (a team holds
+        // one live subscription per model).
+        let mut also: Vec<Arc<Grant>> = if team_wide {
+            by_team
+                .get(&(grant.tenant_id.as_str(), grant.team_id.as_str()))
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            links_of
+                .get(k.id.as_str())
+                .into_iter()
+                .flatten()
+                .filter_map(|sub| grants.get(*sub).cloned())
+                .filter(|g| g.tenant_id == grant.tenant_id && g.team_id == grant.team_id)
+                .collect()
+        };
+        also.retain(|g| g.model != grant.model);
+        also.sort_by(|a, b| a.model.cmp(&b.model));
+        also.dedup_by(|a, b| a.model == b.model);
         Some(KeyEntry {
             key_id: k.id,
             secret_hash: hash,
             revoked: k.revoked_at.is_some(),
             expires_at: k.expires_at.map(Millis),
             grant,
+            also: also.into(),
         })
     });
     let entries: Vec<KeyEntry> = entries.collect();

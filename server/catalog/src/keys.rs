@@ -1,10 +1,12 @@
 //! API keys of a subscription: create (shown once), rotate with a grace period, revoke. Team developers manage
-//! their team's keys; tenant admins any key of their tenant.
+//! their team's keys; tenant admins any key of their tenant. A key is made under one subscription (its home) and
+//! may cover other active subscriptions of the same team, or all of them, present and future (`Coverage`): the
+//! gateway resolves (key, model) to that model's subscription.
 
 use crate::{convert::key_view, Catalog};
 use tollgate_domain::{
     access::Action,
-    api_key::{self, KeyCreated, KeyView},
+    api_key::{self, KeyCoverage, KeyCreated, KeyView},
     audit::AuditAction,
     secret::{self, SecretKind},
     subscription::State,
@@ -13,7 +15,16 @@ use tollgate_domain::{
     DomainError, TenantRole,
 };
 use tollgate_identity::{internal, tokens::mint_secret as mint, Caller};
-use tollgate_store::{now_millis, NewApiKey, SubscriptionRow};
+use tollgate_store::{now_millis, ApiKeyRow, NewApiKey, SubscriptionRow};
+
+/// What a new key covers besides the subscription it is made under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Other active subscriptions of the same team.
+    pub also: Vec<String>,
+    /// Every live subscription of the team, present and future.
+    pub team_wide: bool,
+}
 
 impl Catalog {
     pub(crate) async fn keys_of(
@@ -22,13 +33,53 @@ impl Catalog {
         subscription_id: &str,
     ) -> Result<Vec<KeyView>, DomainError> {
         let now = Millis(now_millis());
+        let mut links = self
+            .store
+            .api_key_links(tenant_id, subscription_id, None)
+            .await
+            .map_err(internal)?;
         Ok(self
             .store
             .api_keys_of(tenant_id, subscription_id)
             .await
             .map_err(internal)?
             .into_iter()
-            .map(|r| key_view(r, now))
+            .map(|r| {
+                let also = take_links(&mut links, &r.id);
+                key_view(r, also, now)
+            })
+            .collect())
+    }
+
+    /// A key with the other subscriptions it covers.
+    async fn view_of_key(&self, row: ApiKeyRow, now: Millis) -> Result<KeyView, DomainError> {
+        let mut links = self
+            .store
+            .api_key_links(&row.tenant_id, &row.subscription_id, Some(&row.id))
+            .await
+            .map_err(internal)?;
+        let also = take_links(&mut links, &row.id);
+        Ok(key_view(row, also, now))
+    }
+
+    /// The team's other active subscriptions that a key made under `subscription_id` may also cover.
+    pub async fn key_coverage_choices(
+        &self,
+        caller: &Caller,
+        subscription_id: &str,
+    ) -> Result<Vec<KeyCoverage>, DomainError> {
+        let sub = self.key_manager_of(caller, subscription_id).await?;
+        Ok(self
+            .store
+            .active_subscriptions_of_team(&sub.tenant_id, &sub.team_id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|(id, _)| *id != sub.id)
+            .map(|(subscription_id, model_id)| KeyCoverage {
+                subscription_id,
+                model_id,
+            })
             .collect())
     }
 
@@ -58,6 +109,7 @@ impl Catalog {
         Ok(row)
     }
 
+    /// A key for one subscription's model.
     pub async fn create_key(
         &self,
         caller: &Caller,
@@ -65,11 +117,56 @@ impl Catalog {
         name: &str,
         expiry_days: &str,
     ) -> Result<KeyCreated, DomainError> {
+        self.create_key_covering(
+            caller,
+            subscription_id,
+            name,
+            expiry_days,
+            &Coverage::default(),
+        )
+        .await
+    }
+
+    /// A key made under `subscription_id` that also covers `coverage`: other active subscriptions of the same
+    /// team (any other id is refused, as not found), or all of the team's.
+    pub async fn create_key_covering(
+        &self,
+        caller: &Caller,
+        subscription_id: &str,
+        name: &str,
+        expiry_days: &str,
+        coverage: &Coverage,
+    ) -> Result<KeyCreated, DomainError> {
         let sub = self.key_manager_of(caller, subscription_id).await?;
         if State::parse(&sub.state) != Some(State::Active) {
             return Err(DomainError::conflict(
                 "keys can be created only for an active subscription",
             ));
+        }
+        let team: Vec<String> = self
+            .store
+            .active_subscriptions_of_team(&sub.tenant_id, &sub.team_id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let mut also: Vec<String> = Vec::new();
+        for id in coverage
+            .also
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty() && *s != sub.id)
+        {
+            if !team.iter().any(|t| t == id) {
+                return Err(DomainError::invalid(format!(
+                    "{id} is not an active subscription of the team {}: a key covers its own team's subscriptions only",
+                    sub.team_name
+                )));
+            }
+            if !also.iter().any(|a| a == id) {
+                also.push(id.to_string());
+            }
         }
         let name = text::name("The key name", name, 60)?;
         let expires_at = api_key::expiry_from_days(expiry_days, Millis(now_millis()))?;
@@ -84,6 +181,8 @@ impl Catalog {
                 secret_hash: &hash,
                 created_by: &caller.user_id,
                 expires_at: expires_at.map(|m| m.0),
+                team_wide: coverage.team_wide,
+                also: &also,
             })
             .await
             .map_err(internal)?;
@@ -113,7 +212,7 @@ impl Catalog {
             .map_err(internal)?
             .ok_or(DomainError::Internal)?;
         Ok(KeyCreated {
-            key: key_view(row, Millis(now_millis())),
+            key: self.view_of_key(row, Millis(now_millis())).await?,
             secret: minted.full.clone(),
         })
     }
@@ -162,12 +261,21 @@ impl Catalog {
     ) -> Result<KeyCreated, DomainError> {
         let (old, sub) = self.key_in(caller, key_id).await?;
         let now = Millis(now_millis());
-        if !key_view(old.clone(), now).state.usable() || old.rotated_to.is_some() {
+        if !key_view(old.clone(), Vec::new(), now).state.usable() || old.rotated_to.is_some() {
             return Err(DomainError::conflict("only an active key can be rotated"));
         }
         let deadline = api_key::rotation_deadline(grace_hours, now, old.expires_at.map(Millis))?;
         let minted = mint(SecretKind::ApiKey);
         let hash = hex::encode(minted.hash);
+        // The new key covers what the old one did.
+        let also: Vec<String> = self
+            .store
+            .api_key_links(&sub.tenant_id, &sub.id, Some(&old.id))
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|l| l.subscription_id)
+            .collect();
         let rotated = self
             .store
             .rotate_api_key(
@@ -182,6 +290,8 @@ impl Catalog {
                     secret_hash: &hash,
                     created_by: &caller.user_id,
                     expires_at: old.expires_at,
+                    team_wide: old.team_wide != 0,
+                    also: &also,
                 },
             )
             .await
@@ -237,6 +347,20 @@ impl Catalog {
             .await
             .map_err(internal)?
             .ok_or(DomainError::Internal)?;
-        Ok(key_view(row, Millis(now_millis())))
+        self.view_of_key(row, Millis(now_millis())).await
     }
+}
+
+/// Takes `key_id`'s links out of `links`.
+fn take_links(links: &mut Vec<tollgate_store::KeyLinkRow>, key_id: &str) -> Vec<KeyCoverage> {
+    let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(links)
+        .into_iter()
+        .partition(|l| l.key_id == key_id);
+    *links = rest;
+    mine.into_iter()
+        .map(|l| KeyCoverage {
+            subscription_id: l.subscription_id,
+            model_id: l.model_id,
+        })
+        .collect()
 }

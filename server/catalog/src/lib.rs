@@ -17,6 +17,7 @@ pub mod seed;
 mod subscriptions;
 
 pub use directory::{KeyDirectoryRefresher, Published};
+pub use keys::Coverage;
 
 use std::{sync::Arc, time::Duration};
 use tokio::sync::{watch, Notify};

@@ -131,6 +131,21 @@ pub struct KeyView {
     pub expires_at: Option<Millis>,
     pub last_used_at: Option<Millis>,
     pub state: KeyState,
+    /// The key covers every live subscription of its team, present and future, besides its own.
+    #[serde(default)]
+    pub team_wide: bool,
+    /// The other subscriptions of its team that the key covers (besides `subscription_id`), with their models.
+    #[serde(default)]
+    pub also: Vec<KeyCoverage>,
+}
+
+/// A subscription a key covers beyond the one it was made under.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCoverage {
+    pub subscription_id: String,
+    /// The model that subscription is for: what the key may send as `model` to reach it.
+    pub model_id: String,
 }
 
 /// What the creator sees once: the full key. It cannot be shown again.

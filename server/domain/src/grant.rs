@@ -43,7 +43,30 @@ pub struct KeyEntry {
     pub secret_hash: [u8; 32],
     pub revoked: bool,
     pub expires_at: Option<Millis>,
+    /// The grant of the subscription the key was made under (its home).
     pub grant: Arc<Grant>,
+    /// The grants of the other subscriptions of its team that it covers, one model each; empty for a key of one
+    /// model. Shared, so a request takes it with one reference count.
+    pub also: Arc<[Arc<Grant>]>,
+}
+
+impl KeyEntry {
+    /// The grant a request for `model` is served under: the home subscription's, or another that the key covers.
+    pub fn grant_for<'a>(
+        home: &'a Arc<Grant>,
+        also: &'a [Arc<Grant>],
+        model: &str,
+    ) -> Option<&'a Arc<Grant>> {
+        if home.model == model {
+            return Some(home);
+        }
+        also.iter().find(|g| g.model == model)
+    }
+
+    /// Every grant of the key, home first.
+    pub fn grants(&self) -> impl Iterator<Item = &Arc<Grant>> {
+        std::iter::once(&self.grant).chain(self.also.iter())
+    }
 }
 
 /// Why a presented key is refused; the gateway maps each to an OpenAI-style error.
@@ -173,7 +196,9 @@ impl KeySnapshot {
         if entry.expires_at.is_some_and(|at| at <= now) {
             return Err(KeyRejection::Expired);
         }
-        if !entry.grant.active {
+        // Suspended when every subscription it covers is; otherwise the request's model decides (the gateway
+        // answers 403 for a suspended one).
+        if !entry.grants().any(|g| g.active) {
             return Err(KeyRejection::Suspended);
         }
         Ok((entry, &entry.grant))
@@ -205,8 +230,50 @@ mod tests {
                 active,
                 priority: None,
             }),
+            also: Arc::new([]),
         };
         (m.full, entry)
+    }
+
+    fn grant(sub: &str, model: &str, active: bool) -> Arc<Grant> {
+        Arc::new(Grant {
+            tenant_id: "tnt_1".into(),
+            team_id: "team_1".into(),
+            subscription_id: sub.into(),
+            model: model.into(),
+            limits: Limits::default(),
+            active,
+            priority: None,
+        })
+    }
+
+    #[test]
+    fn a_key_of_several_models_resolves_each_to_its_subscription() {
+        let (secret, mut e) = key(7, false, None, false);
+        e.also = vec![
+            grant("sub_2", "mistral", true),
+            grant("sub_3", "qwen", false),
+        ]
+        .into();
+        let also = e.also.clone();
+        let snap = KeySnapshot::new([e]);
+        // The home subscription is suspended, another is active: the key still resolves.
+        let (entry, home) = snap.resolve(Some(&secret), Millis(0)).unwrap();
+        assert_eq!(entry.grants().count(), 3);
+        let pick = |m: &str| KeyEntry::grant_for(home, &also, m).map(|g| g.subscription_id.clone());
+        assert_eq!(pick("llama").as_deref(), Some("sub_1"));
+        assert_eq!(pick("mistral").as_deref(), Some("sub_2"));
+        assert_eq!(pick("qwen").as_deref(), Some("sub_3"));
+        assert_eq!(pick("gpt"), None);
+        // Every subscription suspended: the key is.
+        let (secret, mut e) = key(8, false, None, false);
+        e.also = vec![grant("sub_2", "mistral", false)].into();
+        assert_eq!(
+            KeySnapshot::new([e])
+                .resolve(Some(&secret), Millis(0))
+                .unwrap_err(),
+            KeyRejection::Suspended
+        );
     }
 
     #[test]

@@ -106,6 +106,7 @@ async fn start_proxies(engine: SocketAddr) -> Proxies {
             active: true,
             priority: None,
         }),
+        also: Arc::new([]),
     };
     let db = tollgate_store::testing::TestDatabase::new(tollgate_store::testing::Flavor::Sqlite)
         .await

@@ -1,4 +1,5 @@
-//! Where a client puts its key: `Authorization: Bearer <key>` (OpenAI's clients) or `api-key: <key>` (Azure's).
+//! Where a client puts its key: `Authorization: Bearer <key>` (OpenAI's clients), `api-key: <key>` (Azure's) or
+//! `x-api-key: <key>` (Anthropic's).
 
 use http::{header, HeaderMap};
 
@@ -16,6 +17,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     }
     headers
         .get("api-key")
+        .or_else(|| headers.get("x-api-key"))
         .map(|v| v.to_str().unwrap_or("").trim())
 }
 
@@ -40,6 +42,7 @@ mod tests {
             Some("tg-abc")
         );
         assert_eq!(presented_key(&with("api-key", b"tg-xyz")), Some("tg-xyz"));
+        assert_eq!(presented_key(&with("x-api-key", b"tg-ant")), Some("tg-ant"));
         assert_eq!(presented_key(&HeaderMap::new()), None);
     }
 

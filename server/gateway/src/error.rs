@@ -1,9 +1,10 @@
 //! Every way the gateway refuses or fails a request, mapped in this one place to an HTTP status, headers and
 //! OpenAI's error body `{"error": {"message", "type", "param", "code"}}`, which the `openai` clients turn into
-//! their typed exceptions.
+//! their typed exceptions; on Anthropic's Messages API, Anthropic's body `{"type": "error", "error": {"type",
+//! "message"}}`, which the `anthropic` clients read.
 
 use crate::limits::{headers, LimitKind, Seen};
-use crate::request::Invalid;
+use crate::request::{Dialect, Invalid};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
@@ -180,11 +181,39 @@ pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: &str) ->
     .unwrap_or_default()
 }
 
+/// Anthropic's error body, its `type` named from the status as Anthropic's API names them.
+pub fn anthropic_error_body(status: StatusCode, message: &str) -> Vec<u8> {
+    let kind = match status.as_u16() {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    };
+    serde_json::to_vec(&serde_json::json!({
+        "type": "error", "error": {"type": kind, "message": message}
+    }))
+    .unwrap_or_default()
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
+        self.response(Dialect::OpenAi)
+    }
+}
+
+impl GatewayError {
+    /// The answer in the error shape of the API the request was made to.
+    pub fn response(self, dialect: Dialect) -> Response {
         let status = self.status();
         let (message, kind, param, code) = self.parts();
-        let body = Bytes::from(error_body(&message, kind, param, code));
+        let body = Bytes::from(match dialect {
+            Dialect::Anthropic => anthropic_error_body(status, &message),
+            Dialect::OpenAi | Dialect::Responses => error_body(&message, kind, param, code),
+        });
         let mut response = (status, body).into_response();
         let h = response.headers_mut();
         h.insert(

@@ -90,6 +90,13 @@ impl Inflight {
         &self.grant
     }
 
+    /// Serves the request under another grant of its key (the subscription of the model it asked for), before
+    /// anything was reserved or metered under the first.
+    pub fn switch_grant(&mut self, grant: Arc<Grant>) {
+        self.metrics = self.gw.metrics.model(&grant.model);
+        self.grant = grant;
+    }
+
     pub fn request_id(&self) -> &str {
         &self.request_id
     }

@@ -1,5 +1,6 @@
 //! Tollgate's OpenAI-compatible gateway: `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
-//! `/v1/rerank`, `/v1/score`, vLLM's `/tokenize` and `/detokenize`, and `GET /v1/models`, authorized by API key from an in-memory snapshot, held to each subscription's limits,
+//! `/v1/rerank`, `/v1/score`, Anthropic's `/v1/messages`, OpenAI's `/v1/responses`, vLLM's `/tokenize` and
+//! `/detokenize`, and `GET /v1/models`, authorized by API key from an in-memory snapshot, held to each subscription's limits,
 //! routed over engine replicas, and metered: one usage record per request, written in batches off the request path.
 //!
 //! ```ignore
@@ -61,6 +62,8 @@ pub fn router(gw: Gateway) -> Router {
         .route("/v1/rerank", proxied(Endpoint::Rerank))
         .route("/v2/rerank", proxied(Endpoint::Rerank))
         .route("/v1/score", proxied(Endpoint::Score))
+        .route("/v1/messages", proxied(Endpoint::Messages))
+        .route("/v1/responses", proxied(Endpoint::Responses))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::one))
         .with_state(gw)

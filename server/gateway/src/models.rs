@@ -1,5 +1,5 @@
-//! `GET /v1/models`: the models this key may call (its subscription's one model), with catalog metadata when the
-//! snapshot has it. Answered from memory; the engines are not asked.
+//! `GET /v1/models`: the models this key may call (its subscription's model, and those of the other subscriptions
+//! it covers), with catalog metadata when the snapshot has it. Answered from memory; the engines are not asked.
 
 use crate::auth::presented_key;
 use crate::error::GatewayError;
@@ -10,14 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::HeaderMap;
 use serde_json::{json, Value};
-use tollgate_domain::grant::{Grant, KeySnapshot};
+use tollgate_domain::grant::{Grant, KeyEntry, KeySnapshot};
 use tollgate_domain::time::Millis;
 
 pub async fn list(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let snapshot = gw.inner.keys.load();
     let mut response = match authorize(&gw, &snapshot, &headers) {
-        Ok(grant) => {
-            Json(json!({"object": "list", "data": [entry(&snapshot, grant)]})).into_response()
+        Ok(key) => {
+            let data: Vec<Value> = key.grants().map(|g| entry(&snapshot, g)).collect();
+            Json(json!({"object": "list", "data": data})).into_response()
         }
         Err(e) => e.into_response(),
     };
@@ -32,8 +33,10 @@ pub async fn one(
 ) -> Response {
     let snapshot = gw.inner.keys.load();
     let mut response = match authorize(&gw, &snapshot, &headers) {
-        Ok(grant) if grant.model == id => Json(entry(&snapshot, grant)).into_response(),
-        Ok(_) => GatewayError::ModelNotFound(id).into_response(),
+        Ok(key) => match key.grants().find(|g| g.model == id) {
+            Some(grant) => Json(entry(&snapshot, grant)).into_response(),
+            None => GatewayError::ModelNotFound(id).into_response(),
+        },
         Err(e) => e.into_response(),
     };
     ids::tag_response(&mut response, &ids::request_id(&gw.inner.ids, &headers));
@@ -44,10 +47,10 @@ fn authorize<'a>(
     gw: &Gateway,
     snapshot: &'a KeySnapshot,
     headers: &HeaderMap,
-) -> Result<&'a Grant, GatewayError> {
+) -> Result<&'a KeyEntry, GatewayError> {
     snapshot
         .resolve(presented_key(headers), Millis(tollgate_store::now_millis()))
-        .map(|(_, grant)| &**grant)
+        .map(|(key, _)| key)
         .map_err(|r| {
             gw.inner.metrics.auth_failure(r);
             GatewayError::Auth(r)

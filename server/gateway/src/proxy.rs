@@ -22,7 +22,7 @@ use http::{header, HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tollgate_domain::grant::Grant;
+use tollgate_domain::grant::{Grant, KeyEntry};
 
 pub async fn handle(gw: Gateway, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
     respond(gw, endpoint, headers, body, None).await
@@ -71,19 +71,24 @@ async fn serve(
     granted: Option<Arc<Grant>>,
 ) -> Response {
     let now = tollgate_store::now_millis();
-    let (grant, origin) = match granted {
+    // A key of several models brings its other grants (one shared list); the request's model picks one.
+    let (grant, origin, others) = match granted {
         None => {
             let snapshot = gw.keys.load();
             match snapshot.resolve(presented_key(headers), tollgate_domain::time::Millis(now)) {
-                Ok((entry, grant)) => (grant.clone(), Origin::Key(entry.key_id.clone())),
+                Ok((entry, grant)) => (
+                    grant.clone(),
+                    Origin::Key(entry.key_id.clone()),
+                    (!entry.also.is_empty()).then(|| entry.also.clone()),
+                ),
                 Err(rejection) => {
                     gw.metrics.auth_failure(rejection);
-                    return GatewayError::Auth(rejection).into_response();
+                    return GatewayError::Auth(rejection).response(endpoint.dialect());
                 }
             }
         }
-        Some(grant) if grant.active => (grant, Origin::Playground),
-        Some(_) => return GatewayError::Suspended.into_response(),
+        Some(grant) if grant.active => (grant, Origin::Playground, None),
+        Some(_) => return GatewayError::Suspended.response(endpoint.dialect()),
     };
     let mut inflight = Inflight::new(
         gw.clone(),
@@ -94,7 +99,7 @@ async fn serve(
         started,
         now,
     );
-    match forward(gw, &mut inflight, endpoint, headers, body, now).await {
+    match forward(gw, &mut inflight, others, endpoint, headers, body, now).await {
         Ok((
             Answer::Whole {
                 status,
@@ -130,7 +135,9 @@ async fn serve(
         )) => {
             inflight.status = status.as_u16();
             let (wants_chunk, wants_continuous) = inflight.stream_wishes;
-            let scanner = SseScanner::new(wants_chunk, wants_continuous).renaming(rename);
+            let scanner = SseScanner::new(wants_chunk, wants_continuous)
+                .dialect(endpoint.dialect())
+                .renaming(rename);
             let body = ProxyBody::new(first, rest, scanner, inflight, gw.config.idle_timeout);
             let mut response = (status, Body::new(body)).into_response();
             let headers = response.headers_mut();
@@ -154,7 +161,7 @@ async fn serve(
                 gw.metrics.bad_request();
             }
             inflight.finish(e.status().as_u16());
-            e.into_response()
+            e.response(endpoint.dialect())
         }
     }
 }
@@ -164,6 +171,7 @@ async fn serve(
 async fn forward(
     gw: &Inner,
     inflight: &mut Inflight,
+    others: Option<Arc<[Arc<Grant>]>>,
     endpoint: Endpoint,
     headers: &HeaderMap,
     body: Body,
@@ -171,9 +179,20 @@ async fn forward(
 ) -> Result<(Answer, RateHeaders, Option<ModelRename>), GatewayError> {
     let bytes = read_body(body, headers, gw.config.body_limit).await?;
     let req = request::parse(endpoint, &bytes).map_err(GatewayError::BadRequest)?;
+    if req.model != inflight.grant().model {
+        // Another model the key covers: that subscription's limits and usage apply.
+        let other = others
+            .as_deref()
+            .and_then(|o| KeyEntry::grant_for(inflight.grant(), o, &req.model))
+            .cloned();
+        match other {
+            Some(g) => inflight.switch_grant(g),
+            None => return Err(GatewayError::ModelNotFound(req.model.into_owned())),
+        }
+    }
     let grant = inflight.grant().clone();
-    if req.model != grant.model {
-        return Err(GatewayError::ModelNotFound(req.model.into_owned()));
+    if !grant.active {
+        return Err(GatewayError::Suspended);
     }
     let target = gw.routes.load().get(&grant.model).cloned();
     let availability = target

@@ -29,11 +29,27 @@ pub enum Endpoint {
     Rerank,
     /// vLLM's `POST /v1/score` (cross-encoder scores of text pairs).
     Score,
+    /// Anthropic's Messages API (`POST /v1/messages`), which vLLM serves: Anthropic's SDKs and coding agents.
+    Messages,
+    /// OpenAI's Responses API (`POST /v1/responses`), which vLLM serves.
+    Responses,
+}
+
+/// The API family of an endpoint: how its streams report usage and how its errors are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI's chat and completions (and vLLM's own endpoints): `usage` with `prompt_tokens`, on the last chunk.
+    OpenAi,
+    /// Anthropic's Messages: `input_tokens` in `message_start`, `output_tokens` in `message_delta`; errors as
+    /// `{"type": "error", "error": {"type", "message"}}`.
+    Anthropic,
+    /// OpenAI's Responses: `usage` with `input_tokens` and `output_tokens` in `response.completed`.
+    Responses,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order, so `ALL[e as usize] == e` (tables indexed by endpoint rely on it).
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 9] = [
         Self::Chat,
         Self::Completions,
         Self::Embeddings,
@@ -41,6 +57,8 @@ impl Endpoint {
         Self::Detokenize,
         Self::Rerank,
         Self::Score,
+        Self::Messages,
+        Self::Responses,
     ];
 
     pub fn path(self) -> &'static str {
@@ -52,6 +70,16 @@ impl Endpoint {
             Self::Detokenize => "/detokenize",
             Self::Rerank => "/v1/rerank",
             Self::Score => "/v1/score",
+            Self::Messages => "/v1/messages",
+            Self::Responses => "/v1/responses",
+        }
+    }
+
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Self::Messages => Dialect::Anthropic,
+            Self::Responses => Dialect::Responses,
+            _ => Dialect::OpenAi,
         }
     }
 
@@ -64,7 +92,10 @@ impl Endpoint {
 
     /// Whether the engine generates tokens here (chat and completions); the others only read their input.
     pub fn generates(self) -> bool {
-        matches!(self, Self::Chat | Self::Completions)
+        matches!(
+            self,
+            Self::Chat | Self::Completions | Self::Messages | Self::Responses
+        )
     }
 
     /// Fields only this endpoint takes, beyond [`client_may_send`]'s.
@@ -74,6 +105,29 @@ impl Endpoint {
             Self::Detokenize => field == "tokens",
             Self::Rerank => matches!(field, "query" | "documents" | "top_n" | "return_documents"),
             Self::Score => matches!(field, "text_1" | "text_2"),
+            // Anthropic's Messages fields beyond OpenAI's names.
+            Self::Messages => matches!(
+                field,
+                "system" | "stop_sequences" | "metadata" | "thinking" | "service_tier"
+            ),
+            // OpenAI's Responses fields beyond chat's.
+            Self::Responses => matches!(
+                field,
+                "instructions"
+                    | "max_output_tokens"
+                    | "previous_response_id"
+                    | "store"
+                    | "text"
+                    | "reasoning"
+                    | "include"
+                    | "metadata"
+                    | "truncation"
+                    | "service_tier"
+                    | "max_tool_calls"
+                    | "prompt_cache_key"
+                    | "safety_identifier"
+                    | "background"
+            ),
             _ => false,
         }
     }
@@ -88,6 +142,16 @@ impl Endpoint {
             Self::Detokenize => "detokenize",
             Self::Rerank => "rerank",
             Self::Score => "score",
+            Self::Messages => "messages",
+            Self::Responses => "responses",
+        }
+    }
+
+    /// The field that caps the completion tokens: `max_tokens` (Anthropic's too), or the Responses API's.
+    fn cap_field(self) -> &'static str {
+        match self {
+            Self::Responses => "max_output_tokens",
+            _ => "max_tokens",
         }
     }
 
@@ -95,12 +159,13 @@ impl Endpoint {
     /// (`/tokenize` takes `messages` instead of a `prompt` too.)
     fn prompt_field(self) -> &'static str {
         match self {
-            Self::Chat => "messages",
+            Self::Chat | Self::Messages => "messages",
             Self::Completions | Self::Tokenize => "prompt",
             Self::Embeddings => "input",
             Self::Detokenize => "tokens",
             Self::Rerank => "documents",
             Self::Score => "text_2",
+            Self::Responses => "input",
         }
     }
 }
@@ -204,7 +269,8 @@ pub struct ClientRequest<'a> {
     pub max_tokens: Option<u64>,
     /// Choices asked for (`n`), at least 1.
     pub choices: u64,
-    /// Bytes of raw JSON in the prompt field: the basis of the prompt-token estimate.
+    /// Bytes of raw JSON in the prompt field, and in the fields the chat template adds to it (`tools`, `system`,
+    /// `instructions`): the basis of the prompt-token estimate.
     pub prompt_bytes: usize,
 }
 
@@ -296,7 +362,10 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ClientRequest<'_>, Inval
             "must be a non-negative integer that fits in 64 bits.",
         )
     };
-    let max_tokens = token_cap("max_completion_tokens")?.or(token_cap("max_tokens")?);
+    let max_tokens = match endpoint {
+        Endpoint::Responses => token_cap("max_output_tokens")?,
+        _ => token_cap("max_completion_tokens")?.or(token_cap("max_tokens")?),
+    };
     let choices = optional::<u64>(get("n"), "n", "`n` must be a positive integer.")?.unwrap_or(1);
     if choices == 0 || choices > MAX_CHOICES {
         return Err(Invalid::field(
@@ -319,11 +388,16 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ClientRequest<'_>, Inval
             }
             _ => Invalid::field(prompt_field, format!("You must provide `{prompt_field}`.")),
         })?;
-    if endpoint == Endpoint::Chat && !prompt.get().starts_with('[') {
+    if matches!(endpoint, Endpoint::Chat | Endpoint::Messages) && !prompt.get().starts_with('[') {
         return Err(Invalid::field("messages", "`messages` must be an array."));
     }
     Ok(ClientRequest {
-        prompt_bytes: prompt.get().len(),
+        // What else the chat template puts before the answer counts too: tool definitions, Anthropic's `system`,
+        // the Responses API's `instructions`.
+        prompt_bytes: ["tools", "system", "instructions"]
+            .iter()
+            .filter_map(|f| get(f))
+            .fold(prompt.get().len(), |n, raw| n + raw.get().len()),
         fields,
         endpoint,
         model,
@@ -372,6 +446,9 @@ impl ClientRequest<'_> {
         // The client's own cap stands when it fits the budget; otherwise one `max_tokens` replaces both caps (vLLM
         // reads `max_completion_tokens` first, so it must not be left above the budget).
         let cap = budget.filter(|b| self.max_tokens.is_none_or(|m| m > *b));
+        // Only OpenAI's chat and completions take `stream_options`; the other APIs report usage in their streams
+        // anyway (Anthropic's `message_delta`, the Responses API's `response.completed`).
+        let usage_options = self.stream && self.endpoint.dialect() == Dialect::OpenAi;
         let mut out = Vec::with_capacity(self.size_hint() + served_model.len() + 160);
         out.push(b'{');
         let mut first = true;
@@ -381,10 +458,15 @@ impl ClientRequest<'_> {
             }
         };
         for (key, raw) in &self.fields {
-            if self.stream && key == "stream_options" {
+            if usage_options && key == "stream_options" {
                 continue;
             }
-            if cap.is_some() && (key == "max_tokens" || key == "max_completion_tokens") {
+            if cap.is_some()
+                && matches!(
+                    &**key,
+                    "max_tokens" | "max_completion_tokens" | "max_output_tokens"
+                )
+            {
                 continue;
             }
             comma(&mut out);
@@ -396,7 +478,7 @@ impl ClientRequest<'_> {
                 out.extend_from_slice(raw.get().as_bytes());
             }
         }
-        if self.stream {
+        if usage_options {
             comma(&mut out);
             out.extend_from_slice(br#""stream_options":{"#);
             // The client's other options pass through; the two usage flags are the gateway's.
@@ -418,7 +500,7 @@ impl ClientRequest<'_> {
         // Writing into a Vec cannot fail.
         if let Some(cap) = cap {
             comma(&mut out);
-            let _ = write!(out, "\"max_tokens\":{cap}");
+            let _ = write!(out, "\"{}\":{cap}", self.endpoint.cap_field());
         }
         if let Some(priority) = priority {
             comma(&mut out);
@@ -505,6 +587,62 @@ mod tests {
 
     fn chat(body: &str) -> Result<ClientRequest<'_>, Invalid> {
         parse(Endpoint::Chat, body.as_bytes())
+    }
+
+    #[test]
+    fn tools_and_system_prompts_count_toward_the_prompt() {
+        let tools = r#"[{"type":"function","function":{"name":"f","parameters":{}}}]"#;
+        let body = format!(r#"{{"model":"m","messages":[],"tools":{tools}}}"#);
+        let r = chat(&body).unwrap();
+        assert_eq!(r.prompt_bytes, 2 + tools.len());
+        let r = parse(
+            Endpoint::Messages,
+            br#"{"model":"m","system":"Be brief.","messages":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.prompt_bytes, 2 + "\"Be brief.\"".len());
+    }
+
+    #[test]
+    fn anthropic_messages_and_responses_keep_their_own_fields_and_caps() {
+        let body = r#"{"model":"m","system":"Be brief.","messages":[{"role":"user","content":"hi"}],
+            "max_tokens":500,"stream":true,"stop_sequences":["x"],"tools":[]}"#;
+        let r = parse(Endpoint::Messages, body.as_bytes()).unwrap();
+        assert_eq!((r.max_tokens, r.stream), (Some(500), true));
+        let out: Value =
+            serde_json::from_slice(&r.upstream_body("served", Some(100), None)).unwrap();
+        // No `stream_options` (Anthropic's streams carry usage anyway); the budget caps `max_tokens`.
+        assert_eq!(out["max_tokens"], 100);
+        assert!(out.get("stream_options").is_none(), "{out}");
+        assert_eq!(out["system"], "Be brief.");
+        assert!(parse(Endpoint::Messages, br#"{"model":"m","messages":"hi"}"#).is_err());
+
+        let body = r#"{"model":"m","input":"hi","instructions":"Be brief.","max_output_tokens":50,
+            "text":{"format":{"type":"json_object"}},"stream":true}"#;
+        let r = parse(Endpoint::Responses, body.as_bytes()).unwrap();
+        assert_eq!(r.max_tokens, Some(50));
+        let out: Value =
+            serde_json::from_slice(&r.upstream_body("served", Some(20), None)).unwrap();
+        assert_eq!(out["max_output_tokens"], 20);
+        assert!(
+            out.get("max_tokens").is_none() && out.get("stream_options").is_none(),
+            "{out}"
+        );
+        // Each API's own fields stay its own.
+        assert!(parse(
+            Endpoint::Chat,
+            br#"{"model":"m","messages":[],"instructions":"x"}"#
+        )
+        .is_err());
+        assert!(parse(
+            Endpoint::Responses,
+            br#"{"model":"m","input":"x","system":"x"}"#
+        )
+        .is_err());
+        assert!(
+            parse(Endpoint::Responses, br#"{"model":"m"}"#).is_err(),
+            "input is required"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::engine_conn::EngineBody;
 use crate::inflight::Inflight;
-use crate::sse::{self, Output, SseScanner};
+use crate::sse::{Output, SseScanner};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
@@ -78,7 +78,7 @@ impl ProxyBody {
             tracing::warn!(request_id = %i.request_id(), why, "engine stream failed after it began");
             i.finish(502);
         }
-        Bytes::from(sse::error_event(&format!(
+        Bytes::from(self.scanner.error_event(&format!(
             "The model's engine failed during the response ({why}); the tokens produced so far are billed."
         )))
     }

@@ -36,6 +36,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` reached.
     Length,
+    /// The model called a tool (chosen by the model: `tool_choice` `auto` or `required`).
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -44,6 +46,7 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }
@@ -82,6 +85,17 @@ pub struct Completion {
     pub finish_reason: FinishReason,
     /// The stop string that ended it, if any.
     pub stop_reason: Option<String>,
+    /// The call this choice makes; `text` is then its arguments (JSON).
+    pub tool_call: Option<ToolCall>,
+}
+
+/// A tool call: `text` of its completion holds the arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// `chatcmpl-tool-<32 hex>`, as vLLM names them.
+    pub id: String,
+    /// The function called.
+    pub name: String,
 }
 
 impl Completion {
@@ -102,6 +116,44 @@ impl Completion {
     }
 }
 
+impl Completion {
+    /// A completion of exactly `text` (structured output, tool arguments), cut at `max_tokens` (`length`),
+    /// else ending with `finish`.
+    pub fn of_text(text: String, max_tokens: u32, finish: FinishReason) -> Self {
+        let mut token_ends = Vec::new();
+        let mut end = 0usize;
+        let mut cut = None;
+        for t in crate::tokenizer::tokens(&text) {
+            if token_ends.len() as u32 >= max_tokens {
+                cut = Some(end);
+                break;
+            }
+            end += t.len();
+            token_ends.push(end as u32);
+        }
+        let mut text = text;
+        let finish = match cut {
+            Some(at) => {
+                text.truncate(at);
+                FinishReason::Length
+            }
+            None => finish,
+        };
+        Self {
+            text,
+            token_ends,
+            finish_reason: finish,
+            stop_reason: None,
+            tool_call: None,
+        }
+    }
+}
+
+/// The seed of a choice's generator: the prompt, the request's `seed` and the choice index.
+pub fn choice_seed(prompt_hash: u64, seed: u64, choice: u32) -> u64 {
+    prompt_hash ^ seed.rotate_left(17) ^ u64::from(choice).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// FNV-1a hash of the prompt text (the part of the seed that comes from the prompt).
 pub fn prompt_hash(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -114,11 +166,7 @@ pub fn prompt_hash(text: &str) -> u64 {
 
 /// Generates one choice.
 pub fn generate(p: &GenParams<'_>) -> Completion {
-    let mut rng = SplitMix64::new(
-        p.prompt_hash
-            ^ p.seed.rotate_left(17)
-            ^ u64::from(p.choice).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
+    let mut rng = SplitMix64::new(choice_seed(p.prompt_hash, p.seed, p.choice));
     let (lo, hi) = (p.natural.0.max(1), p.natural.1.max(p.natural.0).max(1));
     let natural = (lo + rng.below(u64::from(hi - lo) + 1) as u32).max(p.min_tokens);
 
@@ -139,6 +187,7 @@ pub fn generate(p: &GenParams<'_>) -> Completion {
         token_ends,
         finish_reason: finish,
         stop_reason: None,
+        tool_call: None,
     };
     apply_stop(&mut completion, p.stop, p.include_stop_str);
     completion

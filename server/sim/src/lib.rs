@@ -21,6 +21,7 @@ pub mod openai;
 pub mod ops;
 pub mod rng;
 pub mod state;
+pub mod structured;
 pub mod tokenizer;
 
 use std::io;
@@ -48,6 +49,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/models", get(openai::models::list_models))
         .route("/v1/chat/completions", post(openai::chat::chat_completions))
         .route("/v1/completions", post(openai::chat::completions))
+        .route("/v1/messages", post(openai::messages::messages))
+        .route("/v1/responses", post(openai::responses::responses))
         .route("/v1/embeddings", post(openai::embeddings::embeddings))
         .route("/tokenize", post(openai::tokenize::tokenize))
         .route("/detokenize", post(openai::tokenize::detokenize))

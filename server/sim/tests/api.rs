@@ -342,3 +342,159 @@ fn binary_accepts_the_vllm_serve_command_line() {
     assert_eq!(models["data"][0]["id"], "opt");
     assert_eq!(models["data"][0]["max_model_len"], 1024);
 }
+
+/// `(event name, data)` of each event of a named-event stream.
+fn named_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|ev| {
+            let (name, data) = ev.strip_prefix("event: ")?.split_once("\ndata: ")?;
+            Some((
+                name.to_string(),
+                serde_json::from_str(data).expect("json data"),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_calls_streamed_and_not() {
+    let addr = start(fast("m")).await;
+    let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 3}}, "required": ["n"]}}}]);
+    let body = json!({"messages": [{"role": "user", "content": "Go"}], "tools": tools}).to_string();
+    let v = http(addr, "POST", "/v1/chat/completions", Some(&body))
+        .await
+        .json();
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{v}");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "f");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!((1..=3).contains(&args["n"].as_i64().unwrap()), "{args}");
+    assert_eq!(
+        v["usage"]["completion_tokens"].as_u64().unwrap() as usize,
+        tollgate_sim::tokenizer::count(call["function"]["arguments"].as_str().unwrap())
+    );
+
+    let body =
+        json!({"messages": [{"role": "user", "content": "Go"}], "tools": tools, "stream": true})
+            .to_string();
+    let r = http(addr, "POST", "/v1/chat/completions", Some(&body)).await;
+    let chunks: Vec<Value> = r
+        .sse_data()
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+        .collect();
+    assert!(calls[0]["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("chatcmpl-tool-")));
+    assert!(calls[1..].iter().all(|c| c.get("id").is_none()));
+    let joined: String = calls
+        .iter()
+        .map(|c| c["function"]["arguments"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        joined,
+        call["function"]["arguments"].as_str().unwrap(),
+        "same prompt, same arguments"
+    );
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_messages_streamed_and_not() {
+    let addr = start(fast("m")).await;
+    let body = json!({"model": "m", "max_tokens": 8, "system": "Be brief.",
+                      "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]})
+    .to_string();
+    let v = http(addr, "POST", "/v1/messages", Some(&body)).await.json();
+    assert_eq!(v["type"], "message");
+    assert!(v["id"].as_str().is_some_and(|id| id.starts_with("msg_")));
+    assert!(v["content"][0]["text"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    let output = v["usage"]["output_tokens"].as_u64().unwrap();
+    assert!(output <= 8 && v["usage"]["input_tokens"].as_u64().unwrap() > 5);
+    assert!(["end_turn", "max_tokens"].contains(&v["stop_reason"].as_str().unwrap()));
+
+    let body = json!({"model": "m", "max_tokens": 8, "system": "Be brief", "stream": true,
+                      "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]})
+    .to_string();
+    let r = http(addr, "POST", "/v1/messages", Some(&body)).await;
+    let events = named_events(&r.body);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..3], ["message_start", "content_block_start", "ping"]);
+    assert_eq!(
+        names[names.len() - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
+    let deltas = names
+        .iter()
+        .filter(|n| **n == "content_block_delta")
+        .count() as u64;
+    assert_eq!(
+        events[events.len() - 2].1["usage"]["output_tokens"].as_u64(),
+        Some(deltas)
+    );
+    assert!(events.iter().all(|(n, d)| d["type"] == n.as_str()));
+
+    let bad = http(
+        addr,
+        "POST",
+        "/v1/messages",
+        Some(r#"{"model":"m","messages":[]}"#),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["type"], "error");
+    assert_eq!(bad.json()["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_streamed_and_not() {
+    let addr = start(fast("m")).await;
+    let body = json!({"model": "m", "input": "Hi", "max_output_tokens": 3}).to_string();
+    let v = http(addr, "POST", "/v1/responses", Some(&body))
+        .await
+        .json();
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "incomplete", "3 tokens cut the answer: {v}");
+    assert_eq!(v["usage"]["output_tokens"], 3);
+    assert_eq!(v["output"][0]["content"][0]["type"], "output_text");
+
+    let body = json!({"model": "m", "input": [{"role": "user", "content": "Hi"}], "stream": true,
+                      "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object",
+                      "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}}})
+    .to_string();
+    let r = http(addr, "POST", "/v1/responses", Some(&body)).await;
+    let events = named_events(&r.body);
+    assert_eq!(events[0].0, "response.created");
+    let (last, done) = events.last().unwrap();
+    assert_eq!(last, "response.completed");
+    let text: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap().to_string())
+        .collect();
+    let parsed: Value = serde_json::from_str(&text).unwrap();
+    assert!(parsed["ok"].is_boolean(), "{parsed}");
+    assert_eq!(
+        done["response"]["output"][0]["content"][0]["text"],
+        text.as_str()
+    );
+    let seq: Vec<u64> = events
+        .iter()
+        .map(|(_, d)| d["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert!(seq.windows(2).all(|w| w[1] == w[0] + 1));
+}

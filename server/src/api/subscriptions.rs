@@ -173,9 +173,17 @@ pub struct NewKey {
     /// Days until the key expires; absent or 0 for never.
     #[serde(default)]
     pub expires_in_days: Option<u32>,
+    /// Other active subscriptions of the same team that the key also covers: with one key, a client calls each
+    /// of their models (`model` picks the subscription, whose limits and usage apply).
+    #[serde(default)]
+    pub also_subscription_ids: Vec<String>,
+    /// Cover every subscription of the team, present and future.
+    #[serde(default)]
+    pub team_wide: bool,
 }
 
-/// Create an API key; the secret is in this response only.
+/// Create an API key; the secret is in this response only. A key may cover several of its team's subscriptions
+/// (`also_subscription_ids`, or `team_wide` for all of them, including future ones).
 #[utoipa::path(post, path = "/subscriptions/{id}/keys", tag = "keys", request_body = NewKey, responses((status = 201, body = KeyCreated)))]
 pub async fn create_key(
     ApiCaller(caller): ApiCaller,
@@ -185,9 +193,17 @@ pub async fn create_key(
 ) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
     let Json(k) = body?;
     let days = k.expires_in_days.map(|d| d.to_string()).unwrap_or_default();
+    let coverage = tollgate_catalog::Coverage {
+        also: k.also_subscription_ids,
+        team_wide: k.team_wide,
+    };
     Ok((
         StatusCode::CREATED,
-        Json(s.catalog.create_key(&caller, &id, &k.name, &days).await?),
+        Json(
+            s.catalog
+                .create_key_covering(&caller, &id, &k.name, &days, &coverage)
+                .await?,
+        ),
     ))
 }
 

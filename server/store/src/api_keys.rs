@@ -15,6 +15,16 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub rotated_to: Option<String>,
+    /// 1: the key covers every live subscription of its team, present and future.
+    pub team_wide: i64,
+}
+
+/// A subscription a key covers beyond its home one, with that subscription's model.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyLinkRow {
+    pub key_id: String,
+    pub subscription_id: String,
+    pub model_id: String,
 }
 
 pub struct NewApiKey<'a> {
@@ -25,6 +35,10 @@ pub struct NewApiKey<'a> {
     pub secret_hash: &'a str,
     pub created_by: &'a str,
     pub expires_at: Option<i64>,
+    /// Covers every live subscription of the team, present and future.
+    pub team_wide: bool,
+    /// Other subscriptions (of the same team) it covers.
+    pub also: &'a [String],
 }
 
 /// A subscription as the gateway snapshot needs it: every active or suspended one, with or without keys, so the
@@ -52,10 +66,11 @@ pub struct GatewayKeyRow {
     pub subscription_state: String,
     pub model_id: String,
     pub plan_id: String,
+    pub team_wide: i64,
 }
 
 const KEY_SELECT: &str = "SELECT k.id, k.tenant_id, k.subscription_id, k.name, COALESCE(u.email, '') AS created_by_email,
-    k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.rotated_to
+    k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.rotated_to, k.team_wide
     FROM api_keys k LEFT JOIN users u ON u.id = k.created_by";
 
 /// How long a revoked or expired key keeps answering "revoked"/"expired" rather than "invalid".
@@ -64,20 +79,7 @@ const RECENTLY_MS: i64 = 30 * 24 * 3_600_000;
 impl Store {
     pub async fn insert_api_key(&self, k: NewApiKey<'_>) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, subscription_id, name, secret_hash, created_by, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(k.id)
-        .bind(k.tenant_id)
-        .bind(k.subscription_id)
-        .bind(k.name)
-        .bind(k.secret_hash)
-        .bind(k.created_by)
-        .bind(now_millis())
-        .bind(k.expires_at)
-        .execute(&mut *tx)
-        .await?;
+        insert_key(&mut tx, k.tenant_id, &k).await?;
         bump_gateway_revision(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -106,20 +108,7 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, subscription_id, name, secret_hash, created_by, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(new.id)
-        .bind(tenant_id)
-        .bind(new.subscription_id)
-        .bind(new.name)
-        .bind(new.secret_hash)
-        .bind(new.created_by)
-        .bind(now_millis())
-        .bind(new.expires_at)
-        .execute(&mut *tx)
-        .await?;
+        insert_key(&mut tx, tenant_id, &new).await?;
         bump_gateway_revision(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
@@ -162,6 +151,54 @@ impl Store {
         .await?)
     }
 
+    /// The subscriptions the keys of `subscription_id` (their home) cover besides it, or, with `key_id`, those of
+    /// that one key; within the tenant.
+    pub async fn api_key_links(
+        &self,
+        tenant_id: &str,
+        subscription_id: &str,
+        key_id: Option<&str>,
+    ) -> Result<Vec<KeyLinkRow>> {
+        Ok(sqlx::query_as(
+            "SELECT l.key_id, l.subscription_id, s.model_id
+             FROM api_key_subscriptions l JOIN api_keys k ON k.id = l.key_id JOIN subscriptions s ON s.id = l.subscription_id
+             WHERE k.tenant_id = $1 AND k.subscription_id = $2 AND ($3 = '' OR k.id = $3)
+             ORDER BY s.model_id",
+        )
+        .bind(tenant_id)
+        .bind(subscription_id)
+        .bind(key_id.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The active subscriptions of a team, (id, model), by model: what a key made for the team may cover.
+    pub async fn active_subscriptions_of_team(
+        &self,
+        tenant_id: &str,
+        team_id: &str,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, model_id FROM subscriptions WHERE tenant_id = $1 AND team_id = $2 AND state = 'active'
+             ORDER BY model_id",
+        )
+        .bind(tenant_id)
+        .bind(team_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every (key, subscription) link whose subscription is live, for the gateway's snapshot.
+    pub async fn gateway_key_links(&self) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT l.key_id, l.subscription_id FROM api_key_subscriptions l
+             JOIN subscriptions s ON s.id = l.subscription_id
+             WHERE s.state IN ('active', 'suspended')",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Revokes a key of the tenant; false when it was already revoked (or does not exist in this tenant).
     pub async fn revoke_api_key(&self, tenant_id: &str, id: &str) -> Result<bool> {
         let mut tx = self.begin_write().await?;
@@ -184,7 +221,7 @@ impl Store {
         let since = now_millis() - RECENTLY_MS;
         Ok(sqlx::query_as(
             "SELECT k.id, k.secret_hash, k.expires_at, k.revoked_at, s.tenant_id, s.team_id, s.id AS subscription_id,
-                s.state AS subscription_state, s.model_id, s.plan_id
+                s.state AS subscription_state, s.model_id, s.plan_id, k.team_wide
              FROM api_keys k JOIN subscriptions s ON s.id = k.subscription_id
              WHERE s.state IN ('active', 'suspended')
                AND (k.revoked_at IS NULL OR k.revoked_at > $1)
@@ -205,4 +242,37 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// Inserts a key and its links to the other subscriptions it covers.
+async fn insert_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: &str,
+    k: &NewApiKey<'_>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, subscription_id, name, secret_hash, created_by, created_at, expires_at, team_wide)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(k.id)
+    .bind(tenant_id)
+    .bind(k.subscription_id)
+    .bind(k.name)
+    .bind(k.secret_hash)
+    .bind(k.created_by)
+    .bind(now_millis())
+    .bind(k.expires_at)
+    .bind(i64::from(k.team_wide))
+    .execute(&mut **tx)
+    .await?;
+    for sub in k.also.iter().filter(|s| s.as_str() != k.subscription_id) {
+        sqlx::query(
+            "INSERT INTO api_key_subscriptions (key_id, subscription_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(k.id)
+        .bind(sub)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -29,7 +29,7 @@ pub use access_tokens::{AccessTokenRow, NewAccessToken};
 pub use alerts::{
     AlertQuery, AlertRow, AlertSubscriptionRow, DeliveryRow, NewAlert, NewDelivery, WebhookRow,
 };
-pub use api_keys::{ApiKeyRow, GatewayKeyRow, GatewaySubscriptionRow, NewApiKey};
+pub use api_keys::{ApiKeyRow, GatewayKeyRow, GatewaySubscriptionRow, KeyLinkRow, NewApiKey};
 pub use audit::{AuditQuery, AuditRow, NewAuditEvent};
 pub use connect::{Backend, Store};
 pub use error::StoreError;

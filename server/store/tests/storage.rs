@@ -608,6 +608,8 @@ async fn subscriptions_and_keys_are_read_and_written_within_their_tenant(store: 
         secret_hash: id,
         created_by: &dev.id,
         expires_at: None,
+        team_wide: false,
+        also: &[],
     };
     store
         .insert_api_key(key("tg-scopekey0001"))

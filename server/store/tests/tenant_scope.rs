@@ -19,6 +19,7 @@ const TENANT_OWNED: &[&str] = &[
     "invitations",
     "subscriptions",
     "api_keys",
+    "api_key_subscriptions",
     "usage_records",
     "usage_rollup_minute",
     "usage_rollup_hour",
@@ -42,6 +43,10 @@ const CROSS_TENANT: &[(&str, &str)] = &[
     (
         "gateway_keys",
         "the gateway's snapshot holds every tenant's keys; each grant carries its own tenant",
+    ),
+    (
+        "gateway_key_links",
+        "the gateway's snapshot holds every tenant's keys and the subscriptions each covers; the snapshot keeps a link only within the key's own team",
     ),
     (
         "gateway_subscriptions",

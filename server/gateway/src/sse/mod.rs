@@ -28,6 +28,7 @@ mod usage;
 mod tests;
 
 use crate::model_name::ModelRename;
+use crate::request::Dialect;
 use serde::Deserialize;
 
 /// Token counts as the engine reports them. An object with `prompt_tokens`, or (vLLM's rerank answers) only
@@ -39,19 +40,31 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
+/// OpenAI's names (`prompt_tokens`, `completion_tokens`, `total_tokens`), or those of Anthropic's Messages and
+/// OpenAI's Responses (`input_tokens`, `output_tokens`; Anthropic counts cached input apart, in
+/// `cache_creation_input_tokens` and `cache_read_input_tokens`, which are input too).
 #[derive(Deserialize)]
 struct RawUsage {
+    #[serde(alias = "input_tokens")]
     prompt_tokens: Option<u64>,
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens")]
     completion_tokens: u64,
     total_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: u64,
 }
 
 impl TryFrom<RawUsage> for Usage {
     type Error = &'static str;
 
     fn try_from(r: RawUsage) -> Result<Self, Self::Error> {
-        match (r.prompt_tokens, r.total_tokens) {
+        let cached = r
+            .cache_creation_input_tokens
+            .saturating_add(r.cache_read_input_tokens);
+        let prompt = r.prompt_tokens.map(|p| p.saturating_add(cached));
+        match (prompt, r.total_tokens) {
             (Some(prompt_tokens), _) => Ok(Self {
                 prompt_tokens,
                 completion_tokens: r.completion_tokens,
@@ -98,6 +111,10 @@ pub struct SseScanner {
     open_cr: Option<bool>,
     /// The engine's model name to put back to the client's, in each event.
     rename: Option<ModelRename>,
+    /// Which API's events these are.
+    dialect: Dialect,
+    /// Usage as the Messages and Responses APIs report it, in pieces over several events.
+    events: EventUsage,
     /// The data of each event read, for the tests to compare with another parser's.
     #[cfg(test)]
     seen: Vec<Vec<u8>>,
@@ -124,8 +141,31 @@ impl SseScanner {
             done: false,
             open_cr: None,
             rename: None,
+            dialect: Dialect::OpenAi,
+            events: EventUsage::default(),
             #[cfg(test)]
             seen: Vec::new(),
+        }
+    }
+
+    /// Reads the events as `dialect`'s (OpenAI's by default).
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// The event that ends a stream the engine failed after it began, in this API's shape.
+    pub fn error_event(&self, message: &str) -> Vec<u8> {
+        match self.dialect {
+            Dialect::OpenAi => error_event(message),
+            Dialect::Anthropic => named_event(
+                "error",
+                &serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+            ),
+            Dialect::Responses => named_event(
+                "error",
+                &serde_json::json!({"type": "error", "code": "upstream_error", "message": message, "param": null}),
+            ),
         }
     }
 
@@ -147,6 +187,9 @@ impl SseScanner {
     /// The latest usage the engine reported (cumulative, so the latest is the most complete); None if there was
     /// none, or the latest was not a usage object.
     pub fn usage(&self) -> Option<Usage> {
+        if self.dialect != Dialect::OpenAi {
+            return self.events.usage();
+        }
         if self.usage_json.is_empty() {
             return None;
         }
@@ -266,6 +309,13 @@ impl SseScanner {
             return Action::Keep;
         }
         self.data_events += 1;
+        if self.dialect != Dialect::OpenAi {
+            // Passed through as they are; only read.
+            if self.events.read(data) {
+                self.done = true;
+            }
+            return Action::Keep;
+        }
         let Some(field) = usage::usage_field(data) else {
             // No usage, or not a usage object as vLLM writes it: left alone, and the last good one stands.
             return Action::Keep;
@@ -299,6 +349,105 @@ impl SseScanner {
 fn rewritten_from(data: &[u8], pos: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 64);
     out.extend_from_slice(&data[..pos]);
+    out
+}
+
+/// Usage reported in pieces: Anthropic's `message_start` (input), `message_delta` (output so far, cumulative);
+/// the Responses API's `response.completed` (both). Events are parsed whole (serde, into these few fields): these
+/// APIs are not the measured path. Until the final count, each text or argument delta counts as one output token,
+/// so a stream cut short is billed what went by (vLLM writes one token per delta).
+#[derive(Debug, Default)]
+struct EventUsage {
+    input: Option<u64>,
+    output: Option<u64>,
+    /// The final output count went by.
+    settled: bool,
+    deltas: u64,
+}
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    message: Option<Holder>,
+    response: Option<Holder>,
+    usage: Option<PartialUsage>,
+}
+
+#[derive(Deserialize)]
+struct Holder {
+    usage: Option<PartialUsage>,
+}
+
+#[derive(Deserialize)]
+struct PartialUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: u64,
+}
+
+impl EventUsage {
+    /// Reads one event's data; true when it ends the answer (`message_stop`, `response.completed`, ...).
+    fn read(&mut self, data: &[u8]) -> bool {
+        let Ok(ev) = serde_json::from_slice::<Event<'_>>(data) else {
+            return false;
+        };
+        let kind = ev.kind.as_deref().unwrap_or("");
+        let usage = ev
+            .usage
+            .or(ev.message.and_then(|m| m.usage))
+            .or(ev.response.and_then(|r| r.usage));
+        if let Some(u) = usage {
+            if let Some(i) = u.input_tokens {
+                let cached = u
+                    .cache_creation_input_tokens
+                    .saturating_add(u.cache_read_input_tokens);
+                self.input = Some(i.saturating_add(cached));
+            }
+            if let Some(o) = u.output_tokens {
+                self.output = Some(o);
+                self.settled |= kind != "message_start";
+            }
+        }
+        match kind {
+            "content_block_delta"
+            | "response.output_text.delta"
+            | "response.function_call_arguments.delta"
+            | "response.reasoning_text.delta" => {
+                self.deltas += 1;
+                false
+            }
+            "message_stop" | "response.completed" | "response.incomplete" | "response.failed" => {
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        if self.input.is_none() && self.output.is_none() && self.deltas == 0 {
+            return None;
+        }
+        let output = self.output.unwrap_or(0);
+        Some(Usage {
+            prompt_tokens: self.input.unwrap_or(0),
+            completion_tokens: if self.settled {
+                output
+            } else {
+                output.max(self.deltas)
+            },
+        })
+    }
+}
+
+/// `event: <name>` with one JSON `data:` line.
+fn named_event(name: &str, data: &serde_json::Value) -> Vec<u8> {
+    let mut out = format!("event: {name}\ndata: ").into_bytes();
+    out.extend_from_slice(data.to_string().as_bytes());
+    out.extend_from_slice(b"\n\n");
     out
 }
 

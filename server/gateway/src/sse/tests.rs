@@ -1,4 +1,5 @@
 use super::*;
+use crate::request::Dialect;
 use proptest::prelude::*;
 
 mod differential;
@@ -432,6 +433,80 @@ fn usage_is_read_from_whole_bodies() {
     ] {
         assert_eq!(usage_of_body(bad), None);
     }
+}
+
+const ANTHROPIC: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"content\":[],\"usage\":{\"input_tokens\":12,\"cache_read_input_tokens\":4,\"output_tokens\":1}}}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: ping\ndata: {\"type\": \"ping\"}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" \\\"usage\\\":{}\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"!\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":5}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+#[test]
+fn anthropic_streams_pass_through_and_their_usage_is_read_in_pieces() {
+    let input = ANTHROPIC.as_bytes();
+    for cut in [0, 40, 200, input.len() / 2] {
+        let mut s = SseScanner::new(false, false).dialect(Dialect::Anthropic);
+        let cuts: Vec<usize> = (cut > 0).then_some(cut).into_iter().collect();
+        assert_eq!(run(&mut s, input, &cuts), input, "nothing is taken out");
+        // Input includes the cached tokens; output is message_delta's count, not the number of deltas.
+        assert_eq!(
+            s.usage(),
+            Some(Usage {
+                prompt_tokens: 16,
+                completion_tokens: 5
+            })
+        );
+        assert!(s.done());
+    }
+    // Cut before message_delta: each delta seen counts as a token.
+    let end = ANTHROPIC.find("event: content_block_stop").unwrap();
+    let mut s = SseScanner::new(false, false).dialect(Dialect::Anthropic);
+    run(&mut s, &input[..end], &[]);
+    assert_eq!(
+        s.usage().map(|u| (u.prompt_tokens, u.completion_tokens)),
+        Some((16, 3))
+    );
+    assert!(!s.done());
+    let err = String::from_utf8(s.error_event("gone")).unwrap();
+    assert!(err.starts_with("event: error\ndata: {"), "{err}");
+    assert!(err.contains("\"api_error\""), "{err}");
+}
+
+#[test]
+fn responses_streams_are_read_from_their_completed_event() {
+    let stream = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"r\",\"usage\":null}}\n\n\
+event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\",\"sequence_number\":1}\n\n\
+event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"!\",\"sequence_number\":2}\n\n";
+    let completed = "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"r\",\"output\":[],\"usage\":{\"input_tokens\":7,\"output_tokens\":2,\"total_tokens\":9,\"output_tokens_details\":{\"reasoning_tokens\":0}}}}\n\n";
+    let mut s = SseScanner::new(false, false).dialect(Dialect::Responses);
+    run(&mut s, stream.as_bytes(), &[]);
+    assert_eq!(
+        s.usage().map(|u| (u.prompt_tokens, u.completion_tokens)),
+        Some((0, 2))
+    );
+    let whole = format!("{stream}{completed}");
+    let mut s = SseScanner::new(false, false).dialect(Dialect::Responses);
+    assert_eq!(run(&mut s, whole.as_bytes(), &[17, 300]), whole.as_bytes());
+    assert_eq!(
+        s.usage().map(|u| (u.prompt_tokens, u.completion_tokens)),
+        Some((7, 2))
+    );
+    assert!(s.done());
+    // Whole bodies of both APIs.
+    let body = br#"{"id":"msg_1","type":"message","content":[{"type":"text","text":"Hi"}],"usage":{"input_tokens":3,"cache_creation_input_tokens":2,"output_tokens":4}}"#;
+    assert_eq!(
+        usage_of_body(body).map(|u| (u.prompt_tokens, u.completion_tokens)),
+        Some((5, 4))
+    );
+    let body = br#"{"id":"r","object":"response","usage":{"input_tokens":7,"output_tokens":2,"total_tokens":9},"metadata":{}}"#;
+    assert_eq!(
+        usage_of_body(body).map(|u| (u.prompt_tokens, u.completion_tokens)),
+        Some((7, 2))
+    );
 }
 
 #[test]

@@ -89,6 +89,7 @@ pub fn key(seed: u8, sub: &str, model: &str, limits: Limits) -> TestKey {
                 active: true,
                 priority: None,
             }),
+            also: Arc::new([]),
         },
     }
 }

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::openai::output::Rules;
 use crate::openai::plan::{self, Prompt};
 use crate::openai::respond::respond;
 use crate::openai::types::{parse_body, ChatRequest, CompletionRequest};
@@ -16,9 +17,18 @@ pub async fn chat_completions(State(state): State<SharedState>, body: Bytes) -> 
     let plan = (|| {
         let req: ChatRequest = parse_body(&body)?;
         let model = state.resolve_model(req.sampling.model.as_deref())?;
-        let prompt = Prompt::new(plan::render_chat(&req.messages));
+        let rules = Rules::of(&req)?;
+        let mut text = plan::tools_header(req.tools.as_deref());
+        text.push_str(&plan::render_chat(&req.messages));
         let max_tokens = req.max_completion_tokens.or(req.sampling.max_tokens);
-        plan::build(&state, model, vec![prompt], req.sampling, max_tokens)
+        plan::build(
+            &state,
+            model,
+            vec![Prompt::new(text)],
+            req.sampling,
+            max_tokens,
+            Some(&rules),
+        )
     })();
     match plan {
         Ok(plan) => respond(state, Api::Chat, plan).await,
@@ -44,7 +54,7 @@ pub async fn completions(State(state): State<SharedState>, body: Bytes) -> Respo
             ));
         }
         let max_tokens = req.sampling.max_tokens.or(Some(16));
-        plan::build(&state, model, prompts, req.sampling, max_tokens)
+        plan::build(&state, model, prompts, req.sampling, max_tokens, None)
     })();
     match plan {
         Ok(plan) => respond(state, Api::Completion, plan).await,

@@ -5,7 +5,8 @@
 use crate::engine::Demand;
 use crate::error::ApiError;
 use crate::faults::FaultPlan;
-use crate::generator::{self, Completion, GenParams};
+use crate::generator::{self, Completion, FinishReason, GenParams, ToolCall};
+use crate::openai::output::{Rules, Shape};
 use crate::openai::types::{ChatMessage, Sampling};
 use crate::state::{AppState, ResolvedModel};
 use crate::tokenizer;
@@ -36,10 +37,50 @@ pub fn render_chat(messages: &[ChatMessage]) -> String {
         out.push_str(&m.role);
         out.push('\n');
         out.push_str(&m.text());
+        if let Some(calls) = &m.tool_calls {
+            out.push_str(&calls.to_string());
+        }
         out.push_str("<|im_end|>\n");
     }
     out.push_str("<|im_start|>assistant\n");
     out
+}
+
+/// Renders a conversation with the chat template: the tools the model is shown (as JSON, when there are any), a
+/// system prompt, then each (role, text) turn, and the assistant's turn to answer. What the Messages and Responses
+/// APIs send is rendered this way; chat messages by [`render_chat`] after the same tools header.
+pub fn render_turns<'a>(
+    tools: Option<&[serde_json::Value]>,
+    system: Option<&str>,
+    turns: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut out = tools_header(tools);
+    let mut turn = |role: &str, text: &str| {
+        out.push_str("<|im_start|>");
+        out.push_str(role);
+        out.push('\n');
+        out.push_str(text);
+        out.push_str("<|im_end|>\n");
+    };
+    if let Some(system) = system {
+        turn("system", system);
+    }
+    for (role, text) in turns {
+        turn(role, text);
+    }
+    out.push_str("<|im_start|>assistant\n");
+    out
+}
+
+/// The template's tools block (the model is shown its tools, so they count as prompt tokens); empty without tools.
+pub fn tools_header(tools: Option<&[serde_json::Value]>) -> String {
+    match tools {
+        Some(t) if !t.is_empty() => format!(
+            "<|im_start|>tools\n{}<|im_end|>\n",
+            serde_json::Value::from(t.to_vec())
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Everything needed to run and answer one request.
@@ -79,6 +120,7 @@ pub fn build(
     prompts: Vec<Prompt>,
     sampling: Sampling,
     max_tokens: Option<i64>,
+    rules: Option<&Rules>,
 ) -> Result<Plan, ApiError> {
     let cfg = &state.config;
     let max_len = cfg.max_model_len;
@@ -165,17 +207,28 @@ pub fn build(
         prompt_tokens += u64::from(p.tokens);
         reserve += u64::from(p.tokens);
         for i in 0..n {
-            let c = generator::generate(&GenParams {
-                prompt_hash,
-                seed,
-                choice: if greedy { 0 } else { i },
-                max_tokens: limit,
-                natural: (cfg.min_output_tokens, cfg.max_output_tokens),
-                min_tokens: min_tokens.min(i64::from(limit)) as u32,
-                ignore_eos: sampling.ignore_eos,
-                stop: &stop,
-                include_stop_str: sampling.include_stop_str_in_output,
+            let choice = if greedy { 0 } else { i };
+            let shape = rules.map_or(Shape::Text, |r| {
+                r.shape(generator::choice_seed(prompt_hash, seed, choice))
             });
+            let c = match shape {
+                Shape::Text => generator::generate(&GenParams {
+                    prompt_hash,
+                    seed,
+                    choice,
+                    max_tokens: limit,
+                    natural: (cfg.min_output_tokens, cfg.max_output_tokens),
+                    min_tokens: min_tokens.min(i64::from(limit)) as u32,
+                    ignore_eos: sampling.ignore_eos,
+                    stop: &stop,
+                    include_stop_str: sampling.include_stop_str_in_output,
+                }),
+                shape => structured(
+                    shape,
+                    generator::choice_seed(prompt_hash, seed, choice),
+                    limit,
+                ),
+            };
             reserve += u64::from(c.num_tokens());
             choices.push(c);
         }
@@ -206,6 +259,43 @@ pub fn build(
     })
 }
 
+/// A choice whose text is JSON or one of a list: a structured answer or a tool call's arguments.
+fn structured(shape: Shape, seed: u64, max_tokens: u32) -> Completion {
+    use crate::structured::{any_object, instance};
+    match shape {
+        Shape::Text => Completion::of_text(String::new(), max_tokens, FinishReason::Stop),
+        Shape::Json(schema) => {
+            let v = schema.map_or_else(|| any_object(seed), |s| instance(&s, seed));
+            Completion::of_text(v.to_string(), max_tokens, FinishReason::Stop)
+        }
+        Shape::OneOf(options) => {
+            let pick = match options.len() {
+                0 => String::new(),
+                n => options[crate::rng::SplitMix64::new(seed).below(n as u64) as usize].clone(),
+            };
+            Completion::of_text(pick, max_tokens, FinishReason::Stop)
+        }
+        Shape::Call {
+            name,
+            parameters,
+            forced,
+        } => {
+            let finish = if forced {
+                FinishReason::Stop
+            } else {
+                FinishReason::ToolCalls
+            };
+            let args = instance(&parameters, seed).to_string();
+            let mut c = Completion::of_text(args, max_tokens, finish);
+            c.tool_call = Some(ToolCall {
+                id: format!("chatcmpl-tool-{}", crate::rng::random_uuid_hex()),
+                name,
+            });
+            c
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +324,7 @@ mod tests {
             vec![Prompt::new("word ".repeat(200))],
             Sampling::default(),
             None,
+            None,
         )
         .expect_err("too long");
         assert_eq!(e.status.as_u16(), 400);
@@ -253,6 +344,7 @@ mod tests {
             vec![Prompt::new("hi".into())],
             Sampling::default(),
             Some(500),
+            None,
         )
         .expect_err("too large");
         assert!(
@@ -277,6 +369,7 @@ mod tests {
             vec![Prompt::new("Hello there".into())],
             sampling,
             Some(10),
+            None,
         )
         .expect("plan");
         assert_eq!(p.choices.len(), 3);
@@ -299,6 +392,7 @@ mod tests {
             vec![Prompt::new("Hello there".into())],
             greedy,
             Some(10),
+            None,
         )
         .expect("plan");
         assert_eq!(p.choices[0].text, p.choices[1].text);
@@ -321,8 +415,15 @@ mod tests {
                 ..Sampling::default()
             },
         ] {
-            let e = build(&s, base(), vec![Prompt::new("x".into())], sampling, None)
-                .expect_err("rejected");
+            let e = build(
+                &s,
+                base(),
+                vec![Prompt::new("x".into())],
+                sampling,
+                None,
+                None,
+            )
+            .expect_err("rejected");
             assert_eq!(e.status.as_u16(), 400);
         }
         assert!(build(
@@ -330,7 +431,8 @@ mod tests {
             base(),
             vec![Prompt::new("x".into())],
             Sampling::default(),
-            Some(0)
+            Some(0),
+            None
         )
         .is_err());
     }

@@ -144,6 +144,13 @@ impl SseState {
             }
             let text = c.token_text(s);
             let finish = (s + 1 == n).then(|| (c.finish_reason.as_str(), c.stop_reason.as_deref()));
+            if let Some(call) = &c.tool_call {
+                let named = (s == 0).then_some(call);
+                let reason = finish.map(|(r, _)| r);
+                self.writer
+                    .tool_chunk(&mut out, i, named, text, reason, usage.as_deref());
+                continue;
+            }
             if text.is_empty() && finish.is_none() {
                 continue;
             }
@@ -162,14 +169,8 @@ fn stream(api: Api, id: &str, created: u64, run: Run) -> Response {
         api,
         phase: Phase::Tokens,
     };
-    let body = futures_util::stream::unfold(state, |mut st| async move {
+    crate::openai::events::sse_response(futures_util::stream::unfold(state, |mut st| async move {
         let item = st.next().await?;
         Some((item, st))
-    });
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")],
-        Body::from_stream(body),
-    )
-        .into_response()
+    }))
 }

@@ -191,7 +191,7 @@ impl Run {
         let m = &self.state.metrics;
         for c in &self.plan.choices {
             m.finished(match c.finish_reason {
-                FinishReason::Stop => Finished::Stop,
+                FinishReason::Stop | FinishReason::ToolCalls => Finished::Stop,
                 FinishReason::Length => Finished::Length,
             });
             m.request_generation_tokens

@@ -78,6 +78,9 @@ pub struct ChatMessage {
     /// The content.
     #[serde(default)]
     pub content: Option<Value>,
+    /// An assistant's earlier tool calls (counted as prompt text).
+    #[serde(default)]
+    pub tool_calls: Option<Value>,
 }
 
 impl ChatMessage {
@@ -106,6 +109,18 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     /// Preferred over `max_tokens` when both are set.
     pub max_completion_tokens: Option<i64>,
+    /// Functions the model may call: `[{"type": "function", "function": {"name", "parameters"}}]`.
+    pub tools: Option<Vec<Value>>,
+    /// `none`, `auto`, `required` or `{"type": "function", "function": {"name"}}`.
+    pub tool_choice: Option<Value>,
+    /// `{"type": "text" | "json_object" | "json_schema", "json_schema": {"name", "schema"}}`.
+    pub response_format: Option<Value>,
+    /// vLLM's structured outputs: `{"json": schema}` or `{"choice": [..]}`.
+    pub structured_outputs: Option<Value>,
+    /// vLLM's older spellings of the same.
+    pub guided_json: Option<Value>,
+    /// One of these strings.
+    pub guided_choice: Option<Vec<String>>,
     /// The shared sampling fields.
     #[serde(flatten)]
     pub sampling: Sampling,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::generator::Completion;
+use crate::generator::{Completion, ToolCall};
 use crate::openai::plan::Plan;
 
 /// Chat or text completion.
@@ -126,6 +126,43 @@ impl ChunkWriter {
         self.close(out, usage);
     }
 
+    /// A chunk of a tool call's arguments, as vLLM streams them: the first names the call (`call` is set:
+    /// id, type and function name), later ones carry only the next fragment of `arguments`.
+    pub fn tool_chunk(
+        &self,
+        out: &mut String,
+        index: usize,
+        call: Option<&ToolCall>,
+        arguments: &str,
+        finish: Option<&str>,
+        usage: Option<&str>,
+    ) {
+        out.push_str(&self.prefix);
+        let _ = write!(out, "{{\"index\":{index},\"delta\":{{\"tool_calls\":[{{");
+        if let Some(c) = call {
+            out.push_str("\"id\":");
+            push_json_str(out, &c.id);
+            out.push_str(",\"type\":\"function\",\"index\":0,\"function\":{\"name\":");
+            push_json_str(out, &c.name);
+            out.push(',');
+        } else {
+            out.push_str("\"index\":0,\"function\":{");
+        }
+        out.push_str("\"arguments\":");
+        push_json_str(out, arguments);
+        out.push_str("}}]},\"logprobs\":null,");
+        match finish {
+            Some(reason) => {
+                let _ = write!(
+                    out,
+                    "\"finish_reason\":\"{reason}\",\"stop_reason\":null}}]"
+                );
+            }
+            None => out.push_str("\"finish_reason\":null}]"),
+        }
+        self.close(out, usage);
+    }
+
     /// The final usage chunk (`choices: []`).
     pub fn usage_chunk(&self, out: &mut String, usage: &str) {
         out.push_str(&self.prefix);
@@ -165,11 +202,18 @@ pub fn chat_response(id: &str, created: u64, plan: &Plan) -> Value {
         .enumerate()
         .map(|(i, c)| {
             let (finish, stop) = finish_fields(c);
+            let (content, calls) = match &c.tool_call {
+                Some(call) => (
+                    Value::Null,
+                    json!([{"id": call.id, "type": "function", "function": {"name": call.name, "arguments": c.text}}]),
+                ),
+                None => (json!(c.text), json!([])),
+            };
             json!({
                 "index": i,
                 "message": {
-                    "role": "assistant", "content": c.text, "refusal": null, "annotations": null, "audio": null,
-                    "function_call": null, "tool_calls": [], "reasoning_content": null
+                    "role": "assistant", "content": content, "refusal": null, "annotations": null, "audio": null,
+                    "function_call": null, "tool_calls": calls, "reasoning_content": null
                 },
                 "logprobs": null, "finish_reason": finish, "stop_reason": stop
             })
@@ -246,6 +290,38 @@ mod tests {
             v["usage"],
             json!({"prompt_tokens":3,"total_tokens":7,"completion_tokens":4})
         );
+    }
+
+    #[test]
+    fn tool_call_chunks_name_the_call_once_then_carry_arguments() {
+        let w = ChunkWriter::new(Api::Chat, "chatcmpl-1", 7, "m");
+        let call = ToolCall {
+            id: "chatcmpl-tool-1".into(),
+            name: "get \"weather\"".into(),
+        };
+        let mut s = String::new();
+        w.tool_chunk(&mut s, 0, Some(&call), "{\"", None, None);
+        assert_eq!(
+            parse(&s)["choices"][0]["delta"],
+            json!({"tool_calls":[{"id":"chatcmpl-tool-1","type":"function","index":0,
+                   "function":{"name":"get \"weather\"","arguments":"{\""}}]})
+        );
+        s.clear();
+        w.tool_chunk(
+            &mut s,
+            1,
+            None,
+            "}",
+            Some("tool_calls"),
+            Some(&usage_json(1, 2)),
+        );
+        let v = parse(&s);
+        assert_eq!(
+            v["choices"][0]["delta"],
+            json!({"tool_calls":[{"index":0,"function":{"arguments":"}"}}]})
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(v["usage"]["total_tokens"], 3);
     }
 
     #[test]
