@@ -33,10 +33,11 @@ test('one key calls several models of its team', async ({ page, baseURL }) => {
   // The new-key form offers the team's other subscription.
   await page.goto(home);
   await hydrated(page);
-  const also = page.getByTestId('key-also');
-  await expect(also).toContainText(OTHER_MODEL);
+  await expect(page.locator('#key-coverage option')).toHaveText([
+    'This model only', `This model and ${OTHER_MODEL}`, 'Every model of this team, now and later',
+  ]);
   await page.fill('#key-name', 'two models');
-  await also.locator('input[type="checkbox"]').check();
+  await page.selectOption('#key-coverage', { label: `This model and ${OTHER_MODEL}` });
   await page.click('button:has-text("Create key")');
   const secret = (await page.getByTestId('key-secret').textContent())?.trim() ?? '';
   expect(secret).toMatch(/^tg-/);

@@ -5,24 +5,38 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use tollgate_domain::api_key::{KeyCoverage, KeyCreated, KeyView};
 
-/// `also`: other subscriptions of the team the key covers (checkboxes `also[i]`); `team_wide`: all of them, and
-/// future ones.
+/// `coverage`: what the key covers besides this subscription: nothing (empty), `team` (every subscription of the
+/// team, future ones too) or the id of one other subscription of the team. (One choice, so the form stays a plain
+/// `<select>`; the management API takes a list.)
 #[server(endpoint = "keys/create")]
 pub async fn create_key(
     subscription_id: String,
     name: String,
     expiry_days: String,
-    also: Option<Vec<String>>,
-    team_wide: Option<String>,
+    #[server(default)] coverage: String,
 ) -> Result<KeyCreated, AppError> {
     let (catalog, caller) = super::ssr::catalog_caller().await?;
-    let coverage = tollgate_catalog::Coverage {
-        also: also.unwrap_or_default(),
-        team_wide: team_wide.is_some_and(|v| v == "true"),
+    let coverage = match coverage.trim() {
+        "" => tollgate_catalog::Coverage::default(),
+        "team" => tollgate_catalog::Coverage {
+            also: Vec::new(),
+            team_wide: true,
+        },
+        other => tollgate_catalog::Coverage {
+            also: vec![other.to_string()],
+            team_wide: false,
+        },
     };
     Ok(catalog
         .create_key_covering(&caller, &subscription_id, &name, &expiry_days, &coverage)
         .await?)
+}
+
+/// The keys of a subscription (what the keys island refreshes; the subscription itself it does not need).
+#[server(endpoint = "keys/list", input = GetUrl)]
+pub async fn list_keys(subscription_id: String) -> Result<Vec<KeyView>, AppError> {
+    let (catalog, caller) = super::ssr::catalog_caller().await?;
+    Ok(catalog.subscription(&caller, &subscription_id).await?.1)
 }
 
 /// The team's other active subscriptions a new key may also cover.

@@ -4,7 +4,7 @@
 use crate::{
     api::{
         catalog::list_plans,
-        keys::{key_choices, CreateKey, RevokeKey, RotateKey},
+        keys::{key_choices, list_keys, CreateKey, RevokeKey, RotateKey},
         subscriptions::{get_subscription, ChangePlan, DecideSubscription},
     },
     components::{badges::*, layout::is_tenant_admin, ui::*},
@@ -39,7 +39,7 @@ pub fn SubscriptionPage() -> impl IntoView {
                         view! {
                             <Title text=format!("{} · {}", s.model_name, s.team_name) />
                             <Summary s=s.clone() />
-                            <KeysPanel subscription_id=s.id.clone() active choices />
+                            <KeysPanel subscription_id=s.id.clone() active><CoverageChoice choices /></KeysPanel>
                         }.into_any()
                     }
                 }
@@ -167,49 +167,82 @@ fn PlanChange(id: String, current: String) -> impl IntoView {
 /// The keys of a subscription: the one interactive part of the page (an island), because a created or rotated
 /// key is shown once, in place, and the list refreshes without leaving the page.
 #[island]
-fn KeysPanel(subscription_id: String, active: bool, choices: Vec<KeyCoverage>) -> impl IntoView {
+fn KeysPanel(subscription_id: String, active: bool, children: Children) -> impl IntoView {
     let create = ServerAction::<CreateKey>::new();
     let rotate = ServerAction::<RotateKey>::new();
     let id = subscription_id.clone();
+    let sub_id = subscription_id;
     let keys = Resource::new(
         move || (create.version().get(), rotate.version().get()),
         move |_| {
             let id = id.clone();
-            async move { get_subscription(id).await.map(|(_, keys)| keys) }
+            async move { list_keys(id).await }
         },
     );
-    view! {
-        <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys..."</p> }>
-            {move || {
-                let subscription_id = subscription_id.clone();
-                let choices = choices.clone();
-                Suspend::new(async move {
-                    match keys.await {
-                        Err(e) => view! { <LoadError error=e /> }.into_any(),
-                        Ok(keys) => view! { <Keys subscription_id active keys choices create rotate /> }.into_any(),
-                    }
-                })
-            }}
-        </Transition>
-    }
-}
-
-#[component]
-fn Keys(
-    subscription_id: String,
-    active: bool,
-    keys: Vec<KeyView>,
-    choices: Vec<KeyCoverage>,
-    create: ServerAction<CreateKey>,
-    rotate: ServerAction<RotateKey>,
-) -> impl IntoView {
-    let sub_id = subscription_id;
+    // The new-key form is rendered once, outside the list that refreshes: its model choices are server-rendered
+    // children (`CoverageChoice`), so they cost the island nothing.
     view! {
         <div class="grid gap-6 lg:grid-cols-3">
             <section class=format!("{CARD} lg:col-span-2")>
                 <h2 class="mb-3 font-semibold">"API keys"</h2>
                 <ShownOnce result=move || create.value().get() />
                 <ShownOnce result=move || rotate.value().get() />
+                <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys..."</p> }>
+                    {move || Suspend::new(async move {
+                        match keys.await {
+                            Err(e) => view! { <LoadError error=e /> }.into_any(),
+                            Ok(keys) => view! { <KeyList active keys rotate /> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </section>
+            {active.then(move || view! {
+                <section class=CARD>
+                    <h2 class="mb-3 font-semibold">"New key"</h2>
+                    <ActionForm action=create attr:class="space-y-3">
+                        <input type="hidden" name="subscription_id" value=sub_id.clone() />
+                        <div>
+                            <label class=LABEL for="key-name">"Name"</label>
+                            <input class=INPUT id="key-name" name="name" required maxlength="60" placeholder="e.g. staging backend" />
+                        </div>
+                        {children()}
+                        <div>
+                            <label class=LABEL for="key-expiry">"Expires"</label>
+                            <select class=INPUT id="key-expiry" name="expiry_days">
+                                <option value="">"Never"</option>
+                                <option value="7">"In 7 days"</option>
+                                <option value="30">"In 30 days"</option>
+                                <option value="90" selected=true>"In 90 days"</option>
+                                <option value="365">"In a year"</option>
+                            </select>
+                        </div>
+                        <button type="submit" class=BUTTON disabled=move || create.pending().get()>"Create key"</button>
+                    </ActionForm>
+                </section>
+            })}
+        </div>
+    }
+}
+
+/// What a new key covers besides this subscription: one `<select>`, rendered on the server.
+#[component]
+fn CoverageChoice(choices: Vec<KeyCoverage>) -> impl IntoView {
+    // Its own bottom margin: the form's `space-y-3` does not reach through the island's children wrapper.
+    view! {
+        <div class="mb-3">
+            <label class=LABEL for="key-coverage">"Models"</label>
+            <select class=INPUT id="key-coverage" name="coverage">
+                <option value="">"This model only"</option>
+                {choices.into_iter().map(|c| view! { <option value=c.subscription_id>{format!("This model and {}", c.model_id)}</option> }).collect_view()}
+                <option value="team">"Every model of this team, now and later"</option>
+            </select>
+        </div>
+    }
+}
+
+#[component]
+fn KeyList(active: bool, keys: Vec<KeyView>, rotate: ServerAction<RotateKey>) -> impl IntoView {
+    view! {
                 {if keys.is_empty() {
                     view! { <EmptyState title="No keys yet" hint=if active { "Create a key to call this model." } else { "Keys can be created once the subscription is active." } /> }.into_any()
                 } else {
@@ -259,46 +292,6 @@ fn Keys(
                         </table>
                     }.into_any()
                 }}
-            </section>
-            {active.then(|| view! {
-                <section class=CARD>
-                    <h2 class="mb-3 font-semibold">"New key"</h2>
-                    <ActionForm action=create attr:class="space-y-3">
-                        <input type="hidden" name="subscription_id" value=sub_id.clone() />
-                        <div>
-                            <label class=LABEL for="key-name">"Name"</label>
-                            <input class=INPUT id="key-name" name="name" required maxlength="60" placeholder="e.g. staging backend" />
-                        </div>
-                        {(!choices.is_empty()).then(|| view! {
-                            <fieldset data-testid="key-also">
-                                <legend class=LABEL>"Also covers"</legend>
-                                {choices.into_iter().enumerate().map(|(i, c)| view! {
-                                    <label class="flex items-center gap-2 text-sm">
-                                        <input type="checkbox" name=format!("also[{i}]") value=c.subscription_id />
-                                        <code class="font-mono text-xs">{c.model_id}</code>
-                                    </label>
-                                }).collect_view()}
-                            </fieldset>
-                        })}
-                        <label class="flex items-center gap-2 text-sm">
-                            <input type="checkbox" id="key-team-wide" name="team_wide" value="true" />
-                            "Every model of this team, including future subscriptions"
-                        </label>
-                        <div>
-                            <label class=LABEL for="key-expiry">"Expires"</label>
-                            <select class=INPUT id="key-expiry" name="expiry_days">
-                                <option value="">"Never"</option>
-                                <option value="7">"In 7 days"</option>
-                                <option value="30">"In 30 days"</option>
-                                <option value="90" selected=true>"In 90 days"</option>
-                                <option value="365">"In a year"</option>
-                            </select>
-                        </div>
-                        <button type="submit" class=BUTTON disabled=move || create.pending().get()>"Create key"</button>
-                    </ActionForm>
-                </section>
-            })}
-        </div>
     }
 }
 
