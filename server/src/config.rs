@@ -335,6 +335,9 @@ pub struct Settings {
     /// Requests one server holds at most per model while it starts; more get a 503 with Retry-After at once.
     #[arg(long, env = "TOLLGATE_GATEWAY_WAKE_QUEUE", default_value_t = gw().wake_queue, help_heading = "Gateway")]
     pub gateway_wake_queue: usize,
+    /// Prefix affinity: requests whose prompts begin alike go to the same replica (whose engine has that beginning cached) while its load stays within this factor of the mean; 0 sends each to the least loaded replica.
+    #[arg(long, env = "TOLLGATE_GATEWAY_PREFIX_AFFINITY", default_value_t = gw().prefix_affinity, help_heading = "Gateway")]
+    pub gateway_prefix_affinity: f64,
 
     /// Days raw usage records (one per request) are kept; older ones are deleted every hour in batches. Dashboards and monthly quotas read the rollups, which are kept.
     #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Usage")]
@@ -859,6 +862,7 @@ impl Config {
             max_response_bytes: settings.gateway_max_response_bytes,
             wake_wait: d(settings.gateway_wake_wait_ms),
             wake_queue: settings.gateway_wake_queue,
+            prefix_affinity: settings.gateway_prefix_affinity.max(0.0),
         };
         Ok(Self {
             listen,

@@ -39,6 +39,9 @@ pub struct GatewayConfig {
     pub wake_wait: Duration,
     /// Requests held at most per model while it starts; more are answered 503 with `Retry-After` at once.
     pub wake_queue: usize,
+    /// Prefix affinity (`affinity.rs`): requests whose prompts begin alike go to the same replica while its load
+    /// stays within this factor of the replicas' mean; 0 sends each request to the least loaded replica.
+    pub prefix_affinity: f64,
 }
 
 impl Default for GatewayConfig {
@@ -57,6 +60,7 @@ impl Default for GatewayConfig {
             max_response_bytes: 64 << 20,
             wake_wait: Duration::from_secs(60),
             wake_queue: 256,
+            prefix_affinity: 1.25,
         }
     }
 }

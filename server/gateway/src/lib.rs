@@ -11,6 +11,7 @@
 //! gw.flush_usage().await;
 //! ```
 
+pub mod affinity;
 pub mod auth;
 pub mod config;
 pub mod engine_conn;

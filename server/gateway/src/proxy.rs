@@ -294,6 +294,7 @@ async fn forward(
     let priority = grant.priority.filter(|_| !endpoint.is_free());
     let upstream_body = Bytes::from(req.upstream_body(&target.served_name, budget, priority));
     let stream = req.stream;
+    let prefix = req.prefix_key;
     drop(req);
     let rename = ModelRename::new(&target.served_name, &grant.model);
     let outgoing = upstream::Outgoing {
@@ -301,6 +302,7 @@ async fn forward(
         body: upstream_body,
         stream,
         rename: rename.as_ref(),
+        prefix,
     };
     let answer = upstream::send(gw, inflight, &target, outgoing).await?;
     Ok((answer, rate, rename))

@@ -269,6 +269,9 @@ pub struct ClientRequest<'a> {
     pub max_tokens: Option<u64>,
     /// Choices asked for (`n`), at least 1.
     pub choices: u64,
+    /// What replica choice keeps together (`affinity::prefix_key` of the prompt's JSON), for endpoints that
+    /// generate.
+    pub prefix_key: Option<u64>,
     /// Bytes of raw JSON in the prompt field, and in the fields the chat template adds to it (`tools`, `system`,
     /// `instructions`): the basis of the prompt-token estimate.
     pub prompt_bytes: usize,
@@ -392,6 +395,10 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ClientRequest<'_>, Inval
         return Err(Invalid::field("messages", "`messages` must be an array."));
     }
     Ok(ClientRequest {
+        prefix_key: endpoint
+            .generates()
+            .then(|| crate::affinity::prefix_key(prompt.get().as_bytes()))
+            .flatten(),
         // What else the chat template puts before the answer counts too: tool definitions, Anthropic's `system`,
         // the Responses API's `instructions`.
         prompt_bytes: ["tools", "system", "instructions"]

@@ -90,6 +90,8 @@ pub struct Replica {
     reported: AtomicU64,
     /// A `Health`, as set by the probes.
     health: AtomicU8,
+    /// Its identity for prefix affinity (`affinity::replica_id` of `base`).
+    pub affinity: u64,
 }
 
 impl std::fmt::Debug for Replica {
@@ -119,6 +121,7 @@ impl Replica {
             }
         };
         Self {
+            affinity: crate::affinity::replica_id(&base),
             base,
             address,
             heads,

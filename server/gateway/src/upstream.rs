@@ -2,6 +2,7 @@
 //! engine answers 5xx, or nothing arrives in time, as long as nothing has been sent to the client. For streams
 //! that holds until the first chunk, which is awaited here before the client gets its headers.
 
+use crate::affinity;
 use crate::engine_conn::{EngineBody, SendError};
 use crate::engine_error;
 use crate::error::GatewayError;
@@ -48,6 +49,8 @@ pub struct Outgoing<'a> {
     pub stream: bool,
     /// Puts the client's model name back in an engine's refusal.
     pub rename: Option<&'a ModelRename>,
+    /// The request's prefix key, for prefix affinity (`affinity.rs`).
+    pub prefix: Option<u64>,
 }
 
 pub async fn send(
@@ -75,7 +78,18 @@ pub async fn send(
             let r = &target.replicas[i];
             (!skip_unhealthy || r.health().routable()).then(|| r.load())
         };
-        let Some(i) = choose(n, load, &tried, start) else {
+        let chosen = match out.prefix {
+            Some(key) if gw.config.prefix_affinity > 0.0 => affinity::choose(
+                n,
+                load,
+                |i| target.replicas[i].affinity,
+                &tried,
+                key,
+                gw.config.prefix_affinity,
+            ),
+            _ => choose(n, load, &tried, start),
+        };
+        let Some(i) = chosen else {
             break;
         };
         tried.push(i);

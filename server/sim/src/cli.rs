@@ -83,6 +83,12 @@ pub struct Cli {
     /// Reported as `max_lora` in vllm:lora_requests_info.
     #[arg(long, default_value_t = 1)]
     pub max_loras: u32,
+    /// Accepted: automatic prefix caching is on by default, as in vLLM V1.
+    #[arg(long)]
+    pub enable_prefix_caching: bool,
+    /// Turns automatic prefix caching off (every prompt is prefilled whole).
+    #[arg(long)]
+    pub no_enable_prefix_caching: bool,
     /// Adapters loaded at start: `name=path` (or vLLM's JSON form) ...
     #[arg(long, num_args = 1..)]
     pub lora_modules: Vec<String>,
@@ -354,6 +360,7 @@ impl Cli {
             decode_ms_per_seq: self.sim_decode_ms_per_seq,
         };
         c.kv_cache_tokens = self.sim_kv_cache_tokens;
+        c.prefix_caching = !self.no_enable_prefix_caching;
         c.load_time = secs(self.sim_load_time_s, "--sim-load-time-s")?;
         c.embedding_dim = self.sim_embedding_dim.max(1);
         c.min_output_tokens = self.sim_min_output_tokens.max(1);
@@ -411,6 +418,15 @@ mod tests {
         assert_eq!(c.model_tag.as_deref(), Some("my/model"));
         assert_eq!(c.tensor_parallel_size, 4);
         assert_eq!(c.port, 9000);
+        assert!(!c.into_config().expect("config").prefix_caching);
+        let on = parse("tollgate-sim m --enable-prefix-caching");
+        assert!(on.into_config().expect("config").prefix_caching);
+        assert!(
+            parse("tollgate-sim m")
+                .into_config()
+                .expect("config")
+                .prefix_caching
+        );
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct SimConfig {
     pub latency: LatencyModel,
     /// KV-cache capacity in tokens.
     pub kv_cache_tokens: u64,
+    /// Automatic prefix caching (`prefix_cache.rs`); on by default, as in vLLM V1.
+    pub prefix_caching: bool,
     /// Simulated model-load time before `/health` answers 200.
     pub load_time: Duration,
     /// Dimension of `/v1/embeddings` vectors.
@@ -67,6 +69,7 @@ impl SimConfig {
             api_key: None,
             latency: LatencyModel::default(),
             kv_cache_tokens: 131_072,
+            prefix_caching: true,
             load_time: Duration::ZERO,
             embedding_dim: 768,
             min_output_tokens: 16,

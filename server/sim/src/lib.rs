@@ -19,6 +19,7 @@ pub mod lora;
 pub mod metrics;
 pub mod openai;
 pub mod ops;
+pub mod prefix_cache;
 pub mod rng;
 pub mod state;
 pub mod structured;

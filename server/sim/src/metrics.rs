@@ -91,6 +91,12 @@ pub struct Metrics {
     pub request_prompt_tokens: Histogram,
     /// Generated tokens per request.
     pub request_generation_tokens: Histogram,
+    /// Prompt tokens looked up in the prefix cache.
+    pub prefix_cache_queries: AtomicU64,
+    /// Prompt tokens found in the prefix cache.
+    pub prefix_cache_hits: AtomicU64,
+    /// The `max_tokens` each request asked for (or was given).
+    pub request_params_max_tokens: Histogram,
     lora: Mutex<LoraLoad>,
 }
 
@@ -115,6 +121,9 @@ impl Metrics {
             decode: Histogram::new(REQUEST_LATENCY_BUCKETS),
             request_prompt_tokens: Histogram::new(&token_buckets),
             request_generation_tokens: Histogram::new(&token_buckets),
+            prefix_cache_queries: AtomicU64::new(0),
+            prefix_cache_hits: AtomicU64::new(0),
+            request_params_max_tokens: Histogram::new(&token_buckets),
             lora: Mutex::new(LoraLoad::default()),
         }
     }
@@ -191,7 +200,17 @@ impl Metrics {
             x.family(name, Kind::Gauge, help);
             x.sample(name, l, v);
         }
-        let counters: [(&str, &str, u64); 3] = [
+        let counters: [(&str, &str, u64); 5] = [
+            (
+                "vllm:prefix_cache_queries",
+                "Prefix cache queries, in terms of number of queried tokens.",
+                self.prefix_cache_queries.load(Ordering::Relaxed),
+            ),
+            (
+                "vllm:prefix_cache_hits",
+                "Prefix cache hits, in terms of number of cached tokens.",
+                self.prefix_cache_hits.load(Ordering::Relaxed),
+            ),
             (
                 "vllm:num_preemptions",
                 "Cumulative number of preemption from the engine.",
@@ -224,7 +243,8 @@ impl Metrics {
                 self.success[i].load(Ordering::Relaxed) as f64,
             );
         }
-        let hists: [(&str, &str, &Histogram); 9] = [
+        let hists: [(&str, &str, &Histogram); 10] = [
+            ("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", &self.request_params_max_tokens),
             ("vllm:request_prompt_tokens", "Number of prefill tokens processed.", &self.request_prompt_tokens),
             ("vllm:request_generation_tokens", "Number of generation tokens processed.", &self.request_generation_tokens),
             ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &self.ttft),

@@ -22,6 +22,8 @@ pub struct AppState {
     pub faults: Faults,
     /// Loaded LoRA adapters.
     pub lora: LoraRegistry,
+    /// Prompt blocks kept for reuse (empty and unused when prefix caching is off).
+    pub prefix_cache: crate::prefix_cache::PrefixCache,
     ready: AtomicBool,
     /// Set by the exit fault: the status the simulated engine "crashes" with. `serve` returns it; the binary
     /// exits with it, an embedding (the fleet's simulator driver) sees its engine end.
@@ -57,12 +59,18 @@ impl AppState {
         }
         let faults = Faults::new(config.faults.clone());
         let ready = AtomicBool::new(config.load_time.is_zero());
+        let prefix_cache = crate::prefix_cache::PrefixCache::new(if config.prefix_caching {
+            config.kv_cache_tokens
+        } else {
+            0
+        });
         Arc::new(Self {
             config,
             engine,
             metrics,
             faults,
             lora,
+            prefix_cache,
             ready,
             exit: tokio::sync::watch::Sender::new(None),
         })

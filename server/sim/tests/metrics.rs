@@ -235,3 +235,59 @@ async fn aborted_stream_frees_its_slot() {
     }
     assert!(freed, "client disconnect must free the slot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_prefix_is_served_from_the_prefix_cache() {
+    let scrape = |addr| async move {
+        let m = http(addr, "GET", "/metrics", None).await;
+        let samples = parse_prometheus(&m.body).unwrap_or_else(|e| panic!("{e}"));
+        let v = |name: &str| value(&samples, name, &[]).unwrap_or(-1.0);
+        (
+            v("vllm:prefix_cache_queries_total"),
+            v("vllm:prefix_cache_hits_total"),
+            v("vllm:prompt_tokens_total"),
+            v("vllm:request_params_max_tokens_count"),
+        )
+    };
+    // A system prompt of 20 blocks, then two different questions: the second request finds the 20 blocks cached.
+    let system: String = (0..320).map(|i| format!(" w{}", i % 100)).collect();
+    let ask = |question: &str| {
+        serde_json::json!({"messages": [{"role": "system", "content": system}, {"role": "user", "content": question}],
+                           "max_tokens": 3})
+        .to_string()
+    };
+    for (caching, expected_hits) in [(true, true), (false, false)] {
+        let mut config = fast("m");
+        config.prefix_caching = caching;
+        let addr = start(config).await;
+        let first = http(addr, "POST", "/v1/chat/completions", Some(&ask("First?")))
+            .await
+            .json();
+        let (queries, hits, prompt, asked) = scrape(addr).await;
+        assert_eq!(hits, 0.0, "a cold cache");
+        assert_eq!(queries, if caching { prompt } else { 0.0 });
+        assert_eq!(
+            asked, 1.0,
+            "vllm:request_params_max_tokens counts each request"
+        );
+        http(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            Some(&ask("And a second question?")),
+        )
+        .await;
+        let (queries, hits, _, _) = scrape(addr).await;
+        let first_prompt = first["usage"]["prompt_tokens"].as_f64().unwrap();
+        if expected_hits {
+            // At least the system prompt's whole blocks (the template's first line joins them), never the question.
+            assert!(
+                hits >= 320.0 && hits % 16.0 == 0.0 && hits < first_prompt,
+                "{hits} of {first_prompt}"
+            );
+            assert!(queries > hits);
+        } else {
+            assert_eq!((queries, hits), (0.0, 0.0), "caching off");
+        }
+    }
+}

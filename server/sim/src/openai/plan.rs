@@ -104,6 +104,8 @@ pub struct Plan {
     pub include_usage: bool,
     /// Put usage on every chunk.
     pub continuous_usage: bool,
+    /// The chained block hashes of each prompt, for the prefix cache (empty when it is off).
+    pub prefix_blocks: Vec<Vec<u64>>,
 }
 
 impl Plan {
@@ -176,6 +178,7 @@ pub fn build(
     let mut prompt_tokens: u64 = 0;
     let mut reserve: u64 = 0;
     let mut applied_max = 0;
+    let mut prefix_blocks = Vec::new();
     for p in &prompts {
         if p.tokens >= max_len {
             return Err(ApiError::bad_request(
@@ -203,6 +206,9 @@ pub fn build(
             None => room,
         };
         applied_max = applied_max.max(limit);
+        if cfg.prefix_caching {
+            prefix_blocks.push(crate::prefix_cache::block_hashes(&p.text));
+        }
         let prompt_hash = generator::prompt_hash(&p.text);
         prompt_tokens += u64::from(p.tokens);
         reserve += u64::from(p.tokens);
@@ -256,6 +262,7 @@ pub fn build(
         stream,
         include_usage,
         continuous_usage,
+        prefix_blocks,
     })
 }
 

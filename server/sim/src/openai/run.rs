@@ -97,11 +97,25 @@ impl Run {
         if let Some(l) = &self.plan.model.lora {
             m.lora_change(l, -1, 1);
         }
-        let prefill = self
-            .state
-            .engine
-            .latency()
-            .prefill(u64::from(self.plan.prompt_tokens));
+        // Prefill runs on what the prefix cache does not hold.
+        let prompt = u64::from(self.plan.prompt_tokens);
+        let cached: u64 = if self.plan.prefix_blocks.is_empty() {
+            0
+        } else {
+            let hits = self
+                .plan
+                .prefix_blocks
+                .iter()
+                .map(|blocks| self.state.prefix_cache.lookup_and_insert(blocks))
+                .sum::<u64>()
+                .min(prompt);
+            m.prefix_cache_queries.fetch_add(prompt, Ordering::Relaxed);
+            m.prefix_cache_hits.fetch_add(hits, Ordering::Relaxed);
+            hits
+        };
+        m.request_params_max_tokens
+            .observe(f64::from(self.plan.max_tokens));
+        let prefill = self.state.engine.latency().prefill(prompt - cached);
         if !prefill.is_zero() {
             sleep(prefill).await;
         }
