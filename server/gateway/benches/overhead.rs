@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -17,11 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tollgate_domain::grant::{Grant, KeyEntry, KeySnapshot, Limits};
-use tollgate_domain::secret::{mint, SecretKind, ID_LEN, SECRET_LEN};
-use tollgate_gateway::{
-    Gateway, GatewayConfig, GatewayParts, MemoryLimiter, MeteringConfig, ModelRoute, Routes,
-};
+
+mod common;
+use tollgate_domain::grant::Limits;
+use tollgate_gateway::{Gateway, GatewayConfig};
 
 const MODEL: &str = "bench-model";
 
@@ -83,59 +81,20 @@ fn main() {
 }
 
 async fn start_proxies(engine: SocketAddr) -> Proxies {
-    let mut random = [7u8; ID_LEN + SECRET_LEN];
-    random[0] = 1;
-    let key = mint(SecretKind::ApiKey, &random);
-    let entry = KeyEntry {
-        key_id: key.id.clone(),
-        secret_hash: key.hash,
-        revoked: false,
-        expires_at: None,
-        grant: Arc::new(Grant {
-            tenant_id: "t".into(),
-            team_id: "team".into(),
-            subscription_id: "sub".into(),
-            model: MODEL.into(),
-            // Limits on, so their cost is measured, but far above what the bench sends.
-            limits: Limits {
-                requests_per_minute: Some(u32::MAX),
-                tokens_per_minute: Some(u32::MAX),
-                max_concurrent: Some(100_000),
-                monthly_tokens: Some(u64::MAX / 2),
-            },
-            active: true,
-            priority: None,
-        }),
-        also: Arc::new([]),
+    // Limits on, so their cost is measured, but far above what the bench sends.
+    let limits = Limits {
+        requests_per_minute: Some(u32::MAX),
+        tokens_per_minute: Some(u32::MAX),
+        max_concurrent: Some(100_000),
+        monthly_tokens: Some(u64::MAX / 2),
     };
-    let db = tollgate_store::testing::TestDatabase::new(tollgate_store::testing::Flavor::Sqlite)
-        .await
-        .expect("db");
-    let store = db.store().await.expect("store");
-    let gw = Gateway::new(GatewayParts {
-        config: GatewayConfig::default(),
-        keys: Arc::new(ArcSwap::from_pointee(KeySnapshot::new([entry]))),
-        limiter: Arc::new(MemoryLimiter::new()),
-        usage: Arc::new(store),
-        metering: MeteringConfig {
-            spool_path: std::env::temp_dir()
-                .join(tollgate_store::new_id("tg-bench"))
-                .join("spool.jsonl"),
-            ..MeteringConfig::default()
-        },
-    });
-    gw.replace_routes(&Routes {
-        models: [(
-            MODEL.to_string(),
-            ModelRoute {
-                served_name: MODEL.into(),
-                replicas: vec![format!("http://{engine}")],
-                starting: 0,
-                wakeable: false,
-            },
-        )]
-        .into(),
-    });
+    let common::Bench { gw, auth, db } = common::gateway(
+        MODEL,
+        vec![format!("http://{engine}")],
+        limits,
+        GatewayConfig::default(),
+    )
+    .await;
     // As `TOLLGATE_GATEWAY_LISTEN` serves it: a single-threaded runtime per core.
     let gateway = per_core(tollgate_gateway::router(gw.clone())).await;
     // As the portal's listener serves `/v1`: the work-stealing runtime the rest of the server runs on.
@@ -206,7 +165,7 @@ async fn start_proxies(engine: SocketAddr) -> Proxies {
     Proxies {
         gw,
         db,
-        auth: format!("Bearer {}", key.full),
+        auth,
         gateway,
         shared,
         relay,

@@ -11,21 +11,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tollgate_domain::grant::{Grant, KeyEntry, KeySnapshot, Limits};
-use tollgate_domain::secret::{mint, SecretKind, ID_LEN, SECRET_LEN};
-use tollgate_gateway::{
-    Gateway, GatewayConfig, GatewayParts, MemoryLimiter, MeteringConfig, ModelRoute, Routes,
-};
+use tollgate_domain::grant::Limits;
+use tollgate_gateway::GatewayConfig;
 use tollgate_sim::latency::LatencyModel;
+
+mod common;
 
 const MODEL: &str = "bench-model";
 const REPLICAS: usize = 4;
@@ -71,7 +68,16 @@ async fn run(label: &str, factor: f64, conversations: usize, turns: usize, syste
         tokio::spawn(tollgate_sim::serve_state(state.clone(), l));
         engines.push(state);
     }
-    let (gw, auth, db) = gateway(urls, factor).await;
+    let common::Bench { gw, auth, db } = common::gateway(
+        MODEL,
+        urls,
+        Limits::default(),
+        GatewayConfig {
+            prefix_affinity: factor,
+            ..GatewayConfig::default()
+        },
+    )
+    .await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -175,61 +181,4 @@ fn answer(sse: &[u8]) -> String {
                 .map(str::to_string)
         })
         .collect()
-}
-
-async fn gateway(
-    replicas: Vec<String>,
-    factor: f64,
-) -> (Gateway, String, tollgate_store::testing::TestDatabase) {
-    let mut random = [9u8; ID_LEN + SECRET_LEN];
-    random[0] = 2;
-    let key = mint(SecretKind::ApiKey, &random);
-    let entry = KeyEntry {
-        key_id: key.id.clone(),
-        secret_hash: key.hash,
-        revoked: false,
-        expires_at: None,
-        grant: Arc::new(Grant {
-            tenant_id: "t".into(),
-            team_id: "team".into(),
-            subscription_id: "sub".into(),
-            model: MODEL.into(),
-            limits: Limits::default(),
-            active: true,
-            priority: None,
-        }),
-        also: Arc::new([]),
-    };
-    let db = tollgate_store::testing::TestDatabase::new(tollgate_store::testing::Flavor::Sqlite)
-        .await
-        .expect("db");
-    let store = db.store().await.expect("store");
-    let gw = Gateway::new(GatewayParts {
-        config: GatewayConfig {
-            prefix_affinity: factor,
-            ..GatewayConfig::default()
-        },
-        keys: Arc::new(ArcSwap::from_pointee(KeySnapshot::new([entry]))),
-        limiter: Arc::new(MemoryLimiter::new()),
-        usage: Arc::new(store),
-        metering: MeteringConfig {
-            spool_path: std::env::temp_dir()
-                .join(tollgate_store::new_id("tg-bench"))
-                .join("spool.jsonl"),
-            ..MeteringConfig::default()
-        },
-    });
-    gw.replace_routes(&Routes {
-        models: [(
-            MODEL.to_string(),
-            ModelRoute {
-                served_name: MODEL.into(),
-                replicas,
-                starting: 0,
-                wakeable: false,
-            },
-        )]
-        .into(),
-    });
-    (gw, format!("Bearer {}", key.full), db)
 }
