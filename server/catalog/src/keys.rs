@@ -33,11 +33,12 @@ impl Catalog {
         subscription_id: &str,
     ) -> Result<Vec<KeyView>, DomainError> {
         let now = Millis(now_millis());
-        let mut links = self
-            .store
-            .api_key_links(tenant_id, subscription_id, None)
-            .await
-            .map_err(internal)?;
+        let mut links = coverage_by_key(
+            self.store
+                .api_key_links(tenant_id, subscription_id, None)
+                .await
+                .map_err(internal)?,
+        );
         Ok(self
             .store
             .api_keys_of(tenant_id, subscription_id)
@@ -45,7 +46,7 @@ impl Catalog {
             .map_err(internal)?
             .into_iter()
             .map(|r| {
-                let also = take_links(&mut links, &r.id);
+                let also = links.remove(&r.id).unwrap_or_default();
                 key_view(r, also, now)
             })
             .collect())
@@ -53,12 +54,14 @@ impl Catalog {
 
     /// A key with the other subscriptions it covers.
     async fn view_of_key(&self, row: ApiKeyRow, now: Millis) -> Result<KeyView, DomainError> {
-        let mut links = self
-            .store
-            .api_key_links(&row.tenant_id, &row.subscription_id, Some(&row.id))
-            .await
-            .map_err(internal)?;
-        let also = take_links(&mut links, &row.id);
+        let also = coverage_by_key(
+            self.store
+                .api_key_links(&row.tenant_id, &row.subscription_id, Some(&row.id))
+                .await
+                .map_err(internal)?,
+        )
+        .remove(&row.id)
+        .unwrap_or_default();
         Ok(key_view(row, also, now))
     }
 
@@ -351,16 +354,16 @@ impl Catalog {
     }
 }
 
-/// Takes `key_id`'s links out of `links`.
-fn take_links(links: &mut Vec<tollgate_store::KeyLinkRow>, key_id: &str) -> Vec<KeyCoverage> {
-    let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(links)
-        .into_iter()
-        .partition(|l| l.key_id == key_id);
-    *links = rest;
-    mine.into_iter()
-        .map(|l| KeyCoverage {
+/// What each key covers beyond its home subscription, by key id.
+fn coverage_by_key(
+    links: Vec<tollgate_store::KeyLinkRow>,
+) -> std::collections::HashMap<String, Vec<KeyCoverage>> {
+    let mut by_key: std::collections::HashMap<String, Vec<KeyCoverage>> = Default::default();
+    for l in links {
+        by_key.entry(l.key_id).or_default().push(KeyCoverage {
             subscription_id: l.subscription_id,
             model_id: l.model_id,
-        })
-        .collect()
+        });
+    }
+    by_key
 }
