@@ -338,6 +338,13 @@ pub struct Settings {
     /// Prefix affinity: requests whose prompts begin alike go to the same replica (whose engine has that beginning cached) while its load stays within this factor of the mean; 0 sends each to the least loaded replica.
     #[arg(long, env = "TOLLGATE_GATEWAY_PREFIX_AFFINITY", default_value_t = gw().prefix_affinity, help_heading = "Gateway")]
     pub gateway_prefix_affinity: f64,
+    /// A PEM file of CA certificates trusted, beside the system's roots, for engines reached over https:// (a private CA of an inference service behind TLS).
+    #[arg(
+        long,
+        env = "TOLLGATE_GATEWAY_ENGINE_CA_FILE",
+        help_heading = "Gateway"
+    )]
+    pub gateway_engine_ca_file: Option<PathBuf>,
 
     /// Days raw usage records (one per request) are kept; older ones are deleted every hour in batches. Dashboards and monthly quotas read the rollups, which are kept.
     #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Usage")]
@@ -847,6 +854,14 @@ impl Config {
                 "turning local sign-in off needs OIDC configured, or nobody can sign in".into(),
             ));
         }
+        let engine_tls = match &settings.gateway_engine_ca_file {
+            Some(path) => {
+                tollgate_gateway::engine_conn::EngineTls::with_ca_file(path).map_err(|e| {
+                    ConfigError::Invalid(format!("TOLLGATE_GATEWAY_ENGINE_CA_FILE: {e}"))
+                })?
+            }
+            None => tollgate_gateway::engine_conn::EngineTls::default(),
+        };
         let d = Duration::from_millis;
         let gateway = GatewayConfig {
             body_limit: settings.gateway_body_limit_bytes,
@@ -863,6 +878,7 @@ impl Config {
             wake_wait: d(settings.gateway_wake_wait_ms),
             wake_queue: settings.gateway_wake_queue,
             prefix_affinity: settings.gateway_prefix_affinity.max(0.0),
+            engine_tls,
         };
         Ok(Self {
             listen,

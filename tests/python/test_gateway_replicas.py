@@ -31,9 +31,7 @@ def test_two_servers_share_one_token_limit(database):
             assert time.monotonic() < deadline, "the second server never accepted the key"
             time.sleep(0.1)
 
-        # Limits count per wall-clock minute: start early in a minute so the run stays inside one window.
-        if time.time() % 60 > 35:
-            time.sleep(60.5 - time.time() % 60)
+        # Limits count over a sliding minute: a run shorter than a minute is one window, whenever it starts.
         accepted, refused = [0], [0]
         lock = threading.Lock()
 
@@ -57,7 +55,7 @@ def test_two_servers_share_one_token_limit(database):
             t.start()
         for t in threads:
             t.join(timeout=60)
-        assert time.monotonic() - started < 24, "the run took too long to stay inside one minute's window"
+        assert time.monotonic() - started < 50, "the run took too long to stay inside one minute's window"
         assert accepted[0] > 0 and refused[0] >= 40
 
         # Wait until every record is written before paging through them (paging while the writer still inserts

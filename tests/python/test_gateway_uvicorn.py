@@ -1,10 +1,13 @@
 """The gateway's HTTP/1.1 client against uvicorn, the server vLLM runs its API on, with both of uvicorn's HTTP
-parsers (h11, and httptools as `vllm serve` uses through uvicorn[standard]): whole answers, answers larger than one
-read, chunked streams with and without usage, streams whose events arrive apart, and reused connections. The
-unchanged `openai` client is the caller; usage records must carry the engine's own token counts."""
+parsers (h11, and httptools as `vllm serve` uses through uvicorn[standard]), and over TLS (`vllm serve
+--ssl-certfile`, an engine at an https:// URL whose certificate comes from a private CA, given to Tollgate as
+`TOLLGATE_GATEWAY_ENGINE_CA_FILE`): whole answers, answers larger than one read, chunked streams with and without
+usage, streams whose events arrive apart, and reused connections. The unchanged `openai` client is the caller;
+usage records must carry the engine's own token counts."""
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import types
@@ -16,18 +19,24 @@ from tollgate_platform import free_port, start_platform, wait_until_up
 
 MODEL = "granite-3.1-2b-base"
 HERE = Path(__file__).resolve().parent
+TLS = HERE.parent / "fixtures" / "tls"
 
 
-@pytest.fixture(params=["h11", "httptools"])
+@pytest.fixture(params=["h11", "httptools", "httptools over TLS"])
 def platform_on_uvicorn(request):
     port = free_port()
+    tls = request.param.endswith("over TLS")
     engine = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "uvicorn_engine:app", "--http", request.param, "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "uvicorn", "uvicorn_engine:app", "--http", request.param.split()[0],
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         *(["--ssl-certfile", str(TLS / "engine.pem"), "--ssl-keyfile", str(TLS / "engine.key")] if tls else [])],
         cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    assert wait_until_up(f"{url}/health", engine, 15), "uvicorn did not start"
-    platform = start_platform(sims={MODEL: [types.SimpleNamespace(url=url)]})
+    url = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(TLS / "ca.pem")) if tls else True
+    assert wait_until_up(f"{url}/health", engine, 15, verify=trust), \
+        "uvicorn did not start"
+    env = {"TOLLGATE_GATEWAY_ENGINE_CA_FILE": str(TLS / "ca.pem")} if tls else {}
+    platform = start_platform(sims={MODEL: [types.SimpleNamespace(url=url)]}, extra_env=env)
     try:
         yield platform
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -27,12 +28,13 @@ def tollgate_binary() -> Path:
     return path
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> bool:
-    """Polls `url` until it answers 200 (True), or the process ends or `timeout` seconds pass (False)."""
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float, verify: bool | ssl.SSLContext = True) -> bool:
+    """Polls `url` until it answers 200 (True), or the process ends or `timeout` seconds pass (False); `verify`: how
+    an https:// URL's certificate is checked (an SSL context trusting a test CA)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1, verify=verify).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass

@@ -130,17 +130,23 @@ async fn start_proxies(engine: SocketAddr) -> Proxies {
                 .head("POST", "/v1/chat/completions", Some("application/json"))
                 .expect("head"),
         );
+        let tls = tollgate_gateway::engine_conn::EngineTls::default();
         let forward = move |body: Bytes| {
-            let (pool, address, head) = (pool.clone(), address.clone(), head.clone());
+            let (pool, address, head, tls) =
+                (pool.clone(), address.clone(), head.clone(), tls.clone());
             async move {
                 let request = tollgate_gateway::engine_conn::EngineRequest {
                     head: &head,
                     request_id: None,
                     body: Some(&body),
                 };
-                let secs = Duration::from_secs(4);
+                let options = tollgate_gateway::engine_conn::ConnectOptions {
+                    connect_timeout: Duration::from_secs(4),
+                    idle_timeout: Duration::from_secs(4),
+                    tls: &tls,
+                };
                 let response = pool
-                    .send(address.authority(), request, secs, secs)
+                    .send(&address, request, &options)
                     .await
                     .expect("engine");
                 // Like the gateway: a whole answer is read whole and sent in one write, a stream is forwarded.

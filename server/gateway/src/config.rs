@@ -42,6 +42,8 @@ pub struct GatewayConfig {
     /// Prefix affinity (`affinity.rs`): requests whose prompts begin alike go to the same replica while its load
     /// stays within this factor of the replicas' mean; 0 sends each request to the least loaded replica.
     pub prefix_affinity: f64,
+    /// Whom `https://` engines are trusted by: the system's roots, and a configured CA.
+    pub engine_tls: crate::engine_conn::EngineTls,
 }
 
 impl Default for GatewayConfig {
@@ -61,6 +63,7 @@ impl Default for GatewayConfig {
             wake_wait: Duration::from_secs(60),
             wake_queue: 256,
             prefix_affinity: 1.25,
+            engine_tls: crate::engine_conn::EngineTls::default(),
         }
     }
 }

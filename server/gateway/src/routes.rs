@@ -4,7 +4,8 @@
 
 use crate::config::GatewayConfig;
 use crate::engine_conn::{
-    EngineAddress, EnginePool, EngineRequest, EngineResponse, RequestHead, SendError,
+    ConnectOptions, EngineAddress, EnginePool, EngineRequest, EngineResponse, RequestHead,
+    SendError,
 };
 use crate::request::Endpoint;
 use http::HeaderValue;
@@ -116,7 +117,7 @@ impl Replica {
         let health = match &address {
             Some(_) => Health::Unprobed,
             None => {
-                tracing::error!(replica = %base, "not a plain http:// engine URL; requests to it will fail");
+                tracing::error!(replica = %base, "not an http:// or https:// engine URL; requests to it will fail");
                 Health::Down
             }
         };
@@ -178,14 +179,12 @@ impl Replica {
         request: EngineRequest<'_>,
         config: &GatewayConfig,
     ) -> Result<EngineResponse, SendError> {
-        self.pool
-            .send(
-                address.authority(),
-                request,
-                config.connect_timeout,
-                config.pool_idle_timeout,
-            )
-            .await
+        let options = ConnectOptions {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.pool_idle_timeout,
+            tls: &config.engine_tls,
+        };
+        self.pool.send(address, request, &options).await
     }
 
     /// The replica's connection pool.
@@ -447,7 +446,7 @@ mod tests {
             empty.get("e").unwrap().availability(),
             Availability::Unavailable
         );
-        let bad = Replica::new("https://tls.example:443".into());
+        let bad = Replica::new("ftp://files.example:21".into());
         assert_eq!(bad.health(), Health::Down, "never \"starting\"");
     }
 

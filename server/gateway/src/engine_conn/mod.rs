@@ -7,12 +7,17 @@
 //! replica's pool between requests; before reuse, one non-blocking read tells whether the engine closed it
 //! meanwhile, and it is not reused past `idle_timeout` (kept below uvicorn's 5 s keep-alive, so the gateway does
 //! not write on a connection the engine is closing).
+//!
+//! An `https://` engine gets the same codec over TLS (`tls.rs`); plain HTTP keeps the readiness-based path, which
+//! writes head and body in one vectored call and reads straight into the connection's buffer.
 
 mod body;
 pub mod codec;
+mod tls;
 
 pub use body::{ConnError, EngineBody};
 pub use codec::RequestHead;
+pub use tls::EngineTls;
 
 use bytes::BytesMut;
 use http::{HeaderValue, StatusCode, Uri};
@@ -22,7 +27,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// What a read asks the socket for at least (an answer's head and a small body fit).
 const READ_CHUNK: usize = 8 * 1024;
@@ -31,9 +39,15 @@ const KEEP_BUFFER: usize = 64 * 1024;
 /// Idle connections kept per replica beyond what is in use; more than this are closed when released.
 const MAX_IDLE: usize = 256;
 
+/// The socket: plain TCP, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
 /// An open connection with its buffers, which it keeps across requests (a reused connection allocates nothing).
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     read: BytesMut,
     write: Vec<u8>,
     /// The runtime whose reactor the socket is registered with (`listener::current_worker` when it connected): it
@@ -42,7 +56,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(stream: TcpStream) -> Box<Self> {
+    fn new(stream: Stream) -> Box<Self> {
         Box::new(Self {
             stream,
             read: BytesMut::with_capacity(READ_CHUNK),
@@ -58,11 +72,33 @@ impl Conn {
             return false;
         }
         let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        match &mut self.stream {
+            Stream::Plain(tcp) => {
+                matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            // Quiet when a read would wait; anything else (data, a close, an alert) retires the connection.
+            Stream::Tls(tls) => {
+                let mut buf = ReadBuf::new(&mut probe);
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                std::pin::Pin::new(tls.as_mut())
+                    .poll_read(&mut cx, &mut buf)
+                    .is_pending()
+            }
+        }
     }
 
     /// Writes the head in `self.write`, then `body`. On failure, says whether any byte left.
     async fn write_request(&mut self, body: &[u8]) -> Result<(), (bool, io::Error)> {
+        let tcp = match &mut self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => {
+                // Through rustls's buffer: the head may leave before the body is encrypted, so only a failure of
+                // the first write counts as nothing sent.
+                tls.write_all(&self.write).await.map_err(|e| (false, e))?;
+                tls.write_all(body).await.map_err(|e| (true, e))?;
+                return tls.flush().await.map_err(|e| (true, e));
+            }
+        };
         let total = self.write.len() + body.len();
         let mut done = 0;
         while done < total {
@@ -70,14 +106,11 @@ impl Conn {
                 Some(head) if !head.is_empty() => (head, body),
                 _ => (&[][..], &body[done - self.write.len()..]),
             };
-            match self
-                .stream
-                .try_write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
-            {
+            match tcp.try_write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
                 Ok(0) => return Err((done > 0, io::ErrorKind::WriteZero.into())),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.stream.writable().await.map_err(|e| (done > 0, e))?
+                    tcp.writable().await.map_err(|e| (done > 0, e))?
                 }
                 Err(e) => return Err((done > 0, e)),
             }
@@ -87,12 +120,30 @@ impl Conn {
 
     /// Reads what the engine has sent into the read buffer; `Ok(0)` when it closed the connection.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let tcp = match &mut self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => {
+                // Decrypted into a chunk on the stack, then copied: the copy is small beside the decryption.
+                let mut chunk = [0u8; READ_CHUNK];
+                let mut buf = ReadBuf::new(&mut chunk);
+                return match ready!(std::pin::Pin::new(tls.as_mut()).poll_read(cx, &mut buf)) {
+                    Ok(()) => {
+                        self.read.extend_from_slice(buf.filled());
+                        Poll::Ready(Ok(buf.filled().len()))
+                    }
+                    // A close without TLS's close_notify: an end like any other (a cut answer is still caught by
+                    // its framing, which says how much was to come).
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(0)),
+                    Err(e) => Poll::Ready(Err(e)),
+                };
+            }
+        };
         loop {
-            ready!(self.stream.poll_read_ready(cx))?;
+            ready!(tcp.poll_read_ready(cx))?;
             if self.read.capacity() - self.read.len() < READ_CHUNK / 2 {
                 self.read.reserve(READ_CHUNK.max(self.read.len()));
             }
-            match self.stream.try_read_buf(&mut self.read) {
+            match tcp.try_read_buf(&mut self.read) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 done => return Poll::Ready(done),
             }
@@ -117,11 +168,14 @@ struct Idle {
     since: Instant,
 }
 
-/// Where an engine listens, from its base URL (`http://host:port`, optionally with a path prefix).
+/// Where an engine listens, from its base URL (`http://host:port` or `https://host:port`, optionally with a path
+/// prefix).
 #[derive(Debug, Clone)]
 pub struct EngineAddress {
     /// `host:port`, what is connected to.
     authority: String,
+    /// For `https://`: the name the engine's certificate must carry (a DNS name or an IP address).
+    tls: Option<ServerName<'static>>,
     /// The `Host` header: the URL's authority as written.
     host: String,
     /// The base URL's path, without a trailing slash ("" for none).
@@ -129,17 +183,29 @@ pub struct EngineAddress {
 }
 
 impl EngineAddress {
-    /// None unless `base` is a plain `http://` URL with a host (engines are reached over the cluster network;
-    /// TLS to them is not supported).
+    /// None unless `base` is an `http://` or `https://` URL with a host.
     pub fn parse(base: &str) -> Option<Self> {
         let uri: Uri = base.parse().ok()?;
-        if uri.scheme_str() != Some("http") {
-            return None;
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return None,
+        };
         let authority = uri.authority()?;
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        // An IPv6 host is written in brackets in a URL, and named without them in a certificate.
+        let host = authority.host();
+        let tls = match https {
+            true => Some(
+                ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
+                    .ok()?
+                    .to_owned(),
+            ),
+            false => None,
+        };
         Some(Self {
-            authority: format!("{}:{port}", authority.host()),
+            tls,
+            authority: format!("{host}:{port}"),
             host: authority.as_str().to_string(),
             prefix: uri.path().trim_end_matches('/').to_string(),
         })
@@ -163,6 +229,11 @@ impl EngineAddress {
 
     pub fn authority(&self) -> &str {
         &self.authority
+    }
+
+    /// Whether the engine is reached over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 }
 
@@ -202,6 +273,17 @@ pub enum SendError {
     Read(#[from] ConnError),
 }
 
+/// How connections to engines are made and kept (borrowed from the gateway's settings for each request).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectOptions<'a> {
+    /// Connecting, TLS handshake included.
+    pub connect_timeout: Duration,
+    /// An idle connection is not reused past this.
+    pub idle_timeout: Duration,
+    /// Whom `https://` engines are trusted by.
+    pub tls: &'a EngineTls,
+}
+
 /// One replica's connections.
 #[derive(Default)]
 pub struct EnginePool {
@@ -215,27 +297,25 @@ impl EnginePool {
         self.opened.load(Ordering::Relaxed)
     }
 
-    /// Sends `request` to `authority` (`host:port`) on an idle connection, or a new one, and reads the answer's
-    /// head. A pooled connection that fails before any of the request left, or that the engine closes without a
+    /// Sends `request` to `address` on an idle connection, or a new one, and reads the answer's head. A pooled connection that fails before any of the request left, or that the engine closes without a
     /// byte of an answer, is replaced by a fresh one once: an engine closing an idle connection (uvicorn's
     /// keep-alive timeout) can race the request written on it, and then never saw it, which is why browsers
     /// retry such requests too. A connection opened for this request is not retried.
     pub async fn send(
         self: &Arc<Self>,
-        authority: &str,
+        address: &EngineAddress,
         request: EngineRequest<'_>,
-        connect_timeout: Duration,
-        idle_timeout: Duration,
+        options: &ConnectOptions<'_>,
     ) -> Result<EngineResponse, SendError> {
-        let (conn, reused) = match self.checkout(idle_timeout) {
+        let (conn, reused) = match self.checkout(options.idle_timeout) {
             Some(c) => (c, true),
-            None => (self.connect(authority, connect_timeout).await?, false),
+            None => (self.connect(address, options).await?, false),
         };
         match self.exchange(conn, request).await {
             Err(SendError::Write { unsent: true, .. } | SendError::ClosedBeforeAnswer)
                 if reused =>
             {
-                let conn = self.connect(authority, connect_timeout).await?;
+                let conn = self.connect(address, options).await?;
                 self.exchange(conn, request).await
             }
             other => other,
@@ -258,13 +338,28 @@ impl EnginePool {
         }
     }
 
-    async fn connect(&self, authority: &str, timeout: Duration) -> Result<Box<Conn>, SendError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(authority)).await {
+    /// Opens a connection (and for `https://`, completes the TLS handshake) within the connect timeout.
+    async fn connect(
+        &self,
+        address: &EngineAddress,
+        options: &ConnectOptions<'_>,
+    ) -> Result<Box<Conn>, SendError> {
+        let open = async {
+            let tcp = TcpStream::connect(&address.authority).await?;
+            let _ = tcp.set_nodelay(true);
+            Ok::<_, io::Error>(match &address.tls {
+                None => Stream::Plain(tcp),
+                Some(name) => {
+                    let connector = options.tls.connector().map_err(io::Error::other)?;
+                    Stream::Tls(Box::new(connector.connect(name.clone(), tcp).await?))
+                }
+            })
+        };
+        let stream = match tokio::time::timeout(options.connect_timeout, open).await {
             Err(_) => return Err(SendError::ConnectTimeout),
             Ok(Err(e)) => return Err(SendError::Connect(e)),
             Ok(Ok(s)) => s,
         };
-        let _ = stream.set_nodelay(true);
         self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(Conn::new(stream))
     }
@@ -351,7 +446,14 @@ mod tests {
             head.as_bytes(),
             b"GET /prefix/metrics HTTP/1.1\r\nhost: vllm.models.svc\r\n"
         );
-        for bad in ["https://x:1", "x:1", "", "http://", "/v1"] {
+        assert!(!b.is_tls());
+        let c = EngineAddress::parse("https://vllm.example.com/v1-proxy").unwrap();
+        assert_eq!(c.authority(), "vllm.example.com:443");
+        assert!(c.is_tls());
+        let d = EngineAddress::parse("https://[::1]:8443").unwrap();
+        assert_eq!(d.authority(), "[::1]:8443");
+        assert!(d.is_tls());
+        for bad in ["ftp://x:1", "x:1", "", "http://", "https://", "/v1"] {
             assert!(EngineAddress::parse(bad).is_none(), "{bad}");
         }
     }

@@ -33,7 +33,7 @@ impl MemoryLimiter {
 
     /// A subscription's counters, for tests and diagnostics.
     pub fn counters(&self, subscription_id: &str) -> Option<window::Counters> {
-        self.lock().get(subscription_id).map(|s| s.counters)
+        self.lock().get(subscription_id).map(|s| s.counters.clone())
     }
 
     /// Settles `ticket` if this limiter admitted it and it is still running; says whether it did. Lets a limiter
@@ -65,9 +65,7 @@ impl MemoryLimiter {
             Some(s) => s,
             None => map.entry(subscription_id.to_owned()).or_default(),
         };
-        window::roll(&mut sub.counters, slot);
-        sub.counters.requests = sub.counters.requests.max(seen.requests);
-        sub.counters.tokens = sub.counters.tokens.max(seen.tokens);
+        window::observe(&mut sub.counters, slot, seen);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Subscription>> {
@@ -104,10 +102,15 @@ impl Limiter for MemoryLimiter {
         };
         match result {
             Ok(seen) => Ok(seen),
-            Err((kind, seen)) => Err(LimitError::Refused {
-                kind,
-                seen,
-                retry_after_ms: retry_after_ms(kind, now_ms, self.window_ms),
+            Err(refusal) => Err(LimitError::Refused {
+                kind: refusal.kind,
+                seen: refusal.seen,
+                retry_after_ms: retry_after_ms(
+                    refusal.kind,
+                    now_ms,
+                    self.window_ms,
+                    refusal.frees_at_step,
+                ),
             }),
         }
     }
@@ -135,6 +138,19 @@ impl Limiter for MemoryLimiter {
 
     fn window_ms(&self) -> i64 {
         self.window_ms
+    }
+
+    async fn absorb(
+        &self,
+        subscription_id: &str,
+        slot: Slot,
+        requests: u64,
+        tokens: u64,
+    ) -> Result<(), String> {
+        let mut map = self.lock();
+        let c = &mut map.entry(subscription_id.to_owned()).or_default().counters;
+        window::absorb(c, slot, requests, tokens);
+        Ok(())
     }
 }
 
@@ -164,7 +180,8 @@ mod tests {
                 ..
             }) => {
                 assert_eq!(kind, LimitKind::Tokens);
-                assert_eq!(retry_after_ms, 58_000);
+                // The 80 tokens admitted in second 1 must leave: they do when second 62 begins.
+                assert_eq!(retry_after_ms, 60_000);
             }
             other => panic!("{other:?}"),
         }

@@ -178,25 +178,35 @@ impl Default for LimiterStatus {
     }
 }
 
-/// The window and month `now_ms` falls in.
+/// The step of the rate window and the month `now_ms` falls in.
 pub fn slot_at(now_ms: i64, window_ms: i64) -> Slot {
     Slot {
-        window: now_ms.div_euclid(window_ms),
+        step: now_ms.div_euclid(window::step_ms(window_ms)),
         month: Millis(now_ms).month_start().0,
     }
 }
 
-/// Milliseconds from `now_ms` until the current window ends.
+/// Milliseconds from `now_ms` until what is admitted now has left the sliding window: when the per-minute counts
+/// are back to their initial state if nothing more is admitted (OpenAI's `x-ratelimit-reset-*`).
 pub fn window_reset_ms(now_ms: i64, window_ms: i64) -> i64 {
-    window_ms - now_ms.rem_euclid(window_ms)
+    window::leaves_at_ms(slot_at(now_ms, window_ms).step, window_ms) - now_ms
 }
 
-/// How long a refused client should wait before trying again.
-pub fn retry_after_ms(kind: LimitKind, now_ms: i64, window_ms: i64) -> i64 {
+/// How long a refused client should wait before trying again: for the per-minute limits, until the step named by
+/// the refusal (`frees_at_step`) has left the window, when the same request would fit.
+pub fn retry_after_ms(
+    kind: LimitKind,
+    now_ms: i64,
+    window_ms: i64,
+    frees_at_step: Option<i64>,
+) -> i64 {
     match kind {
         // A slot frees when any running request ends: a short wait.
         LimitKind::Concurrency => 1000,
-        LimitKind::Requests | LimitKind::Tokens => window_reset_ms(now_ms, window_ms),
+        LimitKind::Requests | LimitKind::Tokens => match frees_at_step {
+            Some(step) => (window::leaves_at_ms(step, window_ms) - now_ms).max(1),
+            None => window_reset_ms(now_ms, window_ms),
+        },
         LimitKind::Monthly => {
             let month = Millis(now_ms).month_start().0;
             let next = Millis(month + 32 * 86_400_000).month_start().0;
@@ -211,15 +221,24 @@ mod tests {
 
     #[test]
     fn retry_after_points_at_the_end_of_what_refused() {
+        // At 5 min 15 s, the request admitted in second 4 min 30 s must leave: it does at 5 min 31 s.
         assert_eq!(
-            retry_after_ms(LimitKind::Requests, 60_000 * 5 + 15_000, 60_000),
-            45_000
+            retry_after_ms(LimitKind::Requests, 315_000, 60_000, Some(270)),
+            16_000
         );
-        assert_eq!(retry_after_ms(LimitKind::Concurrency, 1, 60_000), 1000);
+        assert_eq!(
+            retry_after_ms(LimitKind::Tokens, 315_500, 60_000, None),
+            61_000 - 500,
+            "no step named: the whole window"
+        );
+        assert_eq!(
+            retry_after_ms(LimitKind::Concurrency, 1, 60_000, None),
+            1000
+        );
         // 2026-01-31 00:00 UTC → 2026-02-01 00:00 UTC is one day.
         let jan31 = 1_769_817_600_000;
         assert_eq!(
-            retry_after_ms(LimitKind::Monthly, jan31, 60_000),
+            retry_after_ms(LimitKind::Monthly, jan31, 60_000, None),
             86_400_000
         );
     }
@@ -240,9 +259,10 @@ mod tests {
     }
 
     #[test]
-    fn slots_follow_the_window_and_the_month() {
-        let s = slot_at(1_769_817_600_000 + 61_000, 60_000);
-        assert_eq!(s.window, (1_769_817_600_000 + 61_000) / 60_000);
+    fn slots_follow_the_step_and_the_month() {
+        let s = slot_at(1_769_817_600_000 + 61_500, 60_000);
+        assert_eq!(s.step, (1_769_817_600_000 + 61_000) / 1000);
+        assert_eq!(window_reset_ms(61_500, 60_000), 60_500);
         assert_eq!(s.month, Millis(1_769_817_600_000).month_start().0);
     }
 }

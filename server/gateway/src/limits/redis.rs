@@ -3,7 +3,10 @@
 //!
 //! Keys, all under a configurable prefix (tests use a fresh one, so runs never collide), with the subscription in a
 //! hash tag so one subscription's keys live on one cluster slot:
-//! - `{prefix}:{sub}:w:{window}`: hash of `r` (requests) and `t` (tokens), expiring after two windows;
+//! - `{prefix}:{sub}:w`: the sliding window (`window.rs`), one hash: `h` the newest step counted, `R` and `T` the
+//!   requests and tokens in the window, `r<step>` and `t<step>` each counted step's. Every script that touches it
+//!   first rolls it to its step (the `ROLL` function), dropping the steps that left the window; it expires after two
+//!   windows without traffic.
 //! - `{prefix}:{sub}:c`: running requests, a sorted set of ticket ids scored by the time their slot lapses
 //!   (admission + the lease, pushed on by long streams). Each admission first drops the lapsed members, so a slot
 //!   lost by a crashed replica comes back one lease later however busy the subscription is, and a running request
@@ -15,7 +18,7 @@
 //! (`RedisOptions::timeout_ms`), so an unreachable Redis fails fast rather than holding requests up. What happens
 //! to requests meanwhile is `failover.rs`'s business: this file only reports `LimitError::Unavailable`.
 
-use super::{retry_after_ms, LimitError, LimitKind, Limiter, Seen, Slot, Ticket};
+use super::{retry_after_ms, window, LimitError, LimitKind, Limiter, Seen, Slot, Ticket};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
@@ -25,36 +28,88 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tollgate_domain::grant::Limits;
 
+/// Brings the window hash `w` to `step` (see `window::roll`) and returns the step admissions are counted in: the
+/// given one, or the oldest still counted when a replica's clock lags by more than a window. `steps` is
+/// `window::STEPS`.
+const ROLL: &str = r#"
+local function roll(w, step, steps)
+  local h = tonumber(redis.call('HGET', w, 'h'))
+  if not h or step - h > steps then
+    redis.call('DEL', w)
+    redis.call('HSET', w, 'h', step, 'R', 0, 'T', 0)
+    return step
+  end
+  if step <= h then return math.max(step, h - steps) end
+  local gone_r, gone_t = 0, 0
+  for s = h - steps, step - steps - 1 do
+    local v = redis.call('HMGET', w, 'r' .. s, 't' .. s)
+    gone_r = gone_r + (tonumber(v[1]) or 0)
+    gone_t = gone_t + (tonumber(v[2]) or 0)
+    if v[1] or v[2] then redis.call('HDEL', w, 'r' .. s, 't' .. s) end
+  end
+  -- (Only when something left: Lua writes -0 for a zero, which HINCRBY refuses.)
+  if gone_r > 0 then redis.call('HINCRBY', w, 'R', -gone_r) end
+  if gone_t > 0 then redis.call('HINCRBY', w, 'T', -gone_t) end
+  redis.call('HSET', w, 'h', step)
+  return step
+end
+-- The oldest step whose leaving frees `need_r` requests and `need_t` tokens (see `window::Counters::frees_at`).
+local function frees_at(w, steps, need_r, need_t)
+  local h = tonumber(redis.call('HGET', w, 'h'))
+  local r, t = 0, 0
+  for s = h - steps, h do
+    local v = redis.call('HMGET', w, 'r' .. s, 't' .. s)
+    r = r + (tonumber(v[1]) or 0)
+    t = t + (tonumber(v[2]) or 0)
+    if r >= need_r and t >= need_t then return s end
+  end
+  return h
+end
+"#;
+
+/// ARGV: 1-4 the limits (-1 for none), 5 the reservation, 6 the window key's expiry, 7 now, 8 the slot's lapse,
+/// 9 the running set's expiry, 10 the ticket, 11 the step, 12 `window::STEPS`. Returns the decision (0 admitted,
+/// 1-4 the limit that refused), the window's requests and tokens, the month's tokens, and the step that must leave
+/// for a refused request to fit (-1 when none).
 const ADMIT: &str = r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[7])
-local r = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
-local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+local steps = tonumber(ARGV[12])
+local at = roll(KEYS[1], tonumber(ARGV[11]), steps)
+local r = tonumber(redis.call('HGET', KEYS[1], 'R'))
+local t = tonumber(redis.call('HGET', KEYS[1], 'T'))
 local c = redis.call('ZCARD', KEYS[2])
 local m = tonumber(redis.call('GET', KEYS[3]) or '0')
 local rpm, tpm, cmax, mmax = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local res = tonumber(ARGV[5])
-if cmax >= 0 and c + 1 > cmax then return {1, r, t, m} end
-if rpm >= 0 and r + 1 > rpm then return {2, r, t, m} end
-if tpm >= 0 and t + res > tpm then return {3, r, t, m} end
-if mmax >= 0 and m + res > mmax then return {4, r, t, m} end
-redis.call('HINCRBY', KEYS[1], 'r', 1)
-redis.call('HINCRBY', KEYS[1], 't', res)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if cmax >= 0 and c + 1 > cmax then return {1, r, t, m, -1} end
+if rpm >= 0 and r + 1 > rpm then return {2, r, t, m, frees_at(KEYS[1], steps, r + 1 - rpm, 0)} end
+if tpm >= 0 and t + res > tpm then return {3, r, t, m, frees_at(KEYS[1], steps, 0, t + res - tpm)} end
+if mmax >= 0 and m + res > mmax then return {4, r, t, m, -1} end
+redis.call('HINCRBY', KEYS[1], 'r' .. at, 1)
+redis.call('HINCRBY', KEYS[1], 't' .. at, res)
+redis.call('HINCRBY', KEYS[1], 'R', 1)
+redis.call('HINCRBY', KEYS[1], 'T', res)
 redis.call('ZADD', KEYS[2], ARGV[8], ARGV[10])
 redis.call('PEXPIRE', KEYS[2], ARGV[9])
 redis.call('INCRBY', KEYS[3], res)
 redis.call('EXPIRE', KEYS[3], 3456000)
-return {0, r + 1, t + res, m + res}
+return {0, r + 1, t + res, m + res, -1}
 "#;
 
 /// Only a ticket still in the running set is settled: a refused, abandoned-before-it-ran or already settled one
-/// changes nothing (see `Limiter::settle`).
+/// changes nothing (see `Limiter::settle`). Its step is corrected while it is still in the window (its field
+/// exists). ARGV: 1 reserved, 2 used, 3 the ticket, 4 its step.
 const SETTLE: &str = r#"
 if redis.call('ZREM', KEYS[2], ARGV[3]) == 0 then return 0 end
 local delta = tonumber(ARGV[2]) - tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local t = redis.call('HINCRBY', KEYS[1], 't', delta)
-  if t < 0 then redis.call('HSET', KEYS[1], 't', 0) end
+local f = 't' .. ARGV[4]
+local before = tonumber(redis.call('HGET', KEYS[1], f))
+if before then
+  local after = math.max(before + delta, 0)
+  redis.call('HSET', KEYS[1], f, after)
+  local total = redis.call('HINCRBY', KEYS[1], 'T', after - before)
+  if total < 0 then redis.call('HSET', KEYS[1], 'T', 0) end
 end
 if redis.call('EXISTS', KEYS[3]) == 1 then
   local m = redis.call('INCRBY', KEYS[3], delta)
@@ -70,11 +125,18 @@ if m < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'EX', 3456000)
 return 1
 "#;
 
-/// Adds what was admitted under local limits during an outage: requests and tokens to their window, tokens to the
-/// month (creating either if Redis lost it meanwhile).
+/// Adds what was admitted under local limits during an outage: requests and tokens to their step while it is in
+/// the window, tokens to the month (creating either if Redis lost it meanwhile). ARGV: 1 requests, 2 tokens, 3 the
+/// window key's expiry, 4 the step, 5 `window::STEPS`.
 const ABSORB: &str = r#"
-redis.call('HINCRBY', KEYS[1], 'r', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 't', ARGV[2])
+local step = tonumber(ARGV[4])
+local at = roll(KEYS[1], step, tonumber(ARGV[5]))
+if at == step then
+  redis.call('HINCRBY', KEYS[1], 'r' .. at, ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 't' .. at, ARGV[2])
+  redis.call('HINCRBY', KEYS[1], 'R', ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'T', ARGV[2])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('INCRBY', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[2], 3456000)
@@ -158,7 +220,7 @@ impl RedisLimiter {
             prefix: options.prefix.as_str().into(),
             window_ms: options.window_ms.max(1),
             lease_ms: DEFAULT_LEASE_MS,
-            admit: Arc::new(Script::new(ADMIT)),
+            admit: Arc::new(Script::new(&format!("{ROLL}{ADMIT}"))),
             settle: Arc::new(Script::new(SETTLE)),
             refresh: Arc::new(Script::new(REFRESH)),
         })
@@ -262,7 +324,7 @@ impl RedisLimiter {
 
     fn keys(prefix: &str, sub: &str, slot: Slot) -> [String; 3] {
         [
-            format!("{prefix}:{{{sub}}}:w:{}", slot.window),
+            format!("{prefix}:{{{sub}}}:w"),
             format!("{prefix}:{{{sub}}}:c"),
             format!("{prefix}:{{{sub}}}:m:{}", slot.month),
         ]
@@ -288,7 +350,7 @@ impl Limiter for RedisLimiter {
             Some(c) => c.clone(),
             None => self.manager().await.map_err(LimitError::Unavailable)?,
         };
-        let (code, requests, tokens, month_tokens): (i64, i64, i64, i64) = self
+        let (code, requests, tokens, month_tokens, frees_at): (i64, i64, i64, i64, i64) = self
             .admit
             .key(w)
             .key(c)
@@ -303,6 +365,8 @@ impl Limiter for RedisLimiter {
             .arg(now_ms.saturating_add(self.lease_ms))
             .arg(self.lease_ms)
             .arg(&ticket.id)
+            .arg(ticket.slot.step)
+            .arg(window::STEPS)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| LimitError::Unavailable(e.to_string()))?;
@@ -321,7 +385,12 @@ impl Limiter for RedisLimiter {
         Err(LimitError::Refused {
             kind,
             seen,
-            retry_after_ms: retry_after_ms(kind, now_ms, self.window_ms),
+            retry_after_ms: retry_after_ms(
+                kind,
+                now_ms,
+                self.window_ms,
+                (frees_at >= 0).then_some(frees_at),
+            ),
         })
     }
 
@@ -331,6 +400,7 @@ impl Limiter for RedisLimiter {
             arg(Some(ticket.reserved)).to_string(),
             arg(Some(used)).to_string(),
             ticket.id,
+            ticket.slot.step.to_string(),
         ];
         self.spawn(&self.settle, vec![w, c, m], args, "settle", true);
     }
@@ -393,12 +463,14 @@ impl Limiter for RedisLimiter {
     ) -> Result<(), String> {
         let [w, _, m] = Self::keys(&self.prefix, subscription_id, slot);
         let mut conn = self.manager().await?;
-        Script::new(ABSORB)
+        Script::new(&format!("{ROLL}{ABSORB}"))
             .key(w)
             .key(m)
             .arg(arg(Some(requests)))
             .arg(arg(Some(tokens)))
             .arg(self.window_ms * 2)
+            .arg(slot.step)
+            .arg(window::STEPS)
             .invoke_async::<i64>(&mut conn)
             .await
             .map(|_| ())

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 #![allow(dead_code)]
 
+pub mod tls_front;
+
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
