@@ -7,7 +7,8 @@ each proxy process spent per request (from /proc), and each against the nginx fl
 p50 minus the direct p50), CPU per request and throughput.
 
 Not a test: run it with `scripts/bench-outside.sh` (release binaries, Debian's wrk and nginx-light).
-Knobs: BENCH_ROUNDS (3), BENCH_SECS (4), BENCH_CONCURRENCY ("1,16,64")."""
+Knobs: BENCH_ROUNDS (3), BENCH_SECS (4), BENCH_CONCURRENCY ("1,16,64"), BENCH_GATEWAY_WORKERS (the gateway
+listener's runtimes, `TOLLGATE_GATEWAY_WORKERS`; default one per core)."""
 
 from __future__ import annotations
 
@@ -112,7 +113,10 @@ def main() -> None:
     sim = start_sim(SERVED, "--sim-zero-latency")
     engine_port = int(sim.url.rsplit(":", 1)[1])
     gateway_port, nginx_port = free_port(), free_port()
-    platform = start_platform(sims={MODEL: [sim]}, extra_env={"TOLLGATE_GATEWAY_LISTEN": f"127.0.0.1:{gateway_port}"})
+    env = {"TOLLGATE_GATEWAY_LISTEN": f"127.0.0.1:{gateway_port}"}
+    if "BENCH_GATEWAY_WORKERS" in os.environ:
+        env["TOLLGATE_GATEWAY_WORKERS"] = os.environ["BENCH_GATEWAY_WORKERS"]
+    platform = start_platform(sims={MODEL: [sim]}, extra_env=env)
     _, key = platform.subscribe_with_key(
         MODEL, {"name": "Bench", "requests_per_minute": 1_000_000_000, "tokens_per_minute": 2_000_000_000})
     for d in ("body", "proxy"):
