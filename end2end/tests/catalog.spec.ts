@@ -55,6 +55,7 @@ test('a developer goes from the catalog to a working, revocable key', async ({ b
   await dev.click('[data-model="mistral-small-3.1-24b-instruct"]');
   await expect(dev.getByTestId('model-id')).toHaveText('mistral-small-3.1-24b-instruct');
   await expect(dev.getByTestId('plans')).toContainText('Team');
+  await expect(dev.getByTestId('limits-note')).toContainText('any 60 seconds');
   await expect(dev.locator('pre').first()).toContainText('/v1/chat/completions');
   await hydrated(dev);
   await shot(dev, 'catalog-03-model');

@@ -144,6 +144,7 @@ fn PlanForm(plan: Option<PlanView>) -> impl IntoView {
                 {input("max_concurrent", "Concurrent requests", conc, "unlimited")}
                 {input("monthly_tokens", "Tokens / month", month, "unlimited")}
             </div>
+            <p class="text-xs text-slate-500">"Per-minute limits hold over any 60 seconds (a sliding window), not per clock minute; the monthly quota is per calendar month (UTC)."</p>
             {input("models", "Covered models (ids, comma-separated)", models, "empty = every model")}
             {input("tier", "Scheduling tier (0 to 9: higher runs first on engines with priority scheduling)", tier, "0")}
             <label class="flex items-center gap-2 text-sm">

@@ -131,6 +131,7 @@ fn Plans(detail: ModelDetail) -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
+                    <p class="mt-2 text-xs text-slate-500" data-testid="limits-note">"Per-minute limits count over any 60 seconds, not per clock minute: a burst across a minute's edge is not let through twice. A refused call says when to retry (Retry-After)."</p>
                 }.into_any()
             }}
             {(detail.model.visibility == Visibility::Restricted).then(|| view! {

@@ -14,9 +14,13 @@ use std::sync::Arc;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
+    /// Requests admitted in any 60 seconds (a sliding window counted in one-second steps, not per clock minute).
     pub requests_per_minute: Option<u32>,
+    /// Tokens (prompt and completion, as the engines count them) admitted in any 60 seconds, sliding as above.
     pub tokens_per_minute: Option<u32>,
+    /// Requests running at once.
     pub max_concurrent: Option<u32>,
+    /// Tokens per calendar month (UTC).
     pub monthly_tokens: Option<u64>,
 }
 
