@@ -6,7 +6,7 @@
 use crate::engine_conn::EngineBody;
 use crate::inflight::Inflight;
 use crate::sse::{Output, SseScanner};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,6 +14,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
+
+/// The size of the buffer rewritten chunks are copied into (a few dozen events).
+const OUT_BUFFER: usize = 8 * 1024;
 
 pub struct ProxyBody {
     first: Option<Bytes>,
@@ -26,6 +29,9 @@ pub struct ProxyBody {
     /// (once per network read, not once per chunk).
     last_data: Instant,
     idle_timer: Pin<Box<Sleep>>,
+    /// Where rewritten chunks are copied to be sent: one buffer that many chunks share (each sent chunk a view of
+    /// it), instead of an allocation or two per rewritten event.
+    out: BytesMut,
 }
 
 impl ProxyBody {
@@ -44,6 +50,7 @@ impl ProxyBody {
             idle,
             last_data: Instant::now(),
             idle_timer: Box::pin(tokio::time::sleep(idle)),
+            out: BytesMut::new(),
         }
     }
 
@@ -51,7 +58,15 @@ impl ProxyBody {
     fn pass(&mut self, chunk: Bytes) -> Option<Bytes> {
         let out = match self.scanner.push(&chunk) {
             Output::Same => chunk,
-            Output::Rewritten(v) => Bytes::from(v),
+            Output::Rewritten(v) => {
+                if self.out.capacity() < v.len() {
+                    // A fresh buffer once the shared one is spent (sent chunks keep the old one alive).
+                    self.out.reserve(v.len().max(OUT_BUFFER));
+                }
+                self.out.extend_from_slice(&v);
+                self.scanner.recycle(v);
+                self.out.split().freeze()
+            }
         };
         if let Some(i) = &mut self.inflight {
             i.keep_slot();

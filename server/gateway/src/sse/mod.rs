@@ -115,6 +115,9 @@ pub struct SseScanner {
     dialect: Dialect,
     /// Usage as the Messages and Responses APIs report it, in pieces over several events.
     events: EventUsage,
+    /// A rewritten chunk's buffer, given back by the caller (`recycle`) for the next one: a stream whose events
+    /// are all rewritten (usage fields taken out) then allocates no buffer per event.
+    spare: Vec<u8>,
     /// The data of each event read, for the tests to compare with another parser's.
     #[cfg(test)]
     seen: Vec<Vec<u8>>,
@@ -143,6 +146,7 @@ impl SseScanner {
             rename: None,
             dialect: Dialect::OpenAi,
             events: EventUsage::default(),
+            spare: Vec::new(),
             #[cfg(test)]
             seen: Vec::new(),
         }
@@ -206,6 +210,15 @@ impl SseScanner {
         self.data_events
     }
 
+    /// Takes back the buffer of an `Output::Rewritten` once its bytes are sent on, to write the next one in.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        // A buffer grown by an unusually large chunk is not kept.
+        if buffer.capacity() <= 64 * 1024 {
+            buffer.clear();
+            self.spare = buffer;
+        }
+    }
+
     /// Takes one chunk from the engine and says what to forward now.
     pub fn push(&mut self, chunk: &[u8]) -> Output {
         if chunk.is_empty() {
@@ -221,8 +234,9 @@ impl SseScanner {
         } else {
             chunk
         };
-        // Built only once the output differs from the input.
-        let mut out: Option<Vec<u8>> = had_carry.then(|| Vec::with_capacity(data.len()));
+        // Built only once the output differs from the input, in the spare buffer when there is one.
+        let mut spare = std::mem::take(&mut self.spare);
+        let mut out: Option<Vec<u8>> = had_carry.then(|| rewritten_from(&mut spare, data, 0));
         let mut pos = 0;
         if let Some(dropped) = self.open_cr.take() {
             if data.first() == Some(&b'\n') {
@@ -249,19 +263,19 @@ impl SseScanner {
                     }
                 }
                 Action::Keep => {
-                    let o = out.get_or_insert_with(|| rewritten_from(data, pos));
+                    let o = out.get_or_insert_with(|| rewritten_from(&mut spare, data, pos));
                     self.emit(o, event);
                 }
                 Action::Drop => {
-                    out.get_or_insert_with(|| rewritten_from(data, pos));
+                    out.get_or_insert_with(|| rewritten_from(&mut spare, data, pos));
                 }
                 Action::Cut(from, to) => {
-                    let o = out.get_or_insert_with(|| rewritten_from(data, pos));
+                    let o = out.get_or_insert_with(|| rewritten_from(&mut spare, data, pos));
                     self.emit(o, &event[..from]);
                     self.emit(o, &event[to..]);
                 }
                 Action::Replace(bytes) => {
-                    let o = out.get_or_insert_with(|| rewritten_from(data, pos));
+                    let o = out.get_or_insert_with(|| rewritten_from(&mut spare, data, pos));
                     self.emit(o, &bytes);
                 }
             }
@@ -269,12 +283,16 @@ impl SseScanner {
         }
         let rest = &data[pos..];
         if !rest.is_empty() {
-            let o = out.get_or_insert_with(|| rewritten_from(data, pos));
+            let o = out.get_or_insert_with(|| rewritten_from(&mut spare, data, pos));
             if rest.len() > MAX_EVENT_BYTES {
                 o.extend_from_slice(rest);
             } else {
                 self.carry = rest.to_vec();
             }
+        }
+        // Not needed this time (its capacity is still there): kept for the next chunk.
+        if spare.capacity() > 0 {
+            self.spare = spare;
         }
         match out {
             None => Output::Same,
@@ -346,8 +364,10 @@ impl SseScanner {
 
 /// The output for a chunk that differs from the input from `pos` on: what came before, with room for the rest
 /// (and for a model name longer than the served one) so that it is allocated once.
-fn rewritten_from(data: &[u8], pos: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 64);
+/// The output of a chunk whose bytes change at `pos`: what came before, in `spare`'s buffer (taken) or a new one.
+fn rewritten_from(spare: &mut Vec<u8>, data: &[u8], pos: usize) -> Vec<u8> {
+    let mut out = std::mem::take(spare);
+    out.reserve(data.len() + 64);
     out.extend_from_slice(&data[..pos]);
     out
 }

@@ -629,3 +629,38 @@ proptest! {
         prop_assert_eq!(s.usage(), whole.usage());
     }
 }
+
+#[test]
+fn a_recycled_buffer_carries_the_next_rewritten_chunk() {
+    // The client asked for no usage: each event's usage field is taken out, so every chunk is rewritten.
+    let event = |i: u32| {
+        format!("data: {{\"id\":\"{i}\",\"choices\":[{{\"index\":0}}],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":{i}}}}}\n\n")
+    };
+    let mut s = SseScanner::new(false, false);
+    let Output::Rewritten(first) = s.push(event(1).as_bytes()) else {
+        panic!("not rewritten");
+    };
+    assert_eq!(
+        first,
+        b"data: {\"id\":\"1\",\"choices\":[{\"index\":0}]}\n\n"
+    );
+    let reused = first.as_ptr();
+    s.recycle(first);
+    let Output::Rewritten(second) = s.push(event(2).as_bytes()) else {
+        panic!("not rewritten");
+    };
+    assert_eq!(
+        second,
+        b"data: {\"id\":\"2\",\"choices\":[{\"index\":0}]}\n\n"
+    );
+    assert_eq!(second.as_ptr(), reused, "written in the recycled buffer");
+    // Without a recycled buffer, a new one.
+    let Output::Rewritten(third) = s.push(event(3).as_bytes()) else {
+        panic!("not rewritten");
+    };
+    assert_eq!(
+        third,
+        b"data: {\"id\":\"3\",\"choices\":[{\"index\":0}]}\n\n"
+    );
+    assert_eq!(s.usage().map(|u| u.completion_tokens), Some(3));
+}
