@@ -37,10 +37,7 @@ fn counted() -> (u64, u64) {
 const MODEL: &str = "bench-model";
 
 fn main() {
-    let requests: u64 = std::env::var("BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let requests = common::env("BENCH_REQUESTS", 20_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

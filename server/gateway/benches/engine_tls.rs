@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test or benchmark may panic: that is how it fails
 
+mod common;
 #[path = "../tests/common/tls_front.rs"]
 mod tls_front;
 
@@ -23,10 +24,7 @@ const MODEL: &str = "bench-model";
 const BODY: &[u8] = br#"{"model":"bench-model","prompt":"Count to three","max_tokens":16}"#;
 
 fn main() {
-    let requests: usize = std::env::var("BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let requests = common::env("BENCH_REQUESTS", 20_000) as usize;
     // The engine and its TLS front on a runtime of their own, as a process apart would be.
     let engine_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -18,19 +18,13 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 mod common;
+use common::env;
 use tollgate_domain::grant::Limits;
 use tollgate_gateway::{Gateway, GatewayConfig};
 
 const MODEL: &str = "bench-model";
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The proxies under test and what they hold.
 struct Proxies {

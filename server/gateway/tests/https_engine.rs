@@ -12,22 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tollgate_domain::grant::Limits;
 use tollgate_gateway::engine_conn::EngineTls;
-use tollgate_gateway::{GatewayConfig, ModelRoute, Routes};
-
-fn https_routes(base: String) -> Routes {
-    Routes {
-        models: [(
-            MODEL.to_string(),
-            ModelRoute {
-                served_name: SERVED.into(),
-                replicas: vec![base],
-                starting: 0,
-                wakeable: false,
-            },
-        )]
-        .into(),
-    }
-}
+use tollgate_gateway::GatewayConfig;
 
 async fn https_gateway(tls: EngineTls) -> (TestGateway, TestKey, Arc<AtomicUsize>) {
     let engine = sim(fast_sim()).await;
@@ -36,7 +21,7 @@ async fn https_gateway(tls: EngineTls) -> (TestGateway, TestKey, Arc<AtomicUsize
     let gw = gateway_with(
         vec![k.entry.clone()],
         // By name: the certificate is checked against "localhost".
-        &https_routes(format!("https://localhost:{}", front.port())),
+        &routes_to(vec![format!("https://localhost:{}", front.port())], 0),
         memory(),
         GatewayConfig {
             engine_tls: tls,

@@ -1,5 +1,7 @@
 //! What the gateway benchmarks set up alike: one key for one model, and a gateway in front of that model's replicas
-//! with in-memory limits and metering into a throwaway SQLite database.
+//! with in-memory limits and metering into a throwaway SQLite database; and their knobs from the environment.
+
+#![allow(dead_code)] // each benchmark uses part of it
 
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -75,4 +77,12 @@ pub async fn gateway(
         auth: format!("Bearer {}", key.full),
         db,
     }
+}
+
+/// A benchmark's knob: the environment variable `name` as a number, or `default`.
+pub fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

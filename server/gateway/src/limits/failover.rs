@@ -2,7 +2,7 @@
 //! decision is Redis's; when an admission finds it unreachable, this replica switches to its share of every limit
 //! in memory (`share.rs`: the limit divided by the live replicas), logs the outage once, and a prober pings Redis
 //! with backoff until it answers. Then decisions are Redis's again, and what was admitted locally is added to the
-//! shared counters: requests and tokens to their windows, tokens to the month.
+//! shared counters: requests and tokens to their steps of the window, tokens to the month.
 //!
 //! Monthly counts stay exact: settlements made during an outage are retried until Redis takes them
 //! (`redis.rs`), and local usage is added when it returns. A Redis that restarted empty is noticed by the prober's
@@ -115,7 +115,7 @@ struct Inner {
 struct Outage {
     /// A subscription's month usage when local limits took over: the base its monthly share is counted from.
     month_base: HashMap<String, u64>,
-    /// Per subscription and window: requests admitted locally, and the tokens they used once settled. Added to
+    /// Per subscription and step of the window: requests admitted locally, and the tokens they used once settled. Added to
     /// Redis when it returns; a local request still running then adds its tokens when it settles.
     admitted: HashMap<(String, Slot), (u64, u64)>,
     /// Tickets whose Redis admission failed: it may have been counted there.

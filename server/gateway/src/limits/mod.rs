@@ -104,8 +104,8 @@ pub trait Limiter: Send + Sync + 'static {
         Ok(false)
     }
 
-    /// Adds requests and tokens admitted elsewhere in `slot`'s window (under local limits while this backend was
-    /// unreachable), so that the rest of the window counts them.
+    /// Adds requests and tokens admitted elsewhere in `slot`'s step (under local limits while this backend was
+    /// unreachable), so that the window counts them while that step is in it.
     async fn absorb(
         &self,
         _subscription_id: &str,

@@ -45,12 +45,20 @@ pub async fn dead_addr() -> SocketAddr {
 }
 
 pub fn routes(replicas: &[SocketAddr], starting: u32) -> Routes {
+    routes_to(
+        replicas.iter().map(|a| format!("http://{a}")).collect(),
+        starting,
+    )
+}
+
+/// `MODEL` served on replicas at these base URLs (`https://` ones, say).
+pub fn routes_to(bases: Vec<String>, starting: u32) -> Routes {
     Routes {
         models: [(
             MODEL.to_string(),
             ModelRoute {
                 served_name: SERVED.into(),
-                replicas: replicas.iter().map(|a| format!("http://{a}")).collect(),
+                replicas: bases,
                 starting,
                 wakeable: false,
             },
