@@ -277,7 +277,14 @@ impl Controller {
         for r in replicas {
             groups.entry(r.deployment_id.clone()).or_default().push(r);
         }
-        for (d, _) in &deployments {
+        for (d, created_at) in &deployments {
+            // A deployment stored after this pass read its clock (created while the pass was starting) is handled
+            // as of its creation, so none of its events comes before the one that created it.
+            let now = if (1..=60_000).contains(&(created_at - now)) {
+                *created_at
+            } else {
+                now
+            };
             let mut d = d.clone();
             let mut mine = groups.remove(&d.id).unwrap_or_default();
             // From here on engines may start: a failed write is logged, not returned, so the pass still records
