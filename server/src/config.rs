@@ -320,7 +320,7 @@ pub struct Settings {
     /// Replicas tried per request (connect errors, 5xx and timeouts before the first byte move to the next).
     #[arg(long, env = "TOLLGATE_GATEWAY_MAX_ATTEMPTS", default_value_t = gw().max_attempts, help_heading = "Gateway")]
     pub gateway_max_attempts: usize,
-    /// Completion tokens reserved (and the engine told) when a request sets no max_tokens; never more than the model's context length leaves after the prompt.
+    /// Completion tokens reserved (and the engine told) when a request sets no max_tokens; never more than the model's context length leaves after the prompt (the catalog's, or the engines' own max_model_len when they serve less).
     #[arg(long, env = "TOLLGATE_GATEWAY_DEFAULT_MAX_TOKENS", default_value_t = gw().default_max_tokens, help_heading = "Gateway")]
     pub gateway_default_max_tokens: u64,
     /// The most completion tokens one request reserves, whatever its max_tokens (the engine is told so).

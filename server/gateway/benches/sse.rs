@@ -36,7 +36,8 @@ fn scan(events: &[Vec<u8>], wants: (bool, bool), rename: bool) -> f64 {
         let mut s = SseScanner::new(wants.0, wants.1).renaming(
             rename
                 .then(|| ModelRename::new("meta/llama", "llama"))
-                .flatten(),
+                .flatten()
+                .map(std::sync::Arc::new),
         );
         let start = Instant::now();
         let mut bytes = 0usize;

@@ -44,6 +44,26 @@ impl EngineLoad {
     }
 }
 
+/// The longest context an engine's `/v1/models` answer says it serves: the least `max_model_len` of its models
+/// (adapters name none). None when no model names one, or the answer is not a model list.
+pub fn served_context(models: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct List {
+        data: Vec<Card>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Card {
+        #[serde(default)]
+        max_model_len: Option<u64>,
+    }
+    let list: List = serde_json::from_slice(models).ok()?;
+    list.data
+        .iter()
+        .filter_map(|c| c.max_model_len)
+        .filter(|&n| n > 0)
+        .min()
+}
+
 impl Gateway {
     /// Polls every replica's `/metrics` every `interval` until the returned task is aborted.
     pub fn spawn_engine_load_poller(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
@@ -71,7 +91,14 @@ impl Gateway {
         if let Some(load) = load {
             replica.set_reported_load(load.penalty());
         }
-        match replica.probed(load.is_some()) {
+        let (before, after) = replica.probed(load.is_some());
+        // What context the engine serves, read once it answers (again: a restarted engine may serve another).
+        if after == Health::Ready && (before != Health::Ready || replica.context_limit() == 0) {
+            if let Some(tokens) = self.engine_context(replica, interval).await {
+                replica.set_context_limit(tokens);
+            }
+        }
+        match (before, after) {
             (Health::Ready, Health::Down) => {
                 tracing::warn!(replica = %replica.base, "engine stopped answering; not routing to it while another does")
             }
@@ -87,6 +114,24 @@ impl Gateway {
             }
             _ => {}
         }
+    }
+
+    /// The engine's `max_model_len` from its `/v1/models` (vLLM's, SGLang's and the simulator's model cards);
+    /// None when it names none or does not answer.
+    async fn engine_context(&self, replica: &Replica, timeout: Duration) -> Option<u64> {
+        let fetch = async {
+            let resp = replica.get("/v1/models", &self.inner.config).await.ok()?;
+            if !resp.status.is_success() {
+                return None;
+            }
+            let body = Limited::new(resp.body, 4 << 20)
+                .collect()
+                .await
+                .ok()?
+                .to_bytes();
+            served_context(&body)
+        };
+        tokio::time::timeout(timeout, fetch).await.ok().flatten()
     }
 
     async fn engine_load(&self, replica: &Replica, timeout: Duration) -> Option<EngineLoad> {
@@ -112,7 +157,24 @@ impl Gateway {
 
 #[cfg(test)]
 mod tests {
-    use super::EngineLoad;
+    use super::{served_context, EngineLoad};
+
+    #[test]
+    fn the_served_context_is_read_from_the_model_list() {
+        let vllm = br#"{"object":"list","data":[
+            {"id":"m","object":"model","root":"org/m","parent":null,"max_model_len":4096,"permission":[]},
+            {"id":"adapter","object":"model","root":"/a","parent":"m","max_model_len":null,"permission":[]}]}"#;
+        assert_eq!(served_context(vllm), Some(4096));
+        assert_eq!(
+            served_context(br#"{"data":[{"max_model_len":8192},{"max_model_len":2048}]}"#),
+            Some(2048)
+        );
+        // A server whose cards name no length (llama.cpp's, a hosted API), or not a list at all.
+        assert_eq!(served_context(br#"{"data":[{"id":"m"}]}"#), None);
+        assert_eq!(served_context(br#"{"data":[{"max_model_len":0}]}"#), None);
+        assert_eq!(served_context(b"<html>"), None);
+        assert_eq!(served_context(br#"{"data":[{"max_model_len":-1}]}"#), None);
+    }
 
     const VLLM: &str = r#"# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
 # TYPE vllm:num_requests_waiting gauge

@@ -43,12 +43,10 @@ pub use limits::{memory::MemoryLimiter, redis::RedisLimiter, Limiter, LimiterMod
 pub use metering::{Meter, MeteringConfig, UsageRecord, UsageStore};
 pub use routes::{ModelRoute, Routes};
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
-use http::HeaderMap;
 use request::Endpoint;
 
 /// The gateway's routes, with their `/v1` prefix (and vLLM's `/tokenize`, `/detokenize` at the root): merge them into
@@ -75,11 +73,13 @@ pub fn metrics_router(gw: Gateway) -> Router {
     Router::new().route("/metrics", get(metrics)).with_state(gw)
 }
 
-/// `POST` of a request the gateway proxies to `endpoint` on an engine.
+/// `POST` of a request the gateway proxies to `endpoint` on an engine. Takes the request whole: axum's `HeaderMap`
+/// extractor would copy the headers.
 fn proxied(endpoint: Endpoint) -> MethodRouter<Gateway> {
     post(
-        move |State(gw): State<Gateway>, headers: HeaderMap, body: Body| {
-            proxy::handle(gw, endpoint, headers, body)
+        move |State(gw): State<Gateway>, request: axum::extract::Request| {
+            let (parts, body) = request.into_parts();
+            proxy::handle(gw, endpoint, parts.headers, body)
         },
     )
 }

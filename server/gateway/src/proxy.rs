@@ -176,7 +176,7 @@ async fn forward(
     headers: &HeaderMap,
     body: Body,
     mut now: i64,
-) -> Result<(Answer, RateHeaders, Option<ModelRename>), GatewayError> {
+) -> Result<(Answer, RateHeaders, Option<Arc<ModelRename>>), GatewayError> {
     let bytes = read_body(body, headers, gw.config.body_limit).await?;
     let req = request::parse(endpoint, &bytes).map_err(GatewayError::BadRequest)?;
     if req.model != inflight.grant().model {
@@ -220,11 +220,14 @@ async fn forward(
         (false, _) => Some(0),
         (true, Some(n)) => Some(n),
         (true, None) => {
-            let context = gw
+            // The catalog's context, or the engines' own when they serve less (`--max-model-len`): an engine
+            // refuses a max_tokens that does not fit its context.
+            let catalog = gw
                 .keys
                 .load()
                 .model_card(&grant.model)
                 .map_or(0, |card| card.context_length);
+            let context = window::least_known(catalog, target.context_limit());
             Some(window::default_completion(
                 gw.config.default_max_tokens,
                 context,
@@ -296,12 +299,12 @@ async fn forward(
     let stream = req.stream;
     let prefix = req.prefix_key;
     drop(req);
-    let rename = ModelRename::new(&target.served_name, &grant.model);
+    let rename = target.rename.clone();
     let outgoing = upstream::Outgoing {
         endpoint,
         body: upstream_body,
         stream,
-        rename: rename.as_ref(),
+        rename: rename.as_deref(),
         prefix,
     };
     let answer = upstream::send(gw, inflight, &target, outgoing).await?;

@@ -7,6 +7,7 @@ use crate::engine_conn::{
     ConnectOptions, EngineAddress, EnginePool, EngineRequest, EngineResponse, RequestHead,
     SendError,
 };
+use crate::model_name::ModelRename;
 use crate::request::Endpoint;
 use http::HeaderValue;
 use serde::Deserialize;
@@ -91,6 +92,8 @@ pub struct Replica {
     reported: AtomicU64,
     /// A `Health`, as set by the probes.
     health: AtomicU8,
+    /// The longest context its engine serves (vLLM's `max_model_len`), as its probe last read it: 0 when unknown.
+    context: AtomicU64,
     /// Its identity for prefix affinity (`affinity::replica_id` of `base`).
     pub affinity: u64,
 }
@@ -130,6 +133,7 @@ impl Replica {
             outstanding: AtomicU64::new(0),
             reported: AtomicU64::new(0),
             health: AtomicU8::new(health as u8),
+            context: AtomicU64::new(0),
         }
     }
 
@@ -208,6 +212,15 @@ impl Replica {
         self.outstanding.load(Ordering::Relaxed)
     }
 
+    /// The longest context (prompt and completion, in tokens) the engine serves: 0 when not known yet.
+    pub fn context_limit(&self) -> u64 {
+        self.context.load(Ordering::Relaxed)
+    }
+
+    pub fn set_context_limit(&self, tokens: u64) {
+        self.context.store(tokens, Ordering::Relaxed);
+    }
+
     /// The load replica choice compares: requests this gateway has in flight there, plus what the engine reports
     /// beyond them (queued requests, a nearly full KV cache), which covers traffic from other gateway replicas.
     pub fn load(&self) -> u64 {
@@ -244,6 +257,9 @@ impl Drop for Lease {
 #[derive(Debug)]
 pub struct ModelTarget {
     pub served_name: String,
+    /// Puts the API model id back where the engine writes its served name (None when they are the same); built
+    /// with the table, not per request.
+    pub rename: Option<Arc<ModelRename>>,
     pub replicas: Vec<Arc<Replica>>,
     pub starting: u32,
     pub wakeable: bool,
@@ -274,6 +290,17 @@ impl ModelTarget {
         } else {
             Availability::Unavailable
         }
+    }
+
+    /// The longest context every replica that reported one serves (the least of them: any may get the request);
+    /// 0 when none has reported yet.
+    pub fn context_limit(&self) -> u64 {
+        self.replicas
+            .iter()
+            .map(|r| r.context_limit())
+            .filter(|&c| c > 0)
+            .min()
+            .unwrap_or(0)
     }
 
     /// Whether replica choice should skip replicas that fail their probes: only while another one answers.
@@ -329,6 +356,7 @@ impl ReplicaRegistry {
                     id.clone(),
                     Arc::new(ModelTarget {
                         served_name: route.served_name.clone(),
+                        rename: ModelRename::new(&route.served_name, id).map(Arc::new),
                         replicas,
                         starting: route.starting,
                         wakeable: route.wakeable,

@@ -73,3 +73,67 @@ async fn a_replica_with_a_queue_reported_by_its_engine_gets_no_new_requests() {
         o.abort();
     }
 }
+
+#[tokio::test]
+async fn a_request_without_max_tokens_fits_the_context_its_engine_serves() {
+    // The catalog says 2048 tokens (`card()`); the engine was started with a 256-token context.
+    let mut small = fast_sim();
+    small.max_model_len = 256;
+    let engine = sim(small).await;
+    let k = key(1, "sub_context", MODEL, Limits::default());
+    let gw = gateway(vec![k.entry.clone()], &routes(&[engine], 0), memory()).await;
+    let without_max_tokens = serde_json::json!({
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Tell me a long story"}],
+    });
+
+    // Before any probe the gateway knows only the catalog's context, and asks for more than the engine serves.
+    let refused = gw
+        .post_json(&k, "/v1/chat/completions", without_max_tokens.clone())
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 400);
+    let error: serde_json::Value = refused.json().await.expect("json");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("maximum context length is 256")),
+        "{error}"
+    );
+
+    // The model's card says what a request may use: the catalog's context until the engine's probe says less.
+    let max_model_len = || async {
+        let card: serde_json::Value = client()
+            .get(gw.url(&format!("/v1/models/{MODEL}")))
+            .bearer_auth(&k.secret)
+            .send()
+            .await
+            .expect("card")
+            .json()
+            .await
+            .expect("json");
+        card["max_model_len"].as_u64()
+    };
+    assert_eq!(max_model_len().await, Some(2048));
+    let poller = gw.gw.spawn_engine_load_poller(Duration::from_millis(50));
+    for _ in 0..100 {
+        if max_model_len().await != Some(2048) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(max_model_len().await, Some(256));
+
+    let answered = gw
+        .post_json(&k, "/v1/chat/completions", without_max_tokens)
+        .await
+        .expect("request");
+    assert_eq!(answered.status(), 200);
+    let body: serde_json::Value = answered.json().await.expect("json");
+    let usage = &body["usage"];
+    let total =
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap();
+    assert!(total <= 256, "{usage}");
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 0, "{usage}");
+    poller.abort();
+}

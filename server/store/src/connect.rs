@@ -57,6 +57,10 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // Temporary files in memory, statement journals included: a many-row insert inside a
+                        // transaction (a usage batch) otherwise spills its journal to a file past 64 KB, which
+                        // was half of the metering's disk writes (strace under load: 0.56 of 1.2 writes per record).
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
                     }
                     Ok(())
                 })

@@ -266,21 +266,34 @@ impl Inner {
         }
     }
 
-    /// Redis answers again: decisions go back to it, and it counts what was admitted locally. Switching back and
-    /// taking the local counts happen under one lock, so a local request settling meanwhile is counted exactly
-    /// once: in what is taken here, or by `settle_local` afterwards.
+    /// Redis answers again: it first counts what was admitted locally, while decisions stay local, and only then
+    /// do decisions go back to it, so the first request it decides sees the outage's admissions (switching first
+    /// let one through in between: the outage test's fourth request on a 3/min plan was once admitted). Switching
+    /// back and taking what was admitted meanwhile happen under one lock, so a local request settling then is
+    /// counted exactly once: in what is taken here, or by `settle_local` afterwards.
     async fn recover(&self, lost_counters: bool) {
+        let earlier = std::mem::take(&mut self.lock().admitted);
+        if let Err(unsent) = self.absorb_all(earlier).await {
+            // Gone again: the counts wait for the next recovery, and decisions stay local.
+            let mut o = self.lock();
+            for (at, (requests, tokens)) in unsent {
+                let counted = o.admitted.entry(at).or_default();
+                counted.0 += requests;
+                counted.1 = counted.1.saturating_add(tokens);
+            }
+            return;
+        }
         let (since, admitted) = {
             let mut o = self.lock();
             o.month_base.clear();
             let since = self.down_since_ms.swap(0, Ordering::AcqRel);
             (since, std::mem::take(&mut o.admitted))
         };
-        // Windows already over get their counts too: their keys expire soon, and the month needs the tokens.
-        for ((sub, slot), (requests, tokens)) in admitted {
-            if let Err(e) = self.shared.absorb(&sub, slot, requests, tokens).await {
-                tracing::debug!(error = %e, subscription = %sub, "could not add local admissions to Redis");
-            }
+        if let Err(unsent) = self.absorb_all(admitted).await {
+            tracing::debug!(
+                steps = unsent.len(),
+                "could not add the last local admissions to Redis"
+            );
         }
         // Redis kept its counters: what was added above is exactly what it missed. It came back empty: rebuild
         // the months from the usage records, which hold every replica's usage, this outage's included.
@@ -293,6 +306,30 @@ impl Inner {
             local_admissions = self.local_admissions.load(Ordering::Relaxed),
             "the shared rate limiter (Redis) answers again: limits are shared again"
         );
+    }
+
+    /// Adds local counts to Redis (windows already over too: their keys expire soon, and the month needs the
+    /// tokens). On a failure, what was not added is given back.
+    async fn absorb_all(
+        &self,
+        counts: HashMap<(String, Slot), (u64, u64)>,
+    ) -> Result<(), HashMap<(String, Slot), (u64, u64)>> {
+        let mut unsent = HashMap::new();
+        for ((sub, slot), (requests, tokens)) in counts {
+            if !unsent.is_empty() {
+                unsent.insert((sub, slot), (requests, tokens));
+                continue;
+            }
+            if let Err(e) = self.shared.absorb(&sub, slot, requests, tokens).await {
+                tracing::debug!(error = %e, subscription = %sub, "could not add local admissions to Redis");
+                unsent.insert((sub, slot), (requests, tokens));
+            }
+        }
+        if unsent.is_empty() {
+            Ok(())
+        } else {
+            Err(unsent)
+        }
     }
 
     /// Settles a ticket this replica admitted locally: counts its tokens for Redis when it returns, or now if it is

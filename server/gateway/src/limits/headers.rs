@@ -1,6 +1,7 @@
 //! The `x-ratelimit-*` headers, on refusals and on successful answers alike (OpenAI's names and formats).
 
 use super::Seen;
+use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tollgate_domain::grant::Limits;
 
@@ -16,35 +17,59 @@ static REMAINING_MONTH: HeaderName = HeaderName::from_static("x-ratelimit-remain
 
 /// Adds the headers for the limits a subscription has (none for an unlimited dimension).
 pub fn apply(headers: &mut HeaderMap, limits: &Limits, seen: Seen, reset_ms: i64) {
-    let reset = HeaderValue::from_str(&duration_text(reset_ms)).ok();
+    if limits.requests_per_minute.is_none()
+        && limits.tokens_per_minute.is_none()
+        && limits.monthly_tokens.is_none()
+    {
+        return;
+    }
+    let mut values = Values(BytesMut::with_capacity(160));
+    let reset = values.text(&duration_text(reset_ms));
+    let mut put = |name: &HeaderName, value: Option<HeaderValue>| {
+        if let Some(v) = value {
+            headers.insert(name.clone(), v);
+        }
+    };
     if let Some(rpm) = limits.requests_per_minute {
         let rpm = u64::from(rpm);
-        headers.insert(LIMIT_REQUESTS.clone(), rpm.into());
-        headers.insert(
-            REMAINING_REQUESTS.clone(),
-            rpm.saturating_sub(seen.requests).into(),
+        put(&LIMIT_REQUESTS, values.number(rpm));
+        put(
+            &REMAINING_REQUESTS,
+            values.number(rpm.saturating_sub(seen.requests)),
         );
-        if let Some(r) = &reset {
-            headers.insert(RESET_REQUESTS.clone(), r.clone());
-        }
+        put(&RESET_REQUESTS, reset.clone());
     }
     if let Some(tpm) = limits.tokens_per_minute {
         let tpm = u64::from(tpm);
-        headers.insert(LIMIT_TOKENS.clone(), tpm.into());
-        headers.insert(
-            REMAINING_TOKENS.clone(),
-            tpm.saturating_sub(seen.tokens).into(),
+        put(&LIMIT_TOKENS, values.number(tpm));
+        put(
+            &REMAINING_TOKENS,
+            values.number(tpm.saturating_sub(seen.tokens)),
         );
-        if let Some(r) = reset {
-            headers.insert(RESET_TOKENS.clone(), r);
-        }
+        put(&RESET_TOKENS, reset);
     }
     if let Some(month) = limits.monthly_tokens {
-        headers.insert(LIMIT_MONTH.clone(), month.into());
-        headers.insert(
-            REMAINING_MONTH.clone(),
-            month.saturating_sub(seen.month_tokens).into(),
+        put(&LIMIT_MONTH, values.number(month));
+        put(
+            &REMAINING_MONTH,
+            values.number(month.saturating_sub(seen.month_tokens)),
         );
+    }
+}
+
+/// Header values written into one buffer and handed out as views of it: one allocation for an answer's six
+/// numbers, where `HeaderValue::from(u64)` makes one each (DHAT showed them on every answer).
+struct Values(BytesMut);
+
+impl Values {
+    fn number(&mut self, n: u64) -> Option<HeaderValue> {
+        self.text(itoa::Buffer::new().format(n))
+    }
+
+    /// None only for text a header cannot carry (never for digits and duration units).
+    fn text(&mut self, s: &str) -> Option<HeaderValue> {
+        self.0.extend_from_slice(s.as_bytes());
+        HeaderValue::from_maybe_shared(self.0.split().freeze()).ok()
     }
 }
 

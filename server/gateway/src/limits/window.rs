@@ -312,6 +312,14 @@ pub fn default_completion(
     default_max_tokens.min(context_length.saturating_sub(prompt).max(1))
 }
 
+/// The smaller of two limits where 0 means unknown (the other one holds; 0 when neither is known).
+pub fn least_known(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
+    }
+}
+
 /// The completion tokens per choice a reservation leaves room for: what the engine is told it may generate
 /// (`max_tokens`), so no request exceeds what it reserved. At least 1, the smallest cap an engine accepts; a prompt
 /// estimate that fills the reservation by itself still gets an answer, charged its real size.
@@ -354,6 +362,15 @@ mod tests {
         // 100 estimated prompt tokens: 125 with the spare quarter, 64 more for the template.
         assert_eq!(default_completion(4096, 2048, 100), 2048 - 125 - 64);
         assert_eq!(default_completion(4096, 2048, 5000), 1);
+    }
+
+    #[test]
+    fn the_least_known_context_holds() {
+        assert_eq!(least_known(0, 0), 0);
+        assert_eq!(least_known(131_072, 0), 131_072);
+        assert_eq!(least_known(0, 4096), 4096);
+        assert_eq!(least_known(131_072, 4096), 4096);
+        assert_eq!(least_known(2048, 4096), 2048);
     }
 
     #[test]

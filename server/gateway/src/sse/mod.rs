@@ -30,6 +30,7 @@ mod tests;
 use crate::model_name::ModelRename;
 use crate::request::Dialect;
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// Token counts as the engine reports them. An object with `prompt_tokens`, or (vLLM's rerank answers) only
 /// `total_tokens`, which are then all prompt tokens; anything else is not a usage.
@@ -110,7 +111,7 @@ pub struct SseScanner {
     /// rest of that line end. Some(true) when that event was dropped (so is the `\n`).
     open_cr: Option<bool>,
     /// The engine's model name to put back to the client's, in each event.
-    rename: Option<ModelRename>,
+    rename: Option<Arc<ModelRename>>,
     /// Which API's events these are.
     dialect: Dialect,
     /// Usage as the Messages and Responses APIs report it, in pieces over several events.
@@ -175,7 +176,7 @@ impl SseScanner {
 
     /// Also replaces the engine's served model name by the client's in each event's `model` field. An event is whole
     /// when it is looked at (a cut one is held until its end arrives), so the field is never split.
-    pub fn renaming(mut self, rename: Option<ModelRename>) -> Self {
+    pub fn renaming(mut self, rename: Option<Arc<ModelRename>>) -> Self {
         self.rename = rename;
         self
     }

@@ -381,8 +381,8 @@ fn the_served_model_name_becomes_the_clients_in_every_event_however_cut() {
                 .unwrap()
                 .replace("\"id\":\"c\"", "\"id\":\"c\",\"model\":\"m\"");
             for cut in 1..input.len() {
-                let mut s =
-                    SseScanner::new(wishes.0, wishes.1).renaming(ModelRename::new("meta/m", "m"));
+                let mut s = SseScanner::new(wishes.0, wishes.1)
+                    .renaming(ModelRename::new("meta/m", "m").map(Arc::new));
                 let out = run(&mut s, input.as_bytes(), &[cut]);
                 assert_eq!(
                     String::from_utf8(out).unwrap(),
@@ -598,7 +598,7 @@ proptest! {
         wishes in (any::<bool>(), any::<bool>(), any::<bool>()),
     ) {
         let rename = || wishes.2.then(|| ModelRename::new("meta/m", "m")).flatten();
-        let mut new = SseScanner::new(wishes.0, wishes.1).renaming(rename());
+        let mut new = SseScanner::new(wishes.0, wishes.1).renaming(rename().map(Arc::new));
         let mut old = old::OldScanner::new(wishes.0, wishes.1).renaming(rename());
         let cuts = cuts(stream.len(), raw_cuts);
         let mut start = 0;
